@@ -1,0 +1,257 @@
+"""Dataset declarations from ``schemas/*.toml``: the single source of every column.
+
+Writers build their Arrow schemas here, validation coerces to them, and the catalog builds
+its views from them, so a column added to a TOML file reaches all three at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Final, Literal
+
+import pyarrow as pa
+
+from etl.errors import BadInputError, ConfigError
+
+__all__ = [
+    "Column",
+    "DatasetSchema",
+    "Partition",
+    "load_schemas",
+    "schema_dir",
+    "schemas",
+]
+
+ColumnType = Literal["string", "int32", "int64", "float64", "bool", "date", "timestamp"]
+
+_ARROW: Final[Mapping[str, pa.DataType]] = {
+    "string": pa.string(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+_DUCKDB: Final[Mapping[str, str]] = {
+    "string": "VARCHAR",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float64": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMPTZ",
+}
+Granularity = Literal["day", "month", "year", "all"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool
+    unit: str | None = None
+    description: str | None = None
+    lineage: bool = False
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW[self.type]
+
+    @property
+    def duckdb_type(self) -> str:
+        return _DUCKDB[self.type]
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One Hive folder level: either a column moved into the path, or derived (``year``)."""
+
+    name: str
+    type: ColumnType
+    column: str | None = None  # the column whose value is the folder (and is not in files)
+    source: str | None = None  # the column a transform derives the folder from
+    transform: Literal["year"] | None = None
+
+    def value_of(self, row_value: object) -> str:
+        """The folder value for the row value of ``column`` or ``source``."""
+        if self.transform == "year":
+            assert isinstance(row_value, dt.date)
+            return str(row_value.year)
+        return str(row_value)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """How rows of one partition are grouped into files (compaction merges one bucket)."""
+
+    column: str | None = None
+    by_partition: str | None = None
+    default: Granularity = "all"
+    granularity: Mapping[str, Granularity] = field(default_factory=dict)
+
+    def granularity_for(self, partition: Mapping[str, str]) -> Granularity:
+        if self.by_partition is not None:
+            return self.granularity.get(partition[self.by_partition], self.default)
+        return self.default
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    sort: tuple[str, ...]
+    partitions: tuple[Partition, ...]
+    bucket: Bucket
+    time: str | None
+    entity: str | None
+    asof: str | None
+    fingerprint: str
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def path_columns(self) -> tuple[str, ...]:
+        """Columns stored only in the Hive path, not inside the Parquet files."""
+        return tuple(p.column for p in self.partitions if p.column is not None)
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The full logical schema (what a reader of the dataset sees, minus derived folders)."""
+        return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
+
+    @property
+    def file_schema(self) -> pa.Schema:
+        """The schema of each Parquet file: path-only columns removed."""
+        skip = set(self.path_columns)
+        return pa.schema(
+            [pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns if c.name not in skip]
+        )
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        """Columns compared to decide whether a re-fetched row changed (lineage excluded)."""
+        return tuple(c.name for c in self.columns if not c.lineage and c.name not in self.key)
+
+    @property
+    def lineage_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.lineage)
+
+
+def schema_dir() -> Path:
+    """``schemas/`` of the checkout, or the copy packaged into a wheel as ``etl/_schemas``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "schemas", here / "_schemas"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("schemas/ not found beside the etl package; reinstall the project")
+
+
+def _parse(path: Path) -> DatasetSchema:
+    raw = path.read_bytes()
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+        columns = tuple(
+            Column(
+                name=c["name"],
+                type=c["type"],
+                nullable=bool(c["nullable"]),
+                unit=c.get("unit"),
+                description=c.get("description"),
+                lineage=bool(c.get("lineage", False)),
+            )
+            for c in doc["columns"]
+        )
+        partitions = tuple(
+            Partition(
+                name=p["name"],
+                type=p.get("type", "string"),
+                column=p.get("column"),
+                source=p.get("from"),
+                transform=p.get("transform"),
+            )
+            for p in doc.get("partition", [])
+        )
+        b = doc.get("bucket", {})
+        bucket = Bucket(
+            column=b.get("column"),
+            by_partition=b.get("by_partition"),
+            default=b.get("default", "all"),
+            granularity=dict(b.get("granularity", {})),
+        )
+        schema = DatasetSchema(
+            name=doc["name"],
+            description=doc.get("description", ""),
+            columns=columns,
+            key=tuple(doc["key"]),
+            sort=tuple(doc.get("sort", doc["key"])),
+            partitions=partitions,
+            bucket=bucket,
+            time=doc.get("time"),
+            entity=doc.get("entity"),
+            asof=doc.get("asof"),
+            fingerprint=hashlib.sha256(raw).hexdigest()[:16],
+        )
+    except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"bad dataset declaration {path.name}: {exc!r}") from exc
+    _check(schema, path)
+    return schema
+
+
+def _check(schema: DatasetSchema, path: Path) -> None:
+    names = schema.column_names
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path.name}: a column is declared twice")
+    for col in schema.columns:
+        if col.type not in _ARROW:
+            raise ConfigError(f"{path.name}: column {col.name} has unknown type {col.type!r}")
+    referenced = [*schema.key, *schema.sort]
+    referenced += [p.column or p.source or "" for p in schema.partitions]
+    referenced += [c for c in (schema.time, schema.entity, schema.asof) if c]
+    for name in referenced:
+        if name not in names:
+            raise ConfigError(f"{path.name}: {name!r} is referenced but not declared")
+    for col in schema.key:
+        if schema.column(col).nullable:
+            raise ConfigError(f"{path.name}: key column {col} must not be nullable")
+
+
+def load_schemas(directory: Path) -> dict[str, DatasetSchema]:
+    """Every dataset declared in ``directory``, by name."""
+    found = {}
+    for path in sorted(directory.glob("*.toml")):
+        schema = _parse(path)
+        found[schema.name] = schema
+    if not found:
+        raise ConfigError(f"no dataset declarations in {directory}")
+    return found
+
+
+@cache
+def schemas() -> Mapping[str, DatasetSchema]:
+    """The project's datasets (cached: the files do not change while a process runs)."""
+    return load_schemas(schema_dir())
+
+
+def get(name: str) -> DatasetSchema:
+    try:
+        return schemas()[name]
+    except KeyError:
+        known = ", ".join(sorted(schemas()))
+        raise BadInputError(f"unknown dataset {name!r}: use one of {known}") from None

@@ -1,0 +1,252 @@
+"""The one contract every vendor adapter implements, and the capability table behind it.
+
+An adapter maps a canonical query to the vendor's calls, fetches, and transforms the payload
+into Arrow tables in the canonical schema (``schemas/``) minus ``ingested_at``, which the lake
+stamps. Adapters do not validate prices or write anything: the stages after them do
+(``etl.normalize`` then ``etl.lake``). Callers ask :class:`Capabilities` before calling; an
+adapter asked for something outside its table raises :class:`CapabilityError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import pyarrow as pa
+
+from etl.config import VendorSettings
+from etl.errors import CapabilityError
+
+__all__ = [
+    "Capabilities",
+    "CheckResult",
+    "DatasetCapability",
+    "Failure",
+    "InstrumentMap",
+    "KlineBatch",
+    "RateLimits",
+    "Span",
+    "Unavailable",
+    "VendorAdapter",
+    "VendorContext",
+]
+
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass(frozen=True)
+class DatasetCapability:
+    """One row of a vendor's capability table."""
+
+    dataset: str
+    exchanges: frozenset[str]  # markets, or vendor suffixes for vendor-only products
+    freqs: frozenset[str] = frozenset()  # klines only
+    since: dt.date | None = None  # oldest date served; None = unknown or unlimited
+    depth: Mapping[str, int] = field(default_factory=dict)  # freq -> only the latest N bars
+    symbols_per_call: int = 1
+    rows_per_call: int | None = None
+    span_days_per_call: Mapping[str, int] = field(default_factory=dict)  # freq -> max days
+    note: str = ""
+
+    def serves(self, exchange: str | None, freq: str | None) -> bool:
+        if exchange is not None and exchange not in self.exchanges:
+            return False
+        return not (freq is not None and self.freqs and freq not in self.freqs)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The limits the rate governor keeps to (vendor specs, "Limits")."""
+
+    per_second: float
+    per_minute: float | None = None
+    in_flight: int | None = None
+    scope: Literal["key", "product", "client"] = "key"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    vendor: str
+    datasets: tuple[DatasetCapability, ...]
+    rate: RateLimits
+
+    def find(
+        self, dataset: str, exchange: str | None = None, freq: str | None = None
+    ) -> DatasetCapability | None:
+        for cap in self.datasets:
+            if cap.dataset == dataset and cap.serves(exchange, freq):
+                return cap
+        return None
+
+    def serves(self, dataset: str, exchange: str | None = None, freq: str | None = None) -> bool:
+        return self.find(dataset, exchange, freq) is not None
+
+    def require(
+        self, dataset: str, exchange: str | None = None, freq: str | None = None, *,
+        others: Mapping[str, Capabilities] | None = None,
+    ) -> DatasetCapability:
+        """The matching row, or a :class:`CapabilityError` naming the vendors that can."""
+        cap = self.find(dataset, exchange, freq)
+        if cap is not None:
+            return cap
+        able = sorted(
+            name for name, caps in (others or {}).items()
+            if name != self.vendor and caps.serves(dataset, exchange, freq)
+        )
+        what = " ".join(x for x in (dataset, freq, exchange and f"for {exchange}") if x)
+        hint = f"; vendors that can: {', '.join(able)}" if able else "; no configured vendor can"
+        raise CapabilityError(f"{self.vendor} does not serve {what}{hint}")
+
+    @property
+    def dataset_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.dataset for c in self.datasets))
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range the vendor answered for one symbol: a slot inside with no bar is confirmed
+    empty. ``start``/``end`` are inclusive trade dates."""
+
+    symbol: str
+    start: dt.date
+    end: dt.date
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A range the vendor cannot serve (too old, beyond its depth): never reported filled."""
+
+    symbol: str
+    start: dt.date
+    end: dt.date
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One symbol's part of a fetch that failed for good (unknown code, refused parameter)."""
+
+    symbol: str
+    start: dt.date
+    end: dt.date
+    reason: str
+
+
+@dataclass
+class KlineBatch:
+    """What one logical kline fetch produced (it may have taken several vendor calls).
+
+    Every requested (symbol, range) ends up in exactly one of: ``answered`` (bars in
+    ``table``; a calendar slot inside with no bar is confirmed empty), ``unavailable``
+    (beyond what the vendor can serve) or ``failures``.
+    """
+
+    table: pa.Table
+    answered: list[Span] = field(default_factory=list)
+    unavailable: list[Unavailable] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    success: bool
+    message: str
+    response_time: float  # seconds
+
+    def as_dict(self) -> dict[str, object]:
+        return {"success": self.success, "message": self.message,
+                "response_time": round(self.response_time, 4)}
+
+
+@dataclass(frozen=True)
+class InstrumentMap:
+    """Canonical symbol <-> vendor code for one vendor, read from the lake's instruments.
+
+    ``codes`` maps canonical -> vendor code; ``ids`` canonical -> vendor id (StockTV pid);
+    ``extra`` canonical -> decoded ``vendor_extra``.
+    """
+
+    codes: Mapping[str, str] = field(default_factory=dict)
+    ids: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def code_for(self, symbol: str) -> str | None:
+        return self.codes.get(symbol)
+
+    def symbol_for(self, code: str) -> str | None:
+        """Vendor code -> canonical symbol (the first one, if a vendor reuses a code)."""
+        reverse = self.__dict__.get("_reverse")
+        if reverse is None:
+            reverse = {}
+            for sym, vcode in self.codes.items():
+                reverse.setdefault(vcode, sym)
+            object.__setattr__(self, "_reverse", reverse)
+        return reverse.get(code)
+
+
+@dataclass(frozen=True)
+class VendorContext:
+    """What an adapter is given (it reads no environment and no clock of its own)."""
+
+    settings: VendorSettings
+    now: Clock
+    state_dir: object | None = None  # pathlib.Path of <data root>/state, for shared limits
+    instruments: InstrumentMap = field(default_factory=InstrumentMap)
+
+
+class VendorAdapter(ABC):
+    """Base class of every vendor. Subclasses override only what their table lists."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    # Settings the vendor needs before any call, e.g. ("api_key",), ("username", "password").
+    required_settings: ClassVar[tuple[str, ...]] = ()
+    public_base_url: ClassVar[str | None] = None
+
+    def __init__(self, context: VendorContext) -> None:
+        self.context = context
+
+    @property
+    def settings(self) -> VendorSettings:
+        return self.context.settings
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """The capability table (may reflect the plan, e.g. Infoway's rate from /package/info)."""
+
+    def _unsupported(self, what: str) -> CapabilityError:
+        return CapabilityError(f"{self.name} does not serve {what}")
+
+    async def check(self) -> CheckResult:
+        raise self._unsupported("a connection check")
+
+    async def instruments(self, market: str | None = None) -> pa.Table:
+        raise self._unsupported("instruments")
+
+    async def calendar(self, market: str, start: dt.date, end: dt.date) -> pa.Table:
+        raise self._unsupported("calendar")
+
+    async def klines(
+        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+    ) -> KlineBatch:
+        raise self._unsupported("klines")
+
+    async def statements(
+        self, dataset: str, symbols: Sequence[str], start: dt.date | None, end: dt.date | None
+    ) -> pa.Table:
+        raise self._unsupported(dataset)
+
+    async def future_varieties(self) -> pa.Table:
+        raise self._unsupported("future_varieties")
+
+    async def main_contracts(self) -> pa.Table:
+        """Today's main contract per variety (vendors publish no history)."""
+        raise self._unsupported("main_contracts")
+
+    async def aclose(self) -> None:
+        """Release pooled connections."""
