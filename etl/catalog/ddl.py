@@ -1,0 +1,151 @@
+"""The catalog's SQL, generated from ``schemas/``: one view per dataset, plus the lake's own
+tables (partitions, files, commits, coverage), the task records and as-of macros.
+
+Views read the lake at query time (globs, not file lists), so nothing needs to write the
+catalog while a backfill runs: readers always see committed partitions. Each glob is paired
+with a zero-row anchor so a view over an empty dataset still has its declared columns.
+Only validated identifiers and escaped paths ever reach this SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+from etl.schema import DatasetSchema
+
+__all__ = ["catalog_sql", "quote_path"]
+
+_IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+MANIFEST_COLUMNS: Final = (
+    "{'dataset': 'VARCHAR', 'path': 'VARCHAR', 'partition': 'MAP(VARCHAR, VARCHAR)', "
+    "'generation': 'BIGINT', 'updated_at': 'VARCHAR', "
+    "'files': 'STRUCT(name VARCHAR, bucket VARCHAR, \"rows\" BIGINT, bytes BIGINT, "
+    "min_time VARCHAR, max_time VARCHAR, created_at VARCHAR, \"commit\" VARCHAR)[]', "
+    "'coverage': 'STRUCT(entity VARCHAR, \"rows\" BIGINT, \"first\" VARCHAR, \"last\" VARCHAR, "
+    "last_ingested_at VARCHAR)[]', "
+    "'commits': 'STRUCT(id VARCHAR, \"at\" VARCHAR, task_id BIGINT, rows_added BIGINT, "
+    "rows_replaced BIGINT, rows_unchanged BIGINT, files_added VARCHAR[], files_removed VARCHAR[], "
+    "compacted BOOLEAN)[]'}"
+)
+
+TASK_COLUMNS: Final = (
+    "{'id': 'BIGINT', 'kind': 'VARCHAR', 'status': 'VARCHAR', 'progress': 'DOUBLE', "
+    "'total_count': 'BIGINT', 'success_count': 'BIGINT', 'error_count': 'BIGINT', "
+    "'rows_written': 'BIGINT', 'error_message': 'VARCHAR', 'errors': 'JSON', 'params': 'JSON', "
+    "'created_at': 'TIMESTAMPTZ', 'started_at': 'TIMESTAMPTZ', 'finished_at': 'TIMESTAMPTZ', "
+    "'updated_at': 'TIMESTAMPTZ', 'pid': 'BIGINT', 'message': 'VARCHAR'}"
+)
+
+
+def quote_path(path: Path | str) -> str:
+    """A SQL string literal for a filesystem path."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"unsafe SQL identifier {name!r}")
+    return name
+
+
+def anchor_path(root: Path, schema: DatasetSchema) -> Path:
+    folder = root / "lake" / ".schema" / schema.name
+    for part in schema.partitions:
+        folder = folder / f"{part.name}={'0' if part.type.startswith('int') else '_'}"
+    return folder / "anchor.parquet"
+
+
+def dataset_glob(root: Path, schema: DatasetSchema) -> str:
+    depth = "/".join("*" for _ in schema.partitions)
+    base = root / "lake" / schema.name
+    return f"{base}/{depth}/*.parquet" if depth else f"{base}/*.parquet"
+
+
+def dataset_view(root: Path, schema: DatasetSchema) -> str:
+    cols = ", ".join(_ident(c.name) for c in schema.columns)
+    hive = ", ".join(f"'{p.name}': '{_DUCK[p.type]}'" for p in schema.partitions)
+    options = "union_by_name = true, allow_empty = true"
+    if schema.partitions:
+        options += f", hive_partitioning = true, hive_types = {{{hive}}}"
+    else:
+        options += ", hive_partitioning = false"
+    sources = f"[{quote_path(dataset_glob(root, schema))}, {quote_path(anchor_path(root, schema))}]"
+    comment = schema.description.replace("'", "''")
+    return (
+        f"CREATE OR REPLACE VIEW {_ident(schema.name)} AS "
+        f"SELECT {cols} FROM read_parquet({sources}, {options});\n"
+        f"COMMENT ON VIEW {_ident(schema.name)} IS '{comment}';"
+    )
+
+
+_DUCK: Final = {"string": "VARCHAR", "int32": "INTEGER", "int64": "BIGINT", "date": "DATE"}
+
+
+def _manifests(root: Path) -> str:
+    glob = quote_path(root / "lake" / ".manifest" / "*" / "**" / "*.json")
+    return (
+        f"(SELECT * FROM read_json({glob}, columns = {MANIFEST_COLUMNS}, "
+        f"hive_partitioning = false, format = 'auto') WHERE dataset IS NOT NULL)"
+    )
+
+
+def lake_views(root: Path) -> list[str]:
+    m = _manifests(root)
+    return [
+        f"""CREATE OR REPLACE VIEW lake_partitions AS
+SELECT dataset, path AS partition, partition AS partition_values, generation,
+       updated_at::TIMESTAMPTZ AS updated_at, len(files) AS files,
+       list_sum([f."rows" for f in files]) AS "rows", list_sum([f.bytes for f in files]) AS bytes
+FROM {m};""",
+        f"""CREATE OR REPLACE VIEW lake_files AS
+SELECT m.dataset, m.path AS partition, f.name AS file, f.bucket, f."rows", f.bytes,
+       f.min_time, f.max_time, f.created_at::TIMESTAMPTZ AS created_at, f."commit"
+FROM {m} AS m, unnest(m.files) AS t(f);""",
+        f"""CREATE OR REPLACE VIEW lake_commits AS
+SELECT m.dataset, m.path AS partition, c.id, c."at"::TIMESTAMPTZ AS committed_at, c.task_id, c.rows_added,
+       c.rows_replaced, c.rows_unchanged, c.files_added, c.files_removed, c.compacted
+FROM {m} AS m, unnest(m.commits) AS t(c);""",
+        f"""CREATE OR REPLACE VIEW coverage AS
+SELECT m.dataset, m.partition['freq'] AS freq, c.entity,
+       sum(c."rows")::BIGINT AS "rows",
+       min(c."first")::TIMESTAMPTZ AS first_time, max(c."last")::TIMESTAMPTZ AS last_time,
+       max(c.last_ingested_at)::TIMESTAMPTZ AS last_ingested_at
+FROM {m} AS m, unnest(m.coverage) AS t(c)
+GROUP BY ALL;""",
+    ]
+
+
+def task_view(root: Path) -> str:
+    glob = quote_path(root / "tasks" / "**" / "*.json")
+    return (
+        "CREATE OR REPLACE VIEW tasks AS SELECT * FROM read_json("
+        f"{glob}, columns = {TASK_COLUMNS}, hive_partitioning = false) WHERE id IS NOT NULL;"
+    )
+
+
+def asof_macro(schema: DatasetSchema) -> str:
+    """``<dataset>_asof(d)``: per symbol and period, the latest version public on date ``d``."""
+    assert schema.asof
+    name = _ident(schema.name)
+    asof = _ident(schema.asof)
+    return f"""CREATE OR REPLACE MACRO {name}_asof(as_of) AS TABLE
+SELECT * FROM {name}
+WHERE {asof} <= CAST(as_of AS DATE)
+QUALIFY row_number() OVER (
+    PARTITION BY symbol, reporting_period ORDER BY {asof} DESC, statement_type DESC) = 1;"""
+
+
+def catalog_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
+    """Every statement that defines the catalog for the data root ``root``."""
+    statements = []
+    for schema in datasets:
+        statements.append(dataset_view(root, schema))
+        if schema.asof:
+            statements.append(asof_macro(schema))
+    statements += lake_views(root)
+    statements.append(task_view(root))
+    return statements

@@ -1,0 +1,218 @@
+"""Upsert and compaction plans for one partition, computed in memory before anything is written.
+
+Invariant: every key lives in exactly one file of its partition. An upsert keeps it so: rows
+whose values did not change are dropped from the batch (writing the same batch twice changes
+nothing), stored rows whose values changed are removed from the file that held them (that file
+is rewritten under a new name) and the batch's rows go to one new file per bucket.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from etl.lake.layout import PartitionKey, bucket_expr
+from etl.lake.manifest import FileEntry, PartitionManifest
+from etl.schema import DatasetSchema
+
+__all__ = ["NewFile", "PartitionPlan", "bucket_of_file", "plan_compaction", "plan_upsert"]
+
+
+@dataclass
+class NewFile:
+    name: str
+    bucket: str
+    frame: pl.DataFrame
+
+
+@dataclass
+class PartitionPlan:
+    keep: list[str] = field(default_factory=list)
+    write: list[NewFile] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    rows_added: int = 0
+    rows_replaced: int = 0
+    rows_unchanged: int = 0
+    replaced_by_entity: dict[str, int] = field(default_factory=dict)
+    written: pl.DataFrame | None = None  # the batch rows this commit stores
+    compacted: bool = False
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.write or self.removed)
+
+
+def file_name(bucket: str) -> str:
+    return f"part-{bucket}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def bucket_of_file(name: str) -> str:
+    """``part-2024-01-02-<id>.parquet`` -> ``2024-01-02``."""
+    stem = name.removesuffix(".parquet")
+    if stem.startswith("part-"):
+        return stem[len("part-") :].rsplit("-", 1)[0]
+    return "all"
+
+
+def file_columns(schema: DatasetSchema) -> list[str]:
+    skip = set(schema.path_columns)
+    return [c.name for c in schema.columns if c.name not in skip]
+
+
+def key_columns(schema: DatasetSchema) -> list[str]:
+    skip = set(schema.path_columns)
+    return [c for c in schema.key if c not in skip]
+
+
+def sort_columns(schema: DatasetSchema) -> list[str]:
+    skip = set(schema.path_columns)
+    cols = [c for c in schema.sort if c not in skip]
+    return cols + [c for c in key_columns(schema) if c not in cols]
+
+
+def conform(schema: DatasetSchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """Columns of the file schema, in order, with declared types; missing nullable ones null.
+
+    Files written before a column was added to ``schemas/`` are read through here, so a
+    merge or compaction upgrades them.
+    """
+    target = pl.DataFrame(schema=dict(pl.from_arrow(schema.file_schema.empty_table()).schema))
+    exprs = []
+    for name, dtype in target.schema.items():
+        if name in frame.columns:
+            exprs.append(pl.col(name).cast(dtype))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(exprs)
+
+
+def read_file(path: Path, schema: DatasetSchema, columns: list[str] | None = None) -> pl.DataFrame:
+    frame = pl.read_parquet(path, columns=columns) if columns else pl.read_parquet(path)
+    return frame if columns else conform(schema, frame)
+
+
+def _values_equal(schema: DatasetSchema, left: pl.DataFrame) -> pl.Series:
+    """Row-wise: every value column equals its ``_new`` twin (nulls equal nulls)."""
+    skip = set(schema.path_columns)
+    cols = [c for c in schema.value_columns if c not in skip]
+    if not cols:
+        return pl.Series([True] * left.height, dtype=pl.Boolean)
+    expr = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_new")) for c in cols])
+    return left.select(expr.alias("eq")).to_series()
+
+
+def plan_upsert(
+    schema: DatasetSchema,
+    key: PartitionKey,
+    folder: Path,
+    manifest: PartitionManifest,
+    incoming: pl.DataFrame,
+    *,
+    compact_min_files: int,
+) -> PartitionPlan:
+    keys = key_columns(schema)
+    incoming = conform(schema, incoming).unique(subset=keys, keep="last", maintain_order=True)
+    incoming = incoming.with_columns(bucket_expr(schema, key).alias("__bucket"))
+    plan = PartitionPlan()
+    by_bucket: dict[str, list[FileEntry]] = {}
+    for entry in manifest.files:
+        by_bucket.setdefault(entry.bucket, []).append(entry)
+    touched: set[str] = set()
+    kept_batches: list[pl.DataFrame] = []
+
+    for (bucket,), batch in incoming.group_by(["__bucket"], maintain_order=True):
+        bucket = str(bucket)
+        batch = batch.drop("__bucket")
+        for entry in by_bucket.get(bucket, []):
+            if batch.height == 0:
+                break
+            stored_keys = read_file(folder / entry.name, schema, columns=keys)
+            hits = stored_keys.join(batch.select(keys), on=keys, how="semi")
+            if hits.height == 0:
+                continue
+            stored = read_file(folder / entry.name, schema)
+            value_cols = [c for c in batch.columns if c not in keys]
+            pairs = stored.join(
+                batch.select([*keys, *value_cols]).rename({c: f"{c}_new" for c in value_cols}),
+                on=keys,
+                how="inner",
+            )
+            same = _values_equal(schema, pairs)
+            unchanged = pairs.filter(same).select(keys)
+            changed = pairs.filter(~same).select(keys)
+            plan.rows_unchanged += unchanged.height
+            batch = batch.join(unchanged, on=keys, how="anti")
+            if changed.height:
+                plan.rows_replaced += changed.height
+                if schema.entity and schema.entity in changed.columns:
+                    for ent, n in changed.group_by(schema.entity).len().iter_rows():
+                        plan.replaced_by_entity[str(ent)] = plan.replaced_by_entity.get(str(ent), 0) + n
+                remaining = stored.join(changed, on=keys, how="anti")
+                plan.removed.append(entry.name)
+                touched.add(bucket)
+                if remaining.height:
+                    plan.write.append(NewFile(file_name(bucket), bucket, remaining))
+        if batch.height:
+            touched.add(bucket)
+            plan.write.append(NewFile(file_name(bucket), bucket, batch))
+            kept_batches.append(batch)
+    plan.rows_added = sum(b.height for b in kept_batches) - plan.rows_replaced
+    plan.written = pl.concat(kept_batches) if kept_batches else None
+    removed = set(plan.removed)
+    plan.keep = [f.name for f in manifest.files if f.name not in removed]
+
+    # Compact buckets that this commit pushed over the threshold, in the same swap.
+    counts: dict[str, int] = {}
+    for entry in manifest.files:
+        if entry.name not in removed:
+            counts[entry.bucket] = counts.get(entry.bucket, 0) + 1
+    for new in plan.write:
+        counts[new.bucket] = counts.get(new.bucket, 0) + 1
+    crowded = {b for b in touched if counts.get(b, 0) >= compact_min_files}
+    if crowded:
+        _fold_compaction(schema, folder, manifest, plan, crowded)
+    return plan
+
+
+def _fold_compaction(
+    schema: DatasetSchema,
+    folder: Path,
+    manifest: PartitionManifest,
+    plan: PartitionPlan,
+    buckets: Iterable[str],
+) -> None:
+    """Merge every file of ``buckets`` (kept and newly planned) into one file per bucket."""
+    bucket_of = {f.name: f.bucket for f in manifest.files}
+    for bucket in sorted(set(buckets)):
+        parts = [read_file(folder / n, schema) for n in plan.keep if bucket_of.get(n) == bucket]
+        parts += [nf.frame for nf in plan.write if nf.bucket == bucket]
+        if len(parts) < 2:
+            continue
+        plan.removed += [n for n in plan.keep if bucket_of.get(n) == bucket]
+        plan.keep = [n for n in plan.keep if bucket_of.get(n) != bucket]
+        plan.write = [nf for nf in plan.write if nf.bucket != bucket]
+        merged = pl.concat(parts, how="vertical_relaxed")
+        plan.write.append(NewFile(file_name(bucket), bucket, merged))
+        plan.compacted = True
+
+
+def plan_compaction(
+    schema: DatasetSchema,
+    folder: Path,
+    manifest: PartitionManifest,
+    *,
+    min_files: int = 2,
+) -> PartitionPlan:
+    """Merge each bucket holding at least ``min_files`` files into one file."""
+    plan = PartitionPlan(keep=[f.name for f in manifest.files])
+    counts: dict[str, int] = {}
+    for entry in manifest.files:
+        counts[entry.bucket] = counts.get(entry.bucket, 0) + 1
+    crowded = [b for b, n in counts.items() if n >= min_files]
+    if crowded:
+        _fold_compaction(schema, folder, manifest, plan, crowded)
+    return plan

@@ -1,0 +1,361 @@
+"""The lake: verified, atomic upserts into Hive-partitioned Parquet.
+
+A commit, per partition, under that partition's lock:
+
+1. plan the upsert in memory (:mod:`etl.lake.merge`);
+2. build the partition's next state in ``lake/.staging/<id>/``: unchanged files are hard
+   links, new files are written, fsynced and read back (rows, key uniqueness, min/max time);
+3. swap the staging folder with the partition in one ``renameat2(RENAME_EXCHANGE)``;
+4. write the manifest, then delete the old state.
+
+A process killed at any instant leaves each partition wholly old or wholly new; leftovers in
+``.staging`` are swept by the next writer once their partition lock is free. The unit of
+atomicity is the partition: a commit spanning two years that is killed half way leaves one
+year new and one old, each consistent, and re-running it (upserts are idempotent) finishes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from etl import schema as schemas
+from etl.errors import LakeError
+from etl.lake.fsutil import exchange_dirs, fsync_dir, remove_tree
+from etl.lake.layout import LakePaths, PartitionKey, iso, partition_frames
+from etl.lake.locks import file_lock, try_lock
+from etl.lake.manifest import (
+    CommitRecord,
+    FileEntry,
+    PartitionManifest,
+    coverage_of,
+    load_manifest,
+    merge_coverage,
+    rebuild_manifest,
+)
+from etl.lake.merge import (
+    PartitionPlan,
+    key_columns,
+    plan_compaction,
+    plan_upsert,
+    sort_columns,
+)
+from etl.lake.parquet_io import verify_file, write_file
+from etl.schema import DatasetSchema
+
+__all__ = ["CommitResult", "Lake"]
+
+COMPACT_MIN_FILES = 8
+
+
+@dataclass
+class CommitResult:
+    dataset: str
+    rows_in: int = 0
+    rows_added: int = 0
+    rows_replaced: int = 0
+    rows_unchanged: int = 0
+    partitions: int = 0
+    files_added: int = 0
+    files_removed: int = 0
+    compacted_buckets: int = 0
+    partitions_touched: list[str] = field(default_factory=list)
+
+    @property
+    def rows_written(self) -> int:
+        return self.rows_added + self.rows_replaced
+
+    def absorb(self, other: CommitResult) -> None:
+        for name in ("rows_in", "rows_added", "rows_replaced", "rows_unchanged", "partitions",
+                     "files_added", "files_removed", "compacted_buckets"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.partitions_touched += other.partitions_touched
+
+
+class Lake:
+    """The Parquet lake under ``<data root>/lake``. It receives its root; it reads no env."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        compact_min_files: int = COMPACT_MIN_FILES,
+        lock_timeout: float = 600.0,
+    ) -> None:
+        self.paths = LakePaths(Path(root))
+        self.compact_min_files = compact_min_files
+        self.lock_timeout = lock_timeout
+        self._swept = False
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(
+        self,
+        dataset: str,
+        rows: pa.Table | pl.DataFrame,
+        *,
+        now: dt.datetime,
+        task_id: int | None = None,
+    ) -> CommitResult:
+        """Upsert ``rows`` (canonical columns; ``ingested_at`` is stamped with ``now``)."""
+        schema = schemas.get(dataset)
+        frame = rows if isinstance(rows, pl.DataFrame) else _to_polars(rows)
+        result = CommitResult(dataset=dataset, rows_in=frame.height)
+        if frame.height == 0:
+            return result
+        self._sweep_once()
+        stamp = pl.lit(now.astimezone(dt.UTC)).cast(pl.Datetime("us", "UTC"))
+        frame = frame.with_columns(stamp.alias("ingested_at"))
+        _check_keys_present(schema, frame)
+        for key, part in partition_frames(schema, frame):
+            result.absorb(self._commit_partition(schema, key, part, now, task_id))
+        return result
+
+    def compact(
+        self, dataset: str | None = None, *, now: dt.datetime, min_files: int = 2
+    ) -> list[CommitResult]:
+        """Merge every bucket holding ``min_files`` files or more, dataset by dataset."""
+        self._sweep_once()
+        names = [dataset] if dataset else sorted(schemas.schemas())
+        results = []
+        for name in names:
+            schema = schemas.get(name)
+            result = CommitResult(dataset=name)
+            for key in self.partitions(name):
+                with file_lock(self.paths.lock(name, key), self.lock_timeout):
+                    manifest = load_manifest(self.paths, schema, key, now=now)
+                    folder = self.paths.partition(name, key)
+                    plan = plan_compaction(schema, folder, manifest, min_files=min_files)
+                    if plan.changes_anything:
+                        result.absorb(self._apply(schema, key, manifest, plan, now, None))
+            results.append(result)
+        return results
+
+    # -- reading the lake's own state ------------------------------------------------------
+
+    def partitions(self, dataset: str) -> list[PartitionKey]:
+        schema = schemas.get(dataset)
+        base = self.paths.dataset(dataset)
+        if not base.is_dir():
+            return []
+        if not schema.partitions:
+            return [PartitionKey(())] if any(base.glob("*.parquet")) else []
+        depth = len(schema.partitions)
+        found = []
+        for folder in _walk_depth(base, depth):
+            rel = folder.relative_to(base).as_posix()
+            try:
+                found.append(PartitionKey.parse(schema, rel))
+            except LakeError:
+                continue
+        return sorted(found)
+
+    def manifests(self, dataset: str, *, now: dt.datetime | None = None) -> list[PartitionManifest]:
+        schema = schemas.get(dataset)
+        return [load_manifest(self.paths, schema, k, now=now) for k in self.partitions(dataset)]
+
+    def rebuild_manifests(self, dataset: str, *, now: dt.datetime) -> list[PartitionManifest]:
+        """Recompute every manifest of ``dataset`` from its Parquet files."""
+        schema = schemas.get(dataset)
+        out = []
+        for key in self.partitions(dataset):
+            with file_lock(self.paths.lock(dataset, key), self.lock_timeout):
+                previous = None
+                try:
+                    previous = PartitionManifest.from_json(
+                        self.paths.manifest(dataset, key).read_bytes()
+                    )
+                except (OSError, ValueError, KeyError, TypeError):
+                    previous = None
+                out.append(rebuild_manifest(self.paths, schema, key, previous=previous, now=now))
+        return out
+
+    def sweep(self) -> int:
+        """Remove staging folders left by killed writers; returns how many were removed."""
+        staging = self.paths.staging
+        if not staging.is_dir():
+            return 0
+        removed = 0
+        for entry in staging.iterdir():
+            parts = entry.name.split("~")
+            if len(parts) < 3:
+                remove_tree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+                removed += 1
+                continue
+            dataset, flat = parts[0], "~".join(parts[1:-1])
+            lock = try_lock(self.paths.lake / ".locks" / dataset / f"{flat}.lock")
+            if lock is None:
+                continue  # a live writer owns it
+            try:
+                remove_tree(entry)
+                removed += 1
+            finally:
+                lock.release()
+        return removed
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _sweep_once(self) -> None:
+        if not self._swept:
+            self._swept = True
+            self.sweep()
+
+    def _commit_partition(
+        self,
+        schema: DatasetSchema,
+        key: PartitionKey,
+        part: pl.DataFrame,
+        now: dt.datetime,
+        task_id: int | None,
+    ) -> CommitResult:
+        with file_lock(self.paths.lock(schema.name, key), self.lock_timeout):
+            manifest = load_manifest(self.paths, schema, key, now=now)
+            folder = self.paths.partition(schema.name, key)
+            plan = plan_upsert(
+                schema, key, folder, manifest, part, compact_min_files=self.compact_min_files
+            )
+            if not plan.changes_anything:
+                return CommitResult(
+                    dataset=schema.name, rows_unchanged=plan.rows_unchanged, partitions=1
+                )
+            return self._apply(schema, key, manifest, plan, now, task_id)
+
+    def _apply(
+        self,
+        schema: DatasetSchema,
+        key: PartitionKey,
+        manifest: PartitionManifest,
+        plan: PartitionPlan,
+        now: dt.datetime,
+        task_id: int | None,
+    ) -> CommitResult:
+        folder = self.paths.partition(schema.name, key)
+        commit_id = uuid.uuid4().hex[:12]
+        staging = self.paths.staging / f"{schema.name}~{key.flat}~{commit_id}"
+        staging.mkdir(parents=True)
+        try:
+            entries = self._build(schema, folder, staging, manifest, plan, now, commit_id)
+            self._swap(staging, folder)
+        except BaseException:
+            remove_tree(staging)
+            raise
+        remove_tree(staging)  # after the swap it holds the previous state
+        manifest.files = entries
+        if plan.written is not None:
+            manifest.coverage = merge_coverage(
+                manifest.coverage, coverage_of(schema, plan.written), plan.replaced_by_entity
+            )
+        manifest.generation += 1
+        manifest.updated_at = iso(now)
+        manifest.commits.append(
+            CommitRecord(
+                id=commit_id,
+                at=iso(now) or "",
+                task_id=task_id,
+                rows_added=plan.rows_added,
+                rows_replaced=plan.rows_replaced,
+                rows_unchanged=plan.rows_unchanged,
+                files_added=[nf.name for nf in plan.write],
+                files_removed=list(plan.removed),
+                compacted=plan.compacted,
+            )
+        )
+        manifest.save(self.paths.manifest(schema.name, key))
+        return CommitResult(
+            dataset=schema.name,
+            rows_added=plan.rows_added,
+            rows_replaced=plan.rows_replaced,
+            rows_unchanged=plan.rows_unchanged,
+            partitions=1,
+            files_added=len(plan.write),
+            files_removed=len(plan.removed),
+            compacted_buckets=int(plan.compacted),
+            partitions_touched=[key.relpath or "_root"],
+        )
+
+    def _build(
+        self,
+        schema: DatasetSchema,
+        folder: Path,
+        staging: Path,
+        manifest: PartitionManifest,
+        plan: PartitionPlan,
+        now: dt.datetime,
+        commit_id: str,
+    ) -> list[FileEntry]:
+        known = {f.name: f for f in manifest.files}
+        entries = []
+        for name in plan.keep:
+            os.link(folder / name, staging / name)
+            entries.append(known[name])
+        keys, order = key_columns(schema), sort_columns(schema)
+        for new in plan.write:
+            frame = new.frame.sort(order)
+            table = frame.to_arrow().cast(schema.file_schema)
+            path = staging / new.name
+            size = write_file(table, path, order)
+            verify_file(path, frame, keys, schema.time)
+            tmin = tmax = None
+            if schema.time and frame.height:
+                tmin, tmax = iso(frame[schema.time].min()), iso(frame[schema.time].max())
+            entries.append(
+                FileEntry(
+                    name=new.name,
+                    bucket=new.bucket,
+                    rows=frame.height,
+                    bytes=size,
+                    min_time=tmin,
+                    max_time=tmax,
+                    created_at=iso(now) or "",
+                    commit=commit_id,
+                )
+            )
+        fsync_dir(staging)
+        return entries
+
+    def _swap(self, staging: Path, folder: Path) -> None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            staging.rename(folder)
+            # The staging path is now gone; recreate it empty so the caller's cleanup is a no-op.
+            fsync_dir(folder.parent)
+            return
+        if not exchange_dirs(staging, folder):
+            # No atomic exchange here: two renames, with a short window where the partition
+            # is absent (never doubled). See README "Atomicity".
+            aside = staging.with_name(staging.name + "~old")
+            folder.rename(aside)
+            staging.rename(folder)
+            aside.rename(staging)
+        fsync_dir(folder.parent)
+
+
+def _to_polars(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _check_keys_present(schema: DatasetSchema, frame: pl.DataFrame) -> None:
+    missing = [c for c in schema.key if c not in frame.columns]
+    if missing:
+        raise LakeError(f"rows for {schema.name} lack key columns {missing}")
+    nulls = [c for c in schema.key if frame[c].null_count()]
+    if nulls:
+        raise LakeError(f"rows for {schema.name} have null keys in {nulls}")
+
+
+def _walk_depth(base: Path, depth: int) -> Iterator[Path]:
+    level = [base]
+    for _ in range(depth):
+        level = [c for p in level for c in sorted(p.iterdir()) if c.is_dir() and "=" in c.name]
+    yield from level
+
+
