@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "load_schemas",
     "schema_dir",
     "schemas",
+    "use_schema_dir",
 ]
 
 ColumnType = Literal["string", "int32", "int64", "float64", "bool", "date", "timestamp"]
@@ -243,10 +245,28 @@ def load_schemas(directory: Path) -> dict[str, DatasetSchema]:
     return found
 
 
+_override: list[Path] = []
+
+
 @cache
+def _load_cached(directory: Path) -> Mapping[str, DatasetSchema]:
+    return load_schemas(directory)
+
+
 def schemas() -> Mapping[str, DatasetSchema]:
     """The project's datasets (cached: the files do not change while a process runs)."""
-    return load_schemas(schema_dir())
+    return _load_cached(_override[-1] if _override else schema_dir())
+
+
+@contextmanager
+def use_schema_dir(directory: Path) -> Iterator[None]:
+    """Read dataset declarations from ``directory`` for the block (tools and tests)."""
+    _override.append(Path(directory))
+    try:
+        yield
+    finally:
+        _override.pop()
+        _load_cached.cache_clear()
 
 
 def get(name: str) -> DatasetSchema:

@@ -60,6 +60,7 @@ class ReadOnlySession:
             self.con.execute(statement)
         root_dir = quote_path(str(self.root) + "/")
         for setting in (
+            "SET TimeZone = 'UTC'",
             f"SET allowed_directories = [{root_dir}]",
             "SET enable_external_access = false",
             "SET autoinstall_known_extensions = false",

@@ -1,0 +1,32 @@
+"""The command line (CONTRACT.md "Commands"): a thin edge over the task functions."""
+
+from __future__ import annotations
+
+import typer
+
+from etl.commands import data, demo, query
+from etl.commands.tasks import tasks_app
+from etl.commands.vendors import vendors_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="etl",
+    help="Market-data warehouse: vendor adapters -> Parquet lake -> DuckDB catalog.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(vendors_app, name="vendors")
+app.add_typer(tasks_app, name="tasks")
+data.register(app)
+query.register(app)
+demo.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Commands that fetch or reorganise data: backfill, instruments/calendar sync, compact, catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from etl.catalog import build_catalog, ensure_catalog
+from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
+from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
+from etl.tasks.backfill import BackfillRequest, backfill
+from etl.tasks.sync import sync_calendar, sync_instruments
+
+__all__ = ["catalog_app", "calendar_app", "instruments_app", "register"]
+
+VendorOpt = Annotated[str, typer.Option("--vendor", help="Vendor name (see `etl vendors`).")]
+
+instruments_app = typer.Typer(help="Instrument lists and vendor code maps.", no_args_is_help=True)
+calendar_app = typer.Typer(help="Trading calendars.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The DuckDB catalog over the lake.", no_args_is_help=True)
+
+
+@instruments_app.command("sync")
+def instruments_sync(
+    vendor: VendorOpt,
+    market: Annotated[str | None, typer.Option("--market", help="Only this market.")] = None,
+    data_dir: DataDirOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Refresh the instrument list and the vendor's code map."""
+    with runtime(data_dir, config, json_out) as (rt, out):
+        mkt = parse_market(market) if market else None
+        record = run_async(sync_instruments(rt, vendor, mkt))
+        ensure_catalog(rt.root, now=rt.clock())
+        emit_task(out, record)
+
+
+@calendar_app.command("sync")
+def calendar_sync(
+    vendor: VendorOpt,
+    market: Annotated[str, typer.Option("--market", help="Market, e.g. SH.")],
+    start: Annotated[str, typer.Option("--start", help="First date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="Last date (inclusive), YYYY-MM-DD.")],
+    data_dir: DataDirOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Store the market's trading days (every calendar day, open or not) for a range."""
+    with runtime(data_dir, config, json_out) as (rt, out):
+        mkt = parse_market(market)
+        first, last = parse_range(start, end)
+        record = run_async(sync_calendar(rt, vendor, mkt, first, last))
+        ensure_catalog(rt.root, now=rt.clock())
+        emit_task(out, record)
+
+
+def backfill_command(
+    vendor: VendorOpt,
+    dataset: Annotated[str, typer.Option("--dataset", help="klines, balance_sheet, income, "
+                                         "cash_flow, future_varieties or main_contracts.")],
+    freq: Annotated[str | None, typer.Option("--freq", help="1m 5m 15m 30m 1h 1d 1w 1M.")] = None,
+    symbols: Annotated[str | None, typer.Option(
+        "--symbols", help="Comma list, or @file with one symbol a line.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First trade date (or reporting "
+                                              "period for statements), YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last one, inclusive.")] = None,
+    data_dir: DataDirOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Fetch a range from a vendor and store it (a resumable task)."""
+    with runtime(data_dir, config, json_out) as (rt, out):
+        ds = parse_dataset(dataset)
+        f = parse_freq(freq).name if freq else None
+        syms = tuple(str(s) for s in parse_symbols(symbols, cwd=Path.cwd())) if symbols else ()
+        first = last = None
+        if start or end:
+            if not (start and end):
+                from etl.errors import BadInputError
+
+                raise BadInputError("give both --start and --end")
+            first, last = parse_range(start, end)
+        req = BackfillRequest(vendor, ds, syms, f, first, last)
+        record = run_async(backfill(rt, req))
+        ensure_catalog(rt.root, now=rt.clock())
+        emit_task(out, record)
+
+
+def compact_command(
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")] = None,
+    data_dir: DataDirOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Merge the small files of each partition bucket into one (readers never see a gap)."""
+    with runtime(data_dir, config, json_out) as (rt, out):
+        ds = parse_dataset(dataset) if dataset else None
+        results = rt.lake.compact(ds, now=rt.clock())
+        doc = {"datasets": [
+            {"dataset": r.dataset, "partitions": r.partitions, "files_removed": r.files_removed,
+             "files_added": r.files_added, "buckets_compacted": r.compacted_buckets}
+            for r in results
+        ]}
+
+        def human() -> None:
+            for r in results:
+                if r.files_removed:
+                    typer.echo(f"{r.dataset}: {r.files_removed} files -> {r.files_added} "
+                               f"in {r.partitions} partitions")
+            if not any(r.files_removed for r in results):
+                typer.echo("nothing to compact")
+
+        out.document(doc, human)
+
+
+@catalog_app.command("rebuild")
+def catalog_rebuild(
+    data_dir: DataDirOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Rebuild the catalog (and every partition manifest) from the lake's Parquet files alone."""
+    with runtime(data_dir, config, json_out) as (rt, out):
+        from etl import schema as schemas
+
+        now = rt.clock()
+        stats = {}
+        rt.lake.sweep()
+        for name in schemas.schemas():
+            manifests = rt.lake.rebuild_manifests(name, now=now)
+            stats[name] = {"partitions": len(manifests),
+                           "files": sum(len(m.files) for m in manifests),
+                           "rows": sum(m.rows for m in manifests)}
+        path = build_catalog(rt.root, now=now)
+        doc = {"catalog": str(path), "datasets": stats}
+
+        def human() -> None:
+            typer.echo(f"rebuilt {path}")
+            for name, s in stats.items():
+                typer.echo(f"  {name:<17} {s['rows']:>12,} rows  {s['files']:>5} files  "
+                           f"{s['partitions']:>4} partitions")
+
+        out.document(doc, human)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(instruments_app, name="instruments")
+    app.add_typer(calendar_app, name="calendar")
+    app.add_typer(catalog_app, name="catalog")
+    app.command("backfill")(backfill_command)
+    app.command("compact")(compact_command)

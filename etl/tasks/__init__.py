@@ -1,0 +1,1 @@
+"""Tasks compose the stages (vendor -> validate -> lake) and keep resumable records."""

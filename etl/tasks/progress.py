@@ -1,0 +1,56 @@
+"""The progress bar a long task shows on stderr (stdout stays clean for ``--json``)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["ProgressUI"]
+
+
+class ProgressUI:
+    """A rich progress bar on stderr; silent when disabled (tests, --quiet, not a terminal)."""
+
+    def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self, total: int, label: str, completed: int = 0) -> None:
+        if not self.enabled:
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[note]}", style="dim"),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+        self._task = self._progress.add_task(label, total=total or None, completed=completed,
+                                             note="")
+
+    def update(self, completed: int, message: str | None = None) -> None:
+        if self._progress is None or self._task is None:
+            return
+        fields = {"note": message[:60]} if message else {}
+        self._progress.update(self._task, completed=completed, **fields)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None

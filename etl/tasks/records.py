@@ -1,0 +1,199 @@
+"""Task records: one JSON file per task under ``<data root>/tasks/``, readable at any moment.
+
+Every write replaces the file atomically, so ``etl tasks show`` in another terminal (or the
+catalog's ``tasks`` view) never reads half a record. A running task holds an ``flock`` on
+``<id>.lock``; a record that says ``running`` while nobody holds its lock belonged to a process
+that died (SIGKILL, power loss) and is reported, and saved, as ``interrupted``.
+
+Records never hold secrets: every string is scrubbed of the configured credentials on save.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from etl.errors import BadInputError
+from etl.lake.fsutil import atomic_write_bytes
+from etl.lake.locks import FileLock, file_lock, try_lock
+
+__all__ = ["STATUSES", "TaskRecord", "TaskStore"]
+
+Status = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted"]
+STATUSES: Final = ("pending", "running", "completed", "failed", "cancelled", "interrupted")
+FINAL: Final = frozenset({"completed", "failed", "cancelled"})
+MAX_ERRORS_KEPT = 1000
+
+PUBLIC_FIELDS: Final = (
+    "id", "kind", "status", "progress", "total_count", "success_count", "error_count",
+    "rows_written", "error_message", "errors", "params", "created_at", "started_at",
+    "finished_at",
+)  # fmt: skip
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass
+class TaskRecord:
+    id: int
+    kind: str
+    status: Status = "pending"
+    progress: float = 0.0
+    total_count: int = 0
+    success_count: int = 0
+    error_count: int = 0
+    rows_written: int = 0
+    error_message: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    pid: int | None = None
+    message: str | None = None  # the latest progress line, for live views
+    result: dict[str, Any] = field(default_factory=dict)  # kind-specific summary
+
+    def public(self) -> dict[str, Any]:
+        """The document of CONTRACT.md ("tasks show ID --json"), plus ``result``."""
+        doc = {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        if self.result:
+            doc["result"] = self.result
+        return doc
+
+    def add_error(self, symbol: str | None, start: str | None, end: str | None, reason: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append({"symbol": symbol, "start": start, "end": end, "reason": reason})
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL
+
+
+class TaskStore:
+    """The folder of task records. It receives its root and the secrets to scrub."""
+
+    def __init__(self, root: Path, *, secrets: Iterable[str] = ()) -> None:
+        self.dir = Path(root) / "tasks"
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def path(self, task_id: int) -> Path:
+        return self.dir / f"{task_id}.json"
+
+    def lock_path(self, task_id: int) -> Path:
+        return self.dir / f"{task_id}.lock"
+
+    def state_path(self, task_id: int) -> Path:
+        """Resume state (what is already committed); not JSON-globbed by the catalog."""
+        return self.dir / f"{task_id}.state"
+
+    def cancel_path(self, task_id: int) -> Path:
+        return self.dir / f"{task_id}.cancel"
+
+    # -- records ---------------------------------------------------------------------------
+
+    def create(self, kind: str, params: dict[str, Any], *, now: dt.datetime) -> TaskRecord:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.dir / ".seq.lock", timeout=30):
+            seq_file = self.dir / ".seq"
+            last = int(seq_file.read_text() or 0) if seq_file.exists() else 0
+            existing = [int(p.stem) for p in self.dir.glob("*.json") if p.stem.isdigit()]
+            task_id = max([last, *existing]) + 1
+            atomic_write_bytes(seq_file, str(task_id).encode())
+            record = TaskRecord(id=task_id, kind=kind, params=params, created_at=_iso(now),
+                                updated_at=_iso(now))
+            self.save(record)
+        return record
+
+    def save(self, record: TaskRecord) -> None:
+        data = json.dumps(asdict(record), ensure_ascii=False, default=str)
+        for secret in self._secrets:
+            data = data.replace(secret, "***")
+        atomic_write_bytes(self.path(record.id), data.encode("utf-8"))
+
+    def load(self, task_id: int) -> TaskRecord:
+        try:
+            doc = json.loads(self.path(task_id).read_bytes())
+        except FileNotFoundError:
+            raise BadInputError(f"no task {task_id} (see `etl tasks list`)") from None
+        known = {f for f in TaskRecord.__dataclass_fields__}
+        return TaskRecord(**{k: v for k, v in doc.items() if k in known})
+
+    def get(self, task_id: int) -> TaskRecord:
+        """The record, with a dead ``running`` task turned ``interrupted`` (and saved so)."""
+        record = self.load(task_id)
+        if record.status in ("running", "pending") and self._orphaned(record):
+            record.status = "interrupted"
+            record.message = "the process running this task stopped; `etl tasks resume` continues it"
+            self.save(record)
+        return record
+
+    def list(self, limit: int | None = None) -> list[TaskRecord]:
+        if not self.dir.is_dir():
+            return []
+        ids = sorted((int(p.stem) for p in self.dir.glob("*.json") if p.stem.isdigit()),
+                     reverse=True)
+        return [self.get(i) for i in ids[:limit]]
+
+    def _orphaned(self, record: TaskRecord) -> bool:
+        if record.status == "pending":
+            return record.pid is not None and not _pid_alive(record.pid)
+        lock = try_lock(self.lock_path(record.id))
+        if lock is None:
+            return False  # its process still holds the lock
+        lock.release()
+        return True
+
+    # -- running ---------------------------------------------------------------------------
+
+    def hold(self, task_id: int) -> FileLock:
+        """Take the task's run lock (refuses if another process runs it)."""
+        lock = FileLock(self.lock_path(task_id))
+        if not lock.acquire(timeout=0):
+            raise BadInputError(f"task {task_id} is already running in another process")
+        return lock
+
+    def request_cancel(self, task_id: int) -> None:
+        atomic_write_bytes(self.cancel_path(task_id), b"cancel")
+
+    def cancel_requested(self, task_id: int) -> bool:
+        return self.cancel_path(task_id).exists()
+
+    def clear_cancel(self, task_id: int) -> None:
+        self.cancel_path(task_id).unlink(missing_ok=True)
+
+    def load_state(self, task_id: int) -> dict[str, Any]:
+        try:
+            loaded = json.loads(self.state_path(task_id).read_bytes())
+            return loaded if isinstance(loaded, dict) else {}
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def save_state(self, task_id: int, state: dict[str, Any]) -> None:
+        atomic_write_bytes(self.state_path(task_id), json.dumps(state).encode())
+
+    def running(self, kinds: Sequence[str] | None = None) -> list[TaskRecord]:
+        return [
+            r for r in self.list()
+            if r.status == "running" and (kinds is None or r.kind in kinds)
+        ]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

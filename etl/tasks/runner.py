@@ -1,0 +1,183 @@
+"""Running a task: status transitions, throttled progress saves, stop requests, progress bar.
+
+A task stops only at safe points (between units, after the pending commit), whichever asked:
+``etl tasks cancel`` (status ``cancelled``), Ctrl-C or SIGTERM (status ``interrupted``, exit
+130). Either way what was committed stays committed and the task can be resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Literal
+
+from etl.errors import EtlError, Interrupted
+from etl.tasks.progress import ProgressUI
+from etl.tasks.records import TaskRecord, TaskStore, _iso
+
+__all__ = ["TaskRun", "open_run"]
+
+Clock = Callable[[], dt.datetime]
+SAVE_EVERY = 0.5  # seconds between progress saves: often enough for a live view
+
+
+class TaskRun:
+    """The live side of one task record."""
+
+    def __init__(self, store: TaskStore, record: TaskRecord, clock: Clock, ui: ProgressUI) -> None:
+        self.store = store
+        self.record = record
+        self.clock = clock
+        self.ui = ui
+        self.stop_reason: Literal["cancel", "signal"] | None = None
+        self._last_save = 0.0
+        self._units_total = 0
+        self._units_done = 0
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+    # -- progress --------------------------------------------------------------------------
+
+    def begin(self, units: int, units_done: int = 0, *, total_count: int | None = None,
+              label: str = "") -> None:
+        self._units_total = max(units, 0)
+        self._units_done = units_done
+        if total_count is not None:
+            self.record.total_count = total_count
+        self.ui.start(self._units_total, label or self.record.kind, completed=units_done)
+        self._refresh(force=True)
+
+    def advance(self, units: int = 1, message: str | None = None) -> None:
+        self._units_done += units
+        if message:
+            self.record.message = message
+        self.ui.update(self._units_done, message)
+        self._refresh()
+
+    def note(self, message: str) -> None:
+        self.record.message = message
+        self.ui.update(self._units_done, message)
+        self._refresh()
+
+    def error(self, symbol: str | None, start: object, end: object, reason: str) -> None:
+        self.record.add_error(symbol, _text(start), _text(end), reason)
+        self._refresh()
+
+    def _refresh(self, force: bool = False) -> None:
+        if self._units_total:
+            self.record.progress = round(min(self._units_done / self._units_total, 1.0), 4)
+        now = time.monotonic()
+        if force or now - self._last_save >= SAVE_EVERY:
+            self._last_save = now
+            self.record.updated_at = _iso(self.clock())
+            self.store.save(self.record)
+
+    def save(self) -> None:
+        self._refresh(force=True)
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def request_stop(self, reason: Literal["cancel", "signal"] = "signal") -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.note("stopping at the next safe point")
+
+    def should_stop(self) -> bool:
+        if self.stop_reason is None and self.store.cancel_requested(self.id):
+            self.request_stop("cancel")
+        return self.stop_reason is not None
+
+    @contextmanager
+    def stop_signals(self, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
+        """Turn SIGINT/SIGTERM into a stop request for the duration of the block."""
+        installed: list[int] = []
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                if loop is not None:
+                    loop.add_signal_handler(sig, self.request_stop)
+                else:
+                    previous[sig] = signal.signal(sig, lambda *_: self.request_stop())
+                installed.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):
+                continue  # not the main thread: the caller's own handling applies
+        try:
+            yield
+        finally:
+            for sig in installed:
+                if loop is not None:
+                    with suppress(Exception):
+                        loop.remove_signal_handler(sig)
+                else:
+                    signal.signal(sig, previous[sig])
+
+
+@contextmanager
+def open_run(
+    store: TaskStore,
+    record: TaskRecord,
+    *,
+    clock: Clock,
+    ui: ProgressUI,
+) -> Iterator[TaskRun]:
+    """Mark ``record`` running under its lock; on exit set its final status.
+
+    Ends ``completed`` (errors, if any, are in the record and make the CLI exit 1),
+    ``cancelled``/``interrupted`` after a stop request, ``failed`` on an error that ends
+    the whole task.
+    """
+    lock = store.hold(record.id)
+    run = TaskRun(store, record, clock, ui)
+    store.clear_cancel(record.id)
+    record.status = "running"
+    record.pid = os.getpid()
+    record.started_at = record.started_at or _iso(clock())
+    record.finished_at = None
+    record.error_message = None
+    run.save()
+    try:
+        yield run
+        if run.stop_reason == "cancel":
+            record.status = "cancelled"
+        elif run.stop_reason == "signal":
+            record.status = "interrupted"
+        else:
+            record.status = "completed"
+            record.progress = 1.0
+    except Interrupted as exc:
+        record.status = "interrupted"
+        record.error_message = exc.bare_message
+    except KeyboardInterrupt:
+        record.status = "interrupted"
+        record.error_message = "interrupted"
+    except EtlError as exc:
+        record.status = "failed"
+        record.error_message = str(exc)
+        raise
+    except Exception as exc:
+        record.status = "failed"
+        record.error_message = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if record.status in ("completed", "failed", "cancelled"):
+            record.finished_at = _iso(clock())
+        record.message = None if record.status == "completed" else record.message
+        run.ui.stop()
+        run.save()
+        store.clear_cancel(record.id)
+        lock.release()
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return _iso(value)
+    return str(value)

@@ -1,0 +1,119 @@
+"""What every task needs, built once at the edge: settings, clock, lake, task store, adapters.
+
+The CLI and the scheduler construct a :class:`Runtime`; task functions take it as a value, so
+nothing below reads the environment or the clock by itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import polars as pl
+
+from etl.config import Settings
+from etl.errors import ConfigError
+from etl.lake import Lake
+from etl.tasks.progress import ProgressUI
+from etl.tasks.records import TaskStore
+from etl.vendors import ADAPTERS, adapter_class
+from etl.vendors.base import Capabilities, InstrumentMap, VendorAdapter, VendorContext
+
+__all__ = ["Runtime", "instrument_map"]
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock = _utc_now
+    progress: bool = True
+    _adapters: dict[str, VendorAdapter] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.settings.data_dir
+
+    @cached_property
+    def lake(self) -> Lake:
+        return Lake(self.root)
+
+    @cached_property
+    def store(self) -> TaskStore:
+        secrets = [s for v in self.settings.vendors.values() for s in v.secrets()]
+        return TaskStore(self.root, secrets=secrets)
+
+    def ui(self) -> ProgressUI:
+        return ProgressUI(enabled=self.progress)
+
+    def check_configured(self, vendor: str) -> None:
+        """Exit 3 early, naming the variable, when a vendor's credentials are missing."""
+        cls = adapter_class(vendor)
+        vs = self.settings.vendor(vendor)
+        for name in cls.required_settings:
+            if not getattr(vs, name, None):
+                raise ConfigError(
+                    f"{vendor} needs {name.replace('_', ' ')}: set ETL_{vendor.upper()}_"
+                    f"{name.upper()} (or [vendors.{vendor}] {name} in etl.toml)"
+                )
+
+    def adapter(self, vendor: str) -> VendorAdapter:
+        if vendor not in self._adapters:
+            self.check_configured(vendor)
+            cls = adapter_class(vendor)
+            context = VendorContext(
+                settings=self.settings.vendor(vendor),
+                now=self.clock,
+                state_dir=self.root / "state",
+                instruments=instrument_map(self.root, vendor),
+            )
+            self._adapters[vendor] = cls(context)
+        return self._adapters[vendor]
+
+    def capabilities(self) -> dict[str, Capabilities]:
+        """Every registered vendor's table (built without credentials or network)."""
+        out = {}
+        for name, cls in ADAPTERS.items():
+            context = VendorContext(settings=self.settings.vendor(name), now=self.clock)
+            out[name] = cls(context).capabilities()
+        return out
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        self._adapters.clear()
+
+
+def instrument_map(root: Path, vendor: str) -> InstrumentMap:
+    """The vendor's code map from the lake's ``instruments`` dataset (empty if never synced)."""
+    folder = root / "lake" / "instruments"
+    files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []
+    if not files:
+        return InstrumentMap()
+    frame = (
+        pl.scan_parquet(files, allow_missing_columns=True)
+        .filter(pl.col("vendor") == vendor)
+        .select("symbol", "vendor_code", "vendor_id", "vendor_extra")
+        .collect()
+    )
+    import json
+
+    codes, ids, extra = {}, {}, {}
+    for sym, code, vid, vextra in frame.iter_rows():
+        codes[sym] = code
+        if vid is not None:
+            ids[sym] = vid
+        if vextra:
+            try:
+                extra[sym] = json.loads(vextra)
+            except ValueError:
+                continue
+    return InstrumentMap(codes=codes, ids=ids, extra=extra)

@@ -1,0 +1,79 @@
+"""``etl instruments sync`` and ``etl calendar sync``: reference data, as tasks too."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from etl.errors import BadInputError
+from etl.normalize import validate
+from etl.tasks.pipeline import Fetched, Unit, run_units
+from etl.tasks.records import TaskRecord
+from etl.tasks.runner import open_run
+from etl.tasks.runtime import Runtime
+
+__all__ = ["sync_calendar", "sync_instruments"]
+
+
+async def sync_instruments(rt: Runtime, vendor: str, market: str | None) -> TaskRecord:
+    caps = rt.capabilities()
+    if vendor not in caps:
+        raise BadInputError(f"unknown vendor {vendor!r}: use one of {', '.join(caps)}")
+    cap = caps[vendor].require("instruments", market, others=caps)
+    markets = [market] if market else sorted(cap.exchanges)
+    params: dict[str, Any] = {"vendor": vendor, "market": market}
+    record = rt.store.create("instruments-sync", params, now=rt.clock())
+    adapter = rt.adapter(vendor)
+
+    async def fetch(unit: Unit) -> Fetched:
+        table = await adapter.instruments(unit.label)
+        checked = validate("instruments", table)
+        return Fetched(checked.frame, checked.issues, requests=1)
+
+    units = [Unit((), None, None, label=m) for m in markets]
+    try:
+        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
+            run.record.total_count = len(markets)
+            with run.stop_signals(asyncio.get_running_loop()):
+                result = await run_units(rt, run, "instruments", units, fetch, concurrency=1)
+            run.record.success_count = len(markets) - (1 if run.record.error_count else 0)
+            run.record.result = {"markets": markets, "requests": result.requests}
+    finally:
+        await rt.aclose()
+    return record
+
+
+async def sync_calendar(
+    rt: Runtime, vendor: str, market: str, start: dt.date, end: dt.date
+) -> TaskRecord:
+    caps = rt.capabilities()
+    if vendor not in caps:
+        raise BadInputError(f"unknown vendor {vendor!r}: use one of {', '.join(caps)}")
+    caps[vendor].require("calendar", market, others=caps)
+    params = {"vendor": vendor, "market": market, "start": start.isoformat(),
+              "end": end.isoformat()}
+    record = rt.store.create("calendar-sync", params, now=rt.clock())
+    adapter = rt.adapter(vendor)
+
+    async def fetch(unit: Unit) -> Fetched:
+        table = await adapter.calendar(market, unit.start, unit.end)
+        checked = validate("calendar", table)
+        return Fetched(checked.frame, checked.issues, requests=1)
+
+    units = []
+    cur = start
+    while cur <= end:  # a year per unit: progress for long ranges, small requests
+        last = min(end, dt.date(cur.year, 12, 31))
+        units.append(Unit((), cur, last, label=f"calendar:{market}"))
+        cur = last + dt.timedelta(days=1)
+    try:
+        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
+            run.record.total_count = 1
+            with run.stop_signals(asyncio.get_running_loop()):
+                result = await run_units(rt, run, "calendar", units, fetch, concurrency=1)
+            run.record.success_count = 0 if run.record.error_count else 1
+            run.record.result = {"requests": result.requests}
+    finally:
+        await rt.aclose()
+    return record

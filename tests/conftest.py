@@ -1,0 +1,58 @@
+"""Shared fixtures: a fresh data root per test, a fixed clock, kline row builders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+NOW = dt.datetime(2024, 6, 28, 12, 0, tzinfo=dt.UTC)
+SH = dt.timezone(dt.timedelta(hours=8))
+ETL = [sys.executable, "-m", "etl"]
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    return NOW
+
+
+def daily_ts(day: dt.date) -> dt.datetime:
+    """00:00 Asia/Shanghai of ``day`` in UTC: a CN 1d bar's ts."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=SH).astimezone(dt.UTC)
+
+
+def kline_rows(
+    symbols: Iterable[str], days: Iterable[dt.date], close: float = 10.0, freq: str = "1d"
+) -> pl.DataFrame:
+    rows = []
+    for sym in symbols:
+        for day in days:
+            rows.append({
+                "symbol": sym, "freq": freq, "ts": daily_ts(day), "trade_date": day,
+                "open": close, "high": close + 1, "low": close - 1, "close": close,
+                "volume": 100.0, "amount": 1000.0, "settle": None, "open_interest": None,
+                "vendor": "test", "request_id": None,
+            })
+    return pl.DataFrame(rows, schema_overrides={"ts": pl.Datetime("us", "UTC"),
+                                                 "settle": pl.Float64,
+                                                 "open_interest": pl.Float64,
+                                                 "request_id": pl.String})
+
+
+def etl_env(data_root: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    env["ETL_DATA_DIR"] = str(data_root)
+    env.update(extra)
+    return env
