@@ -1,0 +1,29 @@
+"""Vendor adapters, and the registry that names them.
+
+Adding a vendor is one module beside this one and one line in :data:`ADAPTERS`; nothing
+looks classes up by building names as strings.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from etl.errors import BadInputError
+from etl.vendors.base import VendorAdapter
+from etl.vendors.sim import SimAdapter
+
+__all__ = ["ADAPTERS", "adapter_class"]
+
+ADAPTERS: Final[dict[str, type[VendorAdapter]]] = {
+    "sim": SimAdapter,
+}
+
+
+def adapter_class(name: str) -> type[VendorAdapter]:
+    """The adapter class registered as ``name``, or a :class:`BadInputError` naming the known
+    vendors."""
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        known = ", ".join(sorted(ADAPTERS))
+        raise BadInputError(f"unknown vendor {name!r}: use one of {known}") from None
