@@ -51,9 +51,15 @@ class Sessions:
 
 @cache
 def _xcal(name: str) -> Any:
+    import warnings
+
     import exchange_calendars as xcals
 
-    return xcals.get_calendar(name, start=CALENDAR_START)
+    with warnings.catch_warnings():
+        # exchange_calendars still uses pandas APIs that pandas 3 deprecates; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return xcals.get_calendar(name, start=CALENDAR_START)
 
 
 def _check_range(spec: MarketSpec, start: dt.date, end: dt.date) -> None:

@@ -126,7 +126,7 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
         doc["stored"] = rows_as_dicts(stored)
 
         console.print("\n[bold]1. DuckDB SQL[/]  etl sql \"...\"  (or: duckdb data/catalog.duckdb)")
-        console.print(SQL_EXAMPLE, style="cyan")
+        console.print(SQL_EXAMPLE, style="cyan", markup=False, highlight=False)
         top = session.query(SQL_EXAMPLE)
         render_table(top, console)
         doc["sql"] = rows_as_dicts(top)
@@ -140,7 +140,7 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
         f'  .group_by(pl.col("trade_date")).agg(pl.col("volume").sum(), pl.len().alias("bars"))'
         f'.sort("trade_date")'
     )
-    console.print(polars_code, style="cyan")
+    console.print(polars_code, style="cyan", markup=False, highlight=False)
     minute = (
         pl.scan_parquet(f"{lake}/klines/**/*.parquet", hive_partitioning=True)
         .filter((pl.col("freq") == "1m") & (pl.col("symbol") == symbol))
@@ -158,7 +158,7 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
         f'df[df.trade_date == pd.Timestamp("{day}").date()].nlargest(5, "amount")'
         f'[["symbol", "close", "volume", "amount"]]'
     )
-    console.print(pandas_code, style="cyan")
+    console.print(pandas_code, style="cyan", markup=False, highlight=False)
     import pandas as pd
 
     frame = pd.read_parquet(lake / "klines", filters=[("freq", "==", "1d"), ("year", "==", day.year)])

@@ -173,7 +173,9 @@ def rebuild_manifest(
         generation=(previous.generation + 1) if previous else 1,
         updated_at=iso(now) if now else None,
         files=files,
-        coverage=coverage_of(schema, pl.concat(frames, how="diagonal_relaxed") if frames else None),
+        coverage=coverage_of(
+            schema, pl.concat(frames, how="diagonal_relaxed") if frames else None, key.values
+        ),
         commits=list(previous.commits) if previous else [],
         rebuilt=True,
     )
@@ -185,10 +187,15 @@ def _mtime(path: Path) -> dt.datetime:
     return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
 
 
-def coverage_of(schema: DatasetSchema, frame: pl.DataFrame | None) -> list[CoverageEntry]:
-    """Per-entity rows, first/last time and last ingest of ``frame``."""
+def coverage_of(
+    schema: DatasetSchema, frame: pl.DataFrame | None, partition: dict[str, str] | None = None
+) -> list[CoverageEntry]:
+    """Per-entity rows, first/last time and last ingest of ``frame`` (one partition's rows;
+    an entity stored only in the path, like the calendar's market, comes from ``partition``)."""
     if frame is None or frame.height == 0 or not schema.entity:
         return []
+    if schema.entity not in frame.columns and partition and schema.entity in partition:
+        frame = frame.with_columns(pl.lit(partition[schema.entity]).alias(schema.entity))
     aggs: list[pl.Expr] = [pl.len().alias("rows")]
     if schema.time:
         aggs += [pl.col(schema.time).min().alias("first"), pl.col(schema.time).max().alias("last")]

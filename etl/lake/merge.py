@@ -148,9 +148,7 @@ def plan_upsert(
             batch = batch.join(unchanged, on=keys, how="anti")
             if changed.height:
                 plan.rows_replaced += changed.height
-                if schema.entity and schema.entity in changed.columns:
-                    for ent, n in changed.group_by(schema.entity).len().iter_rows():
-                        plan.replaced_by_entity[str(ent)] = plan.replaced_by_entity.get(str(ent), 0) + n
+                _count_replaced(schema, key, changed, plan.replaced_by_entity)
                 remaining = stored.join(changed, on=keys, how="anti")
                 plan.removed.append(entry.name)
                 touched.add(bucket)
@@ -176,6 +174,20 @@ def plan_upsert(
     if crowded:
         _fold_compaction(schema, folder, manifest, plan, crowded)
     return plan
+
+
+def _count_replaced(
+    schema: DatasetSchema, key: PartitionKey, changed: pl.DataFrame, into: dict[str, int]
+) -> None:
+    """Replaced rows per coverage entity (which may live in the path, not the rows)."""
+    if not schema.entity:
+        return
+    if schema.entity in changed.columns:
+        for ent, n in changed.group_by(schema.entity).len().iter_rows():
+            into[str(ent)] = into.get(str(ent), 0) + n
+    elif schema.entity in key.values:
+        ent = key.values[schema.entity]
+        into[ent] = into.get(ent, 0) + changed.height
 
 
 def _fold_compaction(

@@ -250,7 +250,8 @@ class Lake:
         manifest.files = entries
         if plan.written is not None:
             manifest.coverage = merge_coverage(
-                manifest.coverage, coverage_of(schema, plan.written), plan.replaced_by_entity
+                manifest.coverage, coverage_of(schema, plan.written, key.values),
+                plan.replaced_by_entity,
             )
         manifest.generation += 1
         manifest.updated_at = iso(now)

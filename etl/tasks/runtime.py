@@ -99,7 +99,7 @@ def instrument_map(root: Path, vendor: str) -> InstrumentMap:
     if not files:
         return InstrumentMap()
     frame = (
-        pl.scan_parquet(files, allow_missing_columns=True)
+        pl.scan_parquet(files, missing_columns="insert")
         .filter(pl.col("vendor") == vendor)
         .select("symbol", "vendor_code", "vendor_id", "vendor_extra")
         .collect()

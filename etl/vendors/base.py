@@ -248,5 +248,5 @@ class VendorAdapter(ABC):
         """Today's main contract per variety (vendors publish no history)."""
         raise self._unsupported("main_contracts")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most adapters pool nothing
         """Release pooled connections."""
