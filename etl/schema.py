@@ -229,9 +229,9 @@ def _check(schema: DatasetSchema, path: Path) -> None:
     for name in referenced:
         if name not in names:
             raise ConfigError(f"{path.name}: {name!r} is referenced but not declared")
-    for col in schema.key:
-        if schema.column(col).nullable:
-            raise ConfigError(f"{path.name}: key column {col} must not be nullable")
+    for key_name in schema.key:
+        if schema.column(key_name).nullable:
+            raise ConfigError(f"{path.name}: key column {key_name} must not be nullable")
 
 
 def load_schemas(directory: Path) -> dict[str, DatasetSchema]:

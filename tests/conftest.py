@@ -39,16 +39,33 @@ def kline_rows(
     rows = []
     for sym in symbols:
         for day in days:
-            rows.append({
-                "symbol": sym, "freq": freq, "ts": daily_ts(day), "trade_date": day,
-                "open": close, "high": close + 1, "low": close - 1, "close": close,
-                "volume": 100.0, "amount": 1000.0, "settle": None, "open_interest": None,
-                "vendor": "test", "request_id": None,
-            })
-    return pl.DataFrame(rows, schema_overrides={"ts": pl.Datetime("us", "UTC"),
-                                                 "settle": pl.Float64,
-                                                 "open_interest": pl.Float64,
-                                                 "request_id": pl.String})
+            rows.append(
+                {
+                    "symbol": sym,
+                    "freq": freq,
+                    "ts": daily_ts(day),
+                    "trade_date": day,
+                    "open": close,
+                    "high": close + 1,
+                    "low": close - 1,
+                    "close": close,
+                    "volume": 100.0,
+                    "amount": 1000.0,
+                    "settle": None,
+                    "open_interest": None,
+                    "vendor": "test",
+                    "request_id": None,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema_overrides={
+            "ts": pl.Datetime("us", "UTC"),
+            "settle": pl.Float64,
+            "open_interest": pl.Float64,
+            "request_id": pl.String,
+        },
+    )
 
 
 def etl_env(data_root: Path, **extra: str) -> dict[str, str]:

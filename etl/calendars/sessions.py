@@ -124,7 +124,7 @@ def _day_rule(spec: MarketSpec, start: dt.date, end: dt.date) -> Days:
 
 def _xcal_days(name: str, start: dt.date, end: dt.date) -> Days:
     schedule = _xcal(name).schedule
-    idx = schedule.index.values.astype("datetime64[D]")
+    idx: Days = np.asarray(schedule.index.values).astype("datetime64[D]")
     lo, hi = np.datetime64(start, "D"), np.datetime64(end, "D")
     return idx[(idx >= lo) & (idx <= hi)]
 
@@ -134,7 +134,9 @@ def _us(values: Any) -> I64:
     return np.asarray(pd.DatetimeIndex(values).as_unit("us").asi8, dtype=np.int64)
 
 
-def _from_xcal(spec: MarketSpec, start: dt.date, end: dt.date, days: Sequence[dt.date] | None) -> Sessions:
+def _from_xcal(
+    spec: MarketSpec, start: dt.date, end: dt.date, days: Sequence[dt.date] | None
+) -> Sessions:
     assert spec.xcal is not None
     schedule = _xcal(spec.xcal).schedule
     idx = schedule.index.values.astype("datetime64[D]")
@@ -178,9 +180,7 @@ def _from_template(spec: MarketSpec, day_arr: Days, segs: tuple[Segment, ...]) -
     local_midnight = pd.DatetimeIndex(day_arr.astype("datetime64[ns]")).tz_localize(spec.tz)
     seg_day_parts, start_parts, end_parts = [], [], []
     for seg_start, seg_end in segs:
-        start_local = local_midnight + pd.Timedelta(
-            hours=seg_start.hour, minutes=seg_start.minute
-        )
+        start_local = local_midnight + pd.Timedelta(hours=seg_start.hour, minutes=seg_start.minute)
         if seg_end == dt.time.max:
             end_local = local_midnight + pd.Timedelta(days=1)
         else:

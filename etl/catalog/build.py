@@ -26,7 +26,13 @@ from etl.catalog.ddl import anchor_path, catalog_sql
 from etl.lake.fsutil import atomic_write_bytes
 from etl.schema import DatasetSchema
 
-__all__ = ["CATALOG_NAME", "build_catalog", "catalog_fingerprint", "ensure_anchors", "ensure_catalog"]
+__all__ = [
+    "CATALOG_NAME",
+    "build_catalog",
+    "catalog_fingerprint",
+    "ensure_anchors",
+    "ensure_catalog",
+]
 
 log = logging.getLogger(__name__)
 CATALOG_NAME = "catalog.duckdb"

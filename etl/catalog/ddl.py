@@ -24,8 +24,8 @@ MANIFEST_COLUMNS: Final = (
     "{'dataset': 'VARCHAR', 'path': 'VARCHAR', 'partition': 'MAP(VARCHAR, VARCHAR)', "
     "'generation': 'BIGINT', 'updated_at': 'VARCHAR', "
     "'files': 'STRUCT(name VARCHAR, bucket VARCHAR, \"rows\" BIGINT, bytes BIGINT, "
-    "min_time VARCHAR, max_time VARCHAR, created_at VARCHAR, \"commit\" VARCHAR)[]', "
-    "'coverage': 'STRUCT(entity VARCHAR, \"rows\" BIGINT, \"first\" VARCHAR, \"last\" VARCHAR, "
+    'min_time VARCHAR, max_time VARCHAR, created_at VARCHAR, "commit" VARCHAR)[]\', '
+    '\'coverage\': \'STRUCT(entity VARCHAR, "rows" BIGINT, "first" VARCHAR, "last" VARCHAR, '
     "last_ingested_at VARCHAR)[]', "
     "'commits': 'STRUCT(id VARCHAR, \"at\" VARCHAR, task_id BIGINT, rows_added BIGINT, "
     "rows_replaced BIGINT, rows_unchanged BIGINT, files_added VARCHAR[], files_removed VARCHAR[], "
@@ -106,8 +106,8 @@ SELECT m.dataset, m.path AS partition, f.name AS file, f.bucket, f."rows", f.byt
        f.min_time, f.max_time, f.created_at::TIMESTAMPTZ AS created_at, f."commit"
 FROM {m} AS m, unnest(m.files) AS t(f);""",
         f"""CREATE OR REPLACE VIEW lake_commits AS
-SELECT m.dataset, m.path AS partition, c.id, c."at"::TIMESTAMPTZ AS committed_at, c.task_id, c.rows_added,
-       c.rows_replaced, c.rows_unchanged, c.files_added, c.files_removed, c.compacted
+SELECT m.dataset, m.path AS partition, c.id, c."at"::TIMESTAMPTZ AS committed_at, c.task_id,
+       c.rows_added, c.rows_replaced, c.rows_unchanged, c.files_added, c.files_removed, c.compacted
 FROM {m} AS m, unnest(m.commits) AS t(c);""",
         f"""CREATE OR REPLACE VIEW coverage AS
 SELECT m.dataset, m.partition['freq'] AS freq, c.entity,

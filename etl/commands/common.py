@@ -37,16 +37,20 @@ T = TypeVar("T")
 
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data root (default: $ETL_DATA_DIR, etl.toml, ./data).",
-                 show_default=False),
+    typer.Option(
+        "--data-dir",
+        help="Data root (default: $ETL_DATA_DIR, etl.toml, ./data).",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout (logs go to stderr).")
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", help="Settings file (default: ./etl.toml if present).",
-                 show_default=False),
+    typer.Option(
+        "--config", help="Settings file (default: ./etl.toml if present).", show_default=False
+    ),
 ]
 
 
@@ -77,9 +81,9 @@ def _setup_logging(settings: Settings) -> None:
         for noisy in ("httpx", "httpcore", "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     secrets = [s for v in settings.vendors.values() for s in v.secrets()]
-    for handler in root.handlers:
-        handler.filters = [f for f in handler.filters if not isinstance(f, RedactingFilter)]
-        handler.addFilter(RedactingFilter(secrets))
+    for existing in root.handlers:
+        existing.filters = [f for f in handler.filters if not isinstance(f, RedactingFilter)]
+        existing.addFilter(RedactingFilter(secrets))
 
 
 class Output:
@@ -151,10 +155,14 @@ def emit_task(out: Output, record: TaskRecord, summary: str | None = None) -> No
         )
         typer.echo(line)
         for err in record.errors[:20]:
-            where = " ".join(str(x) for x in (err.get("symbol"), err.get("start"), err.get("end")) if x)
+            where = " ".join(
+                str(x) for x in (err.get("symbol"), err.get("start"), err.get("end")) if x
+            )
             typer.echo(f"  error: {where}: {err.get('reason')}", err=True)
         if record.error_count > 20:
-            typer.echo(f"  ... {record.error_count - 20} more (etl tasks show {record.id})", err=True)
+            typer.echo(
+                f"  ... {record.error_count - 20} more (etl tasks show {record.id})", err=True
+            )
         if record.status in ("interrupted", "cancelled"):
             typer.echo(f"  resume with: etl tasks resume {record.id}", err=True)
 

@@ -13,7 +13,7 @@ from etl.names import parse_dataset, parse_freq, parse_market, parse_range, pars
 from etl.tasks.backfill import BackfillRequest, backfill
 from etl.tasks.sync import sync_calendar, sync_instruments
 
-__all__ = ["catalog_app", "calendar_app", "instruments_app", "register"]
+__all__ = ["calendar_app", "catalog_app", "instruments_app", "register"]
 
 VendorOpt = Annotated[str, typer.Option("--vendor", help="Vendor name (see `etl vendors`).")]
 
@@ -59,13 +59,23 @@ def calendar_sync(
 
 def backfill_command(
     vendor: VendorOpt,
-    dataset: Annotated[str, typer.Option("--dataset", help="klines, balance_sheet, income, "
-                                         "cash_flow, future_varieties or main_contracts.")],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="klines, balance_sheet, income, cash_flow, future_varieties or main_contracts.",
+        ),
+    ],
     freq: Annotated[str | None, typer.Option("--freq", help="1m 5m 15m 30m 1h 1d 1w 1M.")] = None,
-    symbols: Annotated[str | None, typer.Option(
-        "--symbols", help="Comma list, or @file with one symbol a line.")] = None,
-    start: Annotated[str | None, typer.Option("--start", help="First trade date (or reporting "
-                                              "period for statements), YYYY-MM-DD.")] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma list, or @file with one symbol a line.")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="First trade date (or reporting period for statements), YYYY-MM-DD."
+        ),
+    ] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last one, inclusive.")] = None,
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
@@ -99,17 +109,26 @@ def compact_command(
     with runtime(data_dir, config, json_out) as (rt, out):
         ds = parse_dataset(dataset) if dataset else None
         results = rt.lake.compact(ds, now=rt.clock())
-        doc = {"datasets": [
-            {"dataset": r.dataset, "partitions": r.partitions, "files_removed": r.files_removed,
-             "files_added": r.files_added, "buckets_compacted": r.compacted_buckets}
-            for r in results
-        ]}
+        doc = {
+            "datasets": [
+                {
+                    "dataset": r.dataset,
+                    "partitions": r.partitions,
+                    "files_removed": r.files_removed,
+                    "files_added": r.files_added,
+                    "buckets_compacted": r.compacted_buckets,
+                }
+                for r in results
+            ]
+        }
 
         def human() -> None:
             for r in results:
                 if r.files_removed:
-                    typer.echo(f"{r.dataset}: {r.files_removed} files -> {r.files_added} "
-                               f"in {r.partitions} partitions")
+                    typer.echo(
+                        f"{r.dataset}: {r.files_removed} files -> {r.files_added} "
+                        f"in {r.partitions} partitions"
+                    )
             if not any(r.files_removed for r in results):
                 typer.echo("nothing to compact")
 
@@ -131,17 +150,21 @@ def catalog_rebuild(
         rt.lake.sweep()
         for name in schemas.schemas():
             manifests = rt.lake.rebuild_manifests(name, now=now)
-            stats[name] = {"partitions": len(manifests),
-                           "files": sum(len(m.files) for m in manifests),
-                           "rows": sum(m.rows for m in manifests)}
+            stats[name] = {
+                "partitions": len(manifests),
+                "files": sum(len(m.files) for m in manifests),
+                "rows": sum(m.rows for m in manifests),
+            }
         path = build_catalog(rt.root, now=now)
         doc = {"catalog": str(path), "datasets": stats}
 
         def human() -> None:
             typer.echo(f"rebuilt {path}")
             for name, s in stats.items():
-                typer.echo(f"  {name:<17} {s['rows']:>12,} rows  {s['files']:>5} files  "
-                           f"{s['partitions']:>4} partitions")
+                typer.echo(
+                    f"  {name:<17} {s['rows']:>12,} rows  {s['files']:>5} files  "
+                    f"{s['partitions']:>4} partitions"
+                )
 
         out.document(doc, human)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -51,29 +52,50 @@ def _last_session(clock: Callable[[], dt.datetime]) -> dt.date:
     now = clock()
     today = now.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
     days = trading_days("SH", today - dt.timedelta(days=20), today)
-    closed = [d.astype(dt.date) for d in days
-              if d.astype(dt.date) < today or now.astimezone(dt.UTC).hour >= 7]
-    return closed[-1]
+    closed = [
+        d.astype(dt.date)
+        for d in days
+        if d.astype(dt.date) < today or now.astimezone(dt.UTC).hour >= 7
+    ]
+    last: dt.date = closed[-1]
+    return last
 
 
 def _step(console: Console, label: str, fn: Callable[[], TaskRecord]) -> TaskRecord:
     started = time.monotonic()
     record = fn()
     took = time.monotonic() - started
-    status = "[green]ok[/]" if record.status == "completed" and not record.error_count else (
-        f"[yellow]{record.status}, {record.error_count} errors[/]")
+    status = (
+        "[green]ok[/]"
+        if record.status == "completed" and not record.error_count
+        else (f"[yellow]{record.status}, {record.error_count} errors[/]")
+    )
     console.print(f"  {label:<46} {record.rows_written:>9,} rows  {took:5.1f} s  {status}")
     return record
+
+
+def _sync_calendar(rt: Runtime, market: str, start: dt.date, end: dt.date) -> TaskRecord:
+    return run_async(sync_calendar(rt, VENDOR, market, start, end))
+
+
+def _backfill(rt: Runtime, req: BackfillRequest) -> TaskRecord:
+    return run_async(backfill(rt, req))
 
 
 def _pick_symbols(rt: Runtime, start: dt.date) -> list[str]:
     files = list((rt.root / "lake" / "instruments").glob("*/*.parquet"))
     frame = (
         pl.scan_parquet(files, hive_partitioning=True)
-        .filter((pl.col("vendor") == VENDOR) & (pl.col("type") == "stock")
-                & pl.col("market").is_in(["SH", "SZ"]) & (pl.col("list_date") <= start)
-                & pl.col("delist_date").is_null())
-        .select("symbol").sort("symbol").collect()
+        .filter(
+            (pl.col("vendor") == VENDOR)
+            & (pl.col("type") == "stock")
+            & pl.col("market").is_in(["SH", "SZ"])
+            & (pl.col("list_date") <= start)
+            & pl.col("delist_date").is_null()
+        )
+        .select("symbol")
+        .sort("symbol")
+        .collect()
     )
     symbols = frame["symbol"].to_list()
     if len(symbols) <= DAILY_SYMBOLS:
@@ -88,28 +110,48 @@ def _run_demo(rt: Runtime, console: Console) -> dict[str, Any]:
     console.print(f"[bold]etl demo[/]: vendor sim, data root {rt.root}")
     console.print(f"  1d range {start} .. {end}")
     records: list[TaskRecord] = []
-    records.append(_step(console, "instruments sync (all markets)",
-                         lambda: run_async(sync_instruments(rt, VENDOR, None))))
+    records.append(
+        _step(
+            console,
+            "instruments sync (all markets)",
+            lambda: run_async(sync_instruments(rt, VENDOR, None)),
+        )
+    )
     for market in CALENDAR_MARKETS:
-        records.append(_step(console, f"calendar sync {market}",
-                             lambda m=market: run_async(sync_calendar(rt, VENDOR, m, start, end))))
+        records.append(
+            _step(
+                console,
+                f"calendar sync {market}",
+                partial(_sync_calendar, rt, market, start, end),
+            )
+        )
     symbols = _pick_symbols(rt, start)
     minute_days = [d.astype(dt.date) for d in trading_days("SH", end - dt.timedelta(days=14), end)]
     m_start = minute_days[-MINUTE_SESSIONS]
     jobs = [
-        (f"klines 1d, {len(symbols)} symbols, 2 years",
-         BackfillRequest(VENDOR, "klines", tuple(symbols), "1d", start, end)),
-        (f"klines 1m, {MINUTE_SYMBOLS} symbols, {MINUTE_SESSIONS} sessions",
-         BackfillRequest(VENDOR, "klines", tuple(symbols[:MINUTE_SYMBOLS]), "1m", m_start, end)),
+        (
+            f"klines 1d, {len(symbols)} symbols, 2 years",
+            BackfillRequest(VENDOR, "klines", tuple(symbols), "1d", start, end),
+        ),
+        (
+            f"klines 1m, {MINUTE_SYMBOLS} symbols, {MINUTE_SESSIONS} sessions",
+            BackfillRequest(VENDOR, "klines", tuple(symbols[:MINUTE_SYMBOLS]), "1m", m_start, end),
+        ),
     ]
     stmt_start = dt.date(end.year - 3, 1, 1)
     for ds in ("balance_sheet", "income", "cash_flow"):
-        jobs.append((f"{ds}, {len(symbols)} symbols, since {stmt_start.year}",
-                     BackfillRequest(VENDOR, ds, tuple(symbols), None, stmt_start, end)))
-    jobs += [("future_varieties", BackfillRequest(VENDOR, "future_varieties")),
-             ("main_contracts (today)", BackfillRequest(VENDOR, "main_contracts"))]
+        jobs.append(
+            (
+                f"{ds}, {len(symbols)} symbols, since {stmt_start.year}",
+                BackfillRequest(VENDOR, ds, tuple(symbols), None, stmt_start, end),
+            )
+        )
+    jobs += [
+        ("future_varieties", BackfillRequest(VENDOR, "future_varieties")),
+        ("main_contracts (today)", BackfillRequest(VENDOR, "main_contracts")),
+    ]
     for label, req in jobs:
-        records.append(_step(console, label, lambda r=req: run_async(backfill(rt, r))))
+        records.append(_step(console, label, partial(_backfill, rt, req)))
     ensure_catalog(rt.root, now=rt.clock())
     return {"start": start, "end": end, "symbols": symbols, "records": records}
 
@@ -118,14 +160,15 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
     doc: dict[str, Any] = {}
     with ReadOnlySession(rt.root) as session:
         stored = session.query(
-            "SELECT dataset, sum(\"rows\")::BIGINT AS rows, sum(files)::BIGINT AS files, "
+            'SELECT dataset, sum("rows")::BIGINT AS rows, sum(files)::BIGINT AS files, '
             "count(*) AS partitions, round(sum(bytes) / 1048576, 2) AS mib "
-            "FROM lake_partitions GROUP BY dataset ORDER BY dataset")
+            "FROM lake_partitions GROUP BY dataset ORDER BY dataset"
+        )
         console.print("\n[bold]Stored[/] (SELECT ... FROM lake_partitions)")
         render_table(stored, console)
         doc["stored"] = rows_as_dicts(stored)
 
-        console.print("\n[bold]1. DuckDB SQL[/]  etl sql \"...\"  (or: duckdb data/catalog.duckdb)")
+        console.print('\n[bold]1. DuckDB SQL[/]  etl sql "..."  (or: duckdb data/catalog.duckdb)')
         console.print(SQL_EXAMPLE, style="cyan", markup=False, highlight=False)
         top = session.query(SQL_EXAMPLE)
         render_table(top, console)
@@ -144,8 +187,10 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
     minute = (
         pl.scan_parquet(f"{lake}/klines/**/*.parquet", hive_partitioning=True)
         .filter((pl.col("freq") == "1m") & (pl.col("symbol") == symbol))
-        .group_by(pl.col("trade_date")).agg(pl.col("volume").sum(), pl.len().alias("bars"))
-        .sort("trade_date").collect()
+        .group_by(pl.col("trade_date"))
+        .agg(pl.col("volume").sum(), pl.len().alias("bars"))
+        .sort("trade_date")
+        .collect()
     )
     console.print(minute)
     doc["polars"] = minute.to_dicts()
@@ -161,8 +206,12 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
     console.print(pandas_code, style="cyan", markup=False, highlight=False)
     import pandas as pd
 
-    frame = pd.read_parquet(lake / "klines", filters=[("freq", "==", "1d"), ("year", "==", day.year)])
-    top_day = frame[frame.trade_date == day].nlargest(5, "amount")[["symbol", "close", "volume", "amount"]]
+    frame = pd.read_parquet(
+        lake / "klines", filters=[("freq", "==", "1d"), ("year", "==", day.year)]
+    )
+    top_day = frame[frame.trade_date == day].nlargest(5, "amount")[
+        ["symbol", "close", "volume", "amount"]
+    ]
     console.print(top_day.to_string(index=False))
     doc["pandas"] = top_day.astype({"symbol": str}).to_dict(orient="records")
     return doc
@@ -180,20 +229,30 @@ def demo_command(
         info = _run_demo(rt, console)
         doc = _show_results(rt, console, info)
         took = time.monotonic() - started
-        console.print(f"\ndone in {took:.1f} s. Try: etl sql \"SELECT * FROM coverage LIMIT 5\"")
+        console.print(f'\ndone in {took:.1f} s. Try: etl sql "SELECT * FROM coverage LIMIT 5"')
         records: list[TaskRecord] = info["records"]
-        doc.update({
-            "seconds": round(took, 1),
-            "tasks": [{"id": r.id, "kind": r.kind, "status": r.status,
-                       "rows_written": r.rows_written, "error_count": r.error_count}
-                      for r in records],
-        })
+        doc.update(
+            {
+                "seconds": round(took, 1),
+                "tasks": [
+                    {
+                        "id": r.id,
+                        "kind": r.kind,
+                        "status": r.status,
+                        "rows_written": r.rows_written,
+                        "error_count": r.error_count,
+                    }
+                    for r in records
+                ],
+            }
+        )
         if json_out:
             out.document(doc)
         failed = [r for r in records if r.status != "completed" or r.error_count]
         if failed:
-            raise PartialFailure(f"{len(failed)} demo step(s) had errors",
-                                 tasks=",".join(str(r.id) for r in failed))
+            raise PartialFailure(
+                f"{len(failed)} demo step(s) had errors", tasks=",".join(str(r.id) for r in failed)
+            )
 
 
 def register(app: typer.Typer) -> None:

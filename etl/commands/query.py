@@ -7,7 +7,7 @@ import datetime as dt
 import decimal
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +20,7 @@ from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, runtime
 __all__ = ["register", "render_table", "rows_as_dicts"]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -28,8 +28,11 @@ class Format(str, Enum):
 
 def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value.tzinfo else (
-            value.isoformat())
+        return (
+            value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            if value.tzinfo
+            else (value.isoformat())
+        )
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -59,13 +62,18 @@ def render_table(result: QueryResult, console: Console | None = None, max_rows: 
         table.add_row(*("" if v is None else _fmt(v) for v in row))
     console.print(table)
     more = len(result.rows) - max_rows
-    console.print(f"({len(result.rows)} rows{f'; {more} not shown' if more > 0 else ''})",
-                  style="dim")
+    console.print(
+        f"({len(result.rows)} rows{f'; {more} not shown' if more > 0 else ''})", style="dim"
+    )
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.6g}" if abs(value) >= 1e6 or abs(value) < 1e-3 and value else f"{value:.4f}".rstrip("0").rstrip(".")
+        return (
+            f"{value:,.6g}"
+            if abs(value) >= 1e6 or (abs(value) < 1e-3 and value)
+            else f"{value:.4f}".rstrip("0").rstrip(".")
+        )
     plain = _plain(value)
     return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
 

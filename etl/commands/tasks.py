@@ -21,9 +21,15 @@ tasks_app = typer.Typer(help="Task records: list, show, resume, cancel.", no_arg
 
 def _line(r: TaskRecord) -> list[str]:
     return [
-        str(r.id), r.kind, r.status, f"{r.progress * 100:.0f}%",
-        f"{r.success_count}/{r.total_count}", f"{r.rows_written:,}", str(r.error_count),
-        (r.created_at or "")[:19].replace("T", " "), (r.message or r.error_message or "")[:50],
+        str(r.id),
+        r.kind,
+        r.status,
+        f"{r.progress * 100:.0f}%",
+        f"{r.success_count}/{r.total_count}",
+        f"{r.rows_written:,}",
+        str(r.error_count),
+        (r.created_at or "")[:19].replace("T", " "),
+        (r.message or r.error_message or "")[:50],
     ]
 
 
@@ -40,8 +46,17 @@ def tasks_list(
 
         def human() -> None:
             table = Table(show_edge=False, header_style="bold")
-            for col in ("id", "kind", "status", "progress", "ok", "rows", "errors", "created",
-                        "note"):
+            for col in (
+                "id",
+                "kind",
+                "status",
+                "progress",
+                "ok",
+                "rows",
+                "errors",
+                "created",
+                "note",
+            ):
                 table.add_column(col)
             for r in records:
                 table.add_row(*_line(r))
@@ -51,13 +66,19 @@ def tasks_list(
 
 
 def _show(record: TaskRecord, console: Console) -> None:
-    console.print(f"[bold]task {record.id}[/] {record.kind}  {record.status}  "
-                  f"{record.progress * 100:.1f}%")
-    console.print(f"  symbols ok {record.success_count}/{record.total_count}, rows written "
-                  f"{record.rows_written:,}, errors {record.error_count}")
+    console.print(
+        f"[bold]task {record.id}[/] {record.kind}  {record.status}  {record.progress * 100:.1f}%"
+    )
+    console.print(
+        f"  symbols ok {record.success_count}/{record.total_count}, rows written "
+        f"{record.rows_written:,}, errors {record.error_count}"
+    )
     console.print(f"  params {record.params}")
-    for label, value in (("created", record.created_at), ("started", record.started_at),
-                         ("finished", record.finished_at)):
+    for label, value in (
+        ("created", record.created_at),
+        ("started", record.started_at),
+        ("finished", record.finished_at),
+    ):
         if value:
             console.print(f"  {label} {value}")
     if record.message:
@@ -65,15 +86,18 @@ def _show(record: TaskRecord, console: Console) -> None:
     if record.error_message:
         console.print(f"  [red]{record.error_message}[/]")
     for err in record.errors[:10]:
-        console.print(f"  error {err.get('symbol') or ''} {err.get('start') or ''} "
-                      f"{err.get('end') or ''}: {err.get('reason')}")
+        console.print(
+            f"  error {err.get('symbol') or ''} {err.get('start') or ''} "
+            f"{err.get('end') or ''}: {err.get('reason')}"
+        )
 
 
 @tasks_app.command("show")
 def tasks_show(
     task_id: Annotated[int, typer.Argument(help="Task id.")],
-    watch: Annotated[bool, typer.Option("--watch", "-w",
-                                        help="Refresh until the task ends.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Refresh until the task ends.")
+    ] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 1.0,
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
@@ -141,6 +165,10 @@ def tasks_cancel(
             if record.status != "running":
                 break
             time.sleep(0.2)
-        out.document(record.public(), lambda: typer.echo(
-            f"task {task_id}: {record.status}"
-            + ("" if record.status != "running" else " (stop requested; it will stop soon)")))
+        out.document(
+            record.public(),
+            lambda: typer.echo(
+                f"task {task_id}: {record.status}"
+                + ("" if record.status != "running" else " (stop requested; it will stop soon)")
+            ),
+        )

@@ -15,8 +15,9 @@ from etl.vendors import ADAPTERS, adapter_class
 
 __all__ = ["vendors_app"]
 
-vendors_app = typer.Typer(help="Vendors: capabilities, configuration, connection check.",
-                          invoke_without_command=True)
+vendors_app = typer.Typer(
+    help="Vendors: capabilities, configuration, connection check.", invoke_without_command=True
+)
 
 
 def _describe(rt: Runtime) -> list[dict[str, Any]]:
@@ -27,31 +28,38 @@ def _describe(rt: Runtime) -> list[dict[str, Any]]:
         missing = [s for s in cls.required_settings if not getattr(vs, s, None)]
         datasets = []
         for cap in caps.datasets:
-            datasets.append({
-                "dataset": cap.dataset,
-                "markets": sorted(cap.exchanges),
-                "freqs": [f for f in ("1m", "5m", "15m", "30m", "1h", "1d", "1w", "1M")
-                          if f in cap.freqs],
-                "since": cap.since.isoformat() if cap.since else None,
-                "depth": dict(cap.depth) or None,
-                "symbols_per_call": cap.symbols_per_call,
-                "note": cap.note or None,
-            })
-        docs.append({
-            "vendor": name,
-            "title": cls.title,
-            "configured": not missing,
-            "missing": [f"ETL_{name.upper()}_{m.upper()}" for m in missing],
-            "base_url": vs.base_url or cls.public_base_url,
-            "rate_limit": {
-                "per_second": vs.rate or caps.rate.per_second,
-                "per_minute": caps.rate.per_minute,
-                "in_flight": caps.rate.in_flight,
-                "scope": caps.rate.scope,
-                "from": "ETL_" + name.upper() + "_RATE" if vs.rate else "plan default",
-            },
-            "datasets": datasets,
-        })
+            datasets.append(
+                {
+                    "dataset": cap.dataset,
+                    "markets": sorted(cap.exchanges),
+                    "freqs": [
+                        f
+                        for f in ("1m", "5m", "15m", "30m", "1h", "1d", "1w", "1M")
+                        if f in cap.freqs
+                    ],
+                    "since": cap.since.isoformat() if cap.since else None,
+                    "depth": dict(cap.depth) or None,
+                    "symbols_per_call": cap.symbols_per_call,
+                    "note": cap.note or None,
+                }
+            )
+        docs.append(
+            {
+                "vendor": name,
+                "title": cls.title,
+                "configured": not missing,
+                "missing": [f"ETL_{name.upper()}_{m.upper()}" for m in missing],
+                "base_url": vs.base_url or cls.public_base_url,
+                "rate_limit": {
+                    "per_second": vs.rate or caps.rate.per_second,
+                    "per_minute": caps.rate.per_minute,
+                    "in_flight": caps.rate.in_flight,
+                    "scope": caps.rate.scope,
+                    "from": "ETL_" + name.upper() + "_RATE" if vs.rate else "plan default",
+                },
+                "datasets": datasets,
+            }
+        )
     return docs
 
 
@@ -77,9 +85,12 @@ def vendors_list(
                 status = "yes" if doc["configured"] else "no: set " + ", ".join(doc["missing"])
                 for ds in doc["datasets"]:
                     table.add_row(
-                        doc["vendor"] if first else "", status if first else "",
+                        doc["vendor"] if first else "",
+                        status if first else "",
                         f"{doc['rate_limit']['per_second']:g}" if first else "",
-                        ds["dataset"], " ".join(ds["markets"]), " ".join(ds["freqs"]),
+                        ds["dataset"],
+                        " ".join(ds["markets"]),
+                        " ".join(ds["freqs"]),
                     )
                     first = False
             Console().print(table)
@@ -106,8 +117,12 @@ def vendors_check(
                 await adapter.aclose()
 
         result = run_async(go())
-        out.document(result.as_dict(), lambda: typer.echo(
-            f"{vendor}: {'ok' if result.success else 'FAILED'} - {result.message} "
-            f"({result.response_time * 1000:.0f} ms)"))
+        out.document(
+            result.as_dict(),
+            lambda: typer.echo(
+                f"{vendor}: {'ok' if result.success else 'FAILED'} - {result.message} "
+                f"({result.response_time * 1000:.0f} ms)"
+            ),
+        )
         if not result.success:  # a refused login or an unreachable vendor: configuration
             raise typer.Exit(ConfigError.exit_code)

@@ -110,6 +110,7 @@ def partition_frames(
         if part.column is not None:
             exprs.append(pl.col(part.column).cast(pl.String).alias(f"__p_{part.name}"))
         elif part.transform == "year":
+            assert part.source is not None
             exprs.append(pl.col(part.source).dt.year().cast(pl.String).alias(f"__p_{part.name}"))
         else:
             raise LakeError(f"unsupported partition {part.name} in {schema.name}")

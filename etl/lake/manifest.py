@@ -147,7 +147,9 @@ def rebuild_manifest(
     for name in names:
         path = folder / name
         meta = pq.read_metadata(path)
-        part = pl.from_arrow(pq.read_table(path, columns=[c for c in cols if c in meta.schema.names]))
+        part = pl.from_arrow(
+            pq.read_table(path, columns=[c for c in cols if c in meta.schema.names])
+        )
         assert isinstance(part, pl.DataFrame)
         frames.append(part)
         prior = known.get(name)

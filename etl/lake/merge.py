@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from etl.lake.layout import PartitionKey, bucket_expr
 from etl.lake.manifest import FileEntry, PartitionManifest
@@ -80,7 +81,7 @@ def conform(schema: DatasetSchema, frame: pl.DataFrame) -> pl.DataFrame:
     Files written before a column was added to ``schemas/`` are read through here, so a
     merge or compaction upgrades them.
     """
-    target = pl.DataFrame(schema=dict(pl.from_arrow(schema.file_schema.empty_table()).schema))
+    target = pl.DataFrame(schema=polars_schema(schema.file_schema))
     exprs = []
     for name, dtype in target.schema.items():
         if name in frame.columns:
@@ -88,6 +89,13 @@ def conform(schema: DatasetSchema, frame: pl.DataFrame) -> pl.DataFrame:
         else:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
     return frame.select(exprs)
+
+
+def polars_schema(arrow: pa.Schema) -> dict[str, pl.DataType]:
+    """The polars dtypes of an Arrow schema (strings as polars strings)."""
+    frame = pl.from_arrow(arrow.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return dict(frame.schema)
 
 
 def read_file(path: Path, schema: DatasetSchema, columns: list[str] | None = None) -> pl.DataFrame:
@@ -124,9 +132,9 @@ def plan_upsert(
     touched: set[str] = set()
     kept_batches: list[pl.DataFrame] = []
 
-    for (bucket,), batch in incoming.group_by(["__bucket"], maintain_order=True):
-        bucket = str(bucket)
-        batch = batch.drop("__bucket")
+    for (bucket_value,), group in incoming.group_by(["__bucket"], maintain_order=True):
+        bucket = str(bucket_value)
+        batch = group.drop("__bucket")
         for entry in by_bucket.get(bucket, []):
             if batch.height == 0:
                 break

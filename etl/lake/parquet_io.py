@@ -41,9 +41,7 @@ def write_file(table: pa.Table, path: Path, sort_by: list[str]) -> int:
     return path.stat().st_size
 
 
-def verify_file(
-    path: Path, expected: pl.DataFrame, keys: list[str], time_col: str | None
-) -> None:
+def verify_file(path: Path, expected: pl.DataFrame, keys: list[str], time_col: str | None) -> None:
     """Read ``path`` back: row count, key uniqueness and min/max time must match ``expected``."""
     cols = list(dict.fromkeys([*keys, *([time_col] if time_col else [])]))
     try:
@@ -51,9 +49,7 @@ def verify_file(
     except Exception as exc:  # any reader failure means the file is not fit to publish
         raise LakeError(f"written file does not read back: {exc}", file=path.name) from exc
     if back.height != expected.height:
-        raise LakeError(
-            f"read back {back.height} rows, wrote {expected.height}", file=path.name
-        )
+        raise LakeError(f"read back {back.height} rows, wrote {expected.height}", file=path.name)
     if keys and back.select(keys).is_duplicated().any():
         raise LakeError("written file holds a key twice", file=path.name)
     if time_col and back.height:

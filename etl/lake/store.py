@@ -73,8 +73,16 @@ class CommitResult:
         return self.rows_added + self.rows_replaced
 
     def absorb(self, other: CommitResult) -> None:
-        for name in ("rows_in", "rows_added", "rows_replaced", "rows_unchanged", "partitions",
-                     "files_added", "files_removed", "compacted_buckets"):
+        for name in (
+            "rows_in",
+            "rows_added",
+            "rows_replaced",
+            "rows_unchanged",
+            "partitions",
+            "files_added",
+            "files_removed",
+            "compacted_buckets",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.partitions_touched += other.partitions_touched
 
@@ -250,7 +258,8 @@ class Lake:
         manifest.files = entries
         if plan.written is not None:
             manifest.coverage = merge_coverage(
-                manifest.coverage, coverage_of(schema, plan.written, key.values),
+                manifest.coverage,
+                coverage_of(schema, plan.written, key.values),
                 plan.replaced_by_entity,
             )
         manifest.generation += 1
@@ -358,5 +367,3 @@ def _walk_depth(base: Path, depth: int) -> Iterator[Path]:
     for _ in range(depth):
         level = [c for p in level for c in sorted(p.iterdir()) if c.is_dir() and "=" in c.name]
     yield from level
-
-

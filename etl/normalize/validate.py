@@ -20,7 +20,7 @@ import pyarrow as pa
 from etl import schema as schemas
 from etl.calendars.markets import MARKET_SPECS
 from etl.errors import SchemaError
-from etl.lake.merge import conform as conform_file
+from etl.lake.merge import polars_schema
 from etl.schema import DatasetSchema
 
 __all__ = ["Issue", "Validated", "conform", "validate", "validate_klines"]
@@ -38,8 +38,13 @@ class Issue:
     example: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"symbol": self.symbol, "reason": self.reason, "count": self.count,
-                "severity": self.severity, "example": self.example}
+        return {
+            "symbol": self.symbol,
+            "reason": self.reason,
+            "count": self.count,
+            "severity": self.severity,
+            "example": self.example,
+        }
 
 
 @dataclass
@@ -65,12 +70,13 @@ def conform(dataset: str, rows: pa.Table | pl.DataFrame) -> pl.DataFrame:
     frame = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
     assert isinstance(frame, pl.DataFrame)
     missing = [
-        c.name for c in schema.columns
+        c.name
+        for c in schema.columns
         if not c.nullable and c.name not in frame.columns and c.name != "ingested_at"
     ]
     if missing:
         raise SchemaError(f"{dataset} rows lack required columns {missing}", dataset=dataset)
-    full = pl.DataFrame(schema=dict(pl.from_arrow(schema.arrow_schema.empty_table()).schema))
+    full = pl.DataFrame(schema=polars_schema(schema.arrow_schema))
     exprs = []
     for name, dtype in full.schema.items():
         if name in frame.columns:
@@ -105,7 +111,9 @@ def _issues(
     return out
 
 
-def _dedupe(frame: pl.DataFrame, schema: DatasetSchema, entity: str | None) -> tuple[pl.DataFrame, list[Issue]]:
+def _dedupe(
+    frame: pl.DataFrame, schema: DatasetSchema, entity: str | None
+) -> tuple[pl.DataFrame, list[Issue]]:
     """Exact duplicates: keep one (repaired). Same key, other values: reject every copy."""
     keys = list(schema.key)
     values = [c for c in frame.columns if c not in keys and c not in schema.lineage_columns]
@@ -117,10 +125,13 @@ def _dedupe(frame: pl.DataFrame, schema: DatasetSchema, entity: str | None) -> t
     exact = frame.height - distinct.height
     if exact:
         marker = frame.select(pl.struct([*keys, *values]).is_first_distinct()).to_series()
-        issues += _issues(frame, ~marker, "duplicate bar (identical copy dropped)", "repaired", entity)
+        issues += _issues(
+            frame, ~marker, "duplicate bar (identical copy dropped)", "repaired", entity
+        )
     conflict = distinct.select(pl.struct(keys).is_duplicated()).to_series()
-    issues += _issues(distinct, conflict, "conflicting duplicates (same key, other values)",
-                      "rejected", entity)
+    issues += _issues(
+        distinct, conflict, "conflicting duplicates (same key, other values)", "rejected", entity
+    )
     return distinct.filter(~conflict), issues
 
 
@@ -158,13 +169,17 @@ def validate_klines(
         frame = frame.filter(~mask)
 
     required = [c.name for c in schema.columns if not c.nullable and c.name != "ingested_at"]
-    reject(frame.select(pl.any_horizontal([pl.col(c).is_null() for c in required])).to_series(),
-           "missing required value")
+    reject(
+        frame.select(pl.any_horizontal([pl.col(c).is_null() for c in required])).to_series(),
+        "missing required value",
+    )
     reject(frame["freq"] != freq, f"frequency is not {freq}")
     prices = [pl.col(c) for c in PRICE_COLUMNS]
     reject(frame.select(pl.any_horizontal([p.is_nan() for p in prices])).to_series(), "NaN price")
-    reject(frame.select(pl.any_horizontal([p <= 0 for p in prices])).to_series(),
-           "price zero or negative")
+    reject(
+        frame.select(pl.any_horizontal([p <= 0 for p in prices])).to_series(),
+        "price zero or negative",
+    )
     reject((frame["high"] < frame["low"]), "high below low")
     enclose = frame.select(
         (pl.col("high") < pl.max_horizontal("open", "close"))
@@ -192,14 +207,17 @@ def validate_klines(
 def _local_date(frame: pl.DataFrame) -> pl.Series:
     """Each row's exchange-local date of ``ts`` (Asia/Shanghai for vendor-only products)."""
     zones = frame.select(
-        pl.col("symbol").str.extract(r"\.([A-Z]+)$").replace_strict(
-            {m: s.tz for m, s in MARKET_SPECS.items()}, default="Asia/Shanghai"
-        ).alias("tz")
+        pl.col("symbol")
+        .str.extract(r"\.([A-Z]+)$")
+        .replace_strict({m: s.tz for m, s in MARKET_SPECS.items()}, default="Asia/Shanghai")
+        .alias("tz")
     ).to_series()
     out = pl.Series("d", [None] * frame.height, dtype=pl.Date)
     for tz in zones.unique().to_list():
         mask = zones == tz
-        local = frame.filter(mask).select(pl.col("ts").dt.convert_time_zone(tz).dt.date()).to_series()
+        local = (
+            frame.filter(mask).select(pl.col("ts").dt.convert_time_zone(tz).dt.date()).to_series()
+        )
         out = out.scatter(mask.arg_true(), local)
     return out
 
@@ -217,9 +235,10 @@ def _trade_date_mismatch(frame: pl.DataFrame, freq: str) -> pl.Series:
 
 def _not_midnight(frame: pl.DataFrame, ts: pl.Series) -> pl.Series:
     zones = frame.select(
-        pl.col("symbol").str.extract(r"\.([A-Z]+)$").replace_strict(
-            {m: s.tz for m, s in MARKET_SPECS.items()}, default="Asia/Shanghai"
-        ).alias("tz")
+        pl.col("symbol")
+        .str.extract(r"\.([A-Z]+)$")
+        .replace_strict({m: s.tz for m, s in MARKET_SPECS.items()}, default="Asia/Shanghai")
+        .alias("tz")
     ).to_series()
     out = pl.Series("m", [False] * frame.height)
     for tz in zones.unique().to_list():

@@ -12,8 +12,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import polars as pl
-
 from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
 from etl.names import parse_date
@@ -44,7 +42,9 @@ class BackfillRequest:
 
     def params(self) -> dict[str, Any]:
         return {
-            "vendor": self.vendor, "dataset": self.dataset, "freq": self.freq,
+            "vendor": self.vendor,
+            "dataset": self.dataset,
+            "freq": self.freq,
             "symbols": list(self.symbols),
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
@@ -78,11 +78,9 @@ def check_request(rt: Runtime, req: BackfillRequest) -> list[DatasetCapability]:
     if req.dataset in ("klines", *STATEMENTS) and not req.symbols:
         raise BadInputError(f"--symbols is required for {req.dataset}")
     if req.dataset in ("instruments", "calendar"):
-        raise BadInputError(
-            f"use `etl {req.dataset} sync` for {req.dataset}, not backfill"
-        )
+        raise BadInputError(f"use `etl {req.dataset} sync` for {req.dataset}, not backfill")
     found = []
-    exchanges = sorted({s.rsplit(".", 1)[1] for s in req.symbols}) or [None]
+    exchanges: list[str | None] = [*sorted({s.rsplit(".", 1)[1] for s in req.symbols})] or [None]
     for exchange in exchanges:
         cap = table.require(req.dataset, exchange, req.freq, others=caps)
         if cap.since and req.end and req.end < cap.since:
@@ -137,10 +135,17 @@ def _fetcher(rt: Runtime, req: BackfillRequest):  # type: ignore[no-untyped-def]
         if req.dataset == "klines":
             assert req.freq is not None
             batch = await adapter.klines(list(unit.symbols), req.freq, unit.start, unit.end)
-            checked = validate_klines(batch.table, freq=req.freq, start=unit.start,
-                                      end=unit.end, now=now)
-            return Fetched(checked.frame, checked.issues, list(batch.failures),
-                           list(batch.unavailable), list(batch.answered), batch.requests)
+            checked = validate_klines(
+                batch.table, freq=req.freq, start=unit.start, end=unit.end, now=now
+            )
+            return Fetched(
+                checked.frame,
+                checked.issues,
+                list(batch.failures),
+                list(batch.unavailable),
+                list(batch.answered),
+                batch.requests,
+            )
         if req.dataset in STATEMENTS:
             table = await adapter.statements(req.dataset, list(unit.symbols), unit.start, unit.end)
         elif req.dataset == "future_varieties":
@@ -161,9 +166,18 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     seen: set[str] = set()
     for cap in caps:
         exch = sorted(cap.exchanges)
-        sub = req if req.dataset in SNAPSHOTS else BackfillRequest(
-            req.vendor, req.dataset, tuple(s for s in req.symbols if s.rsplit(".", 1)[1] in exch),
-            req.freq, req.start, req.end)
+        sub = (
+            req
+            if req.dataset in SNAPSHOTS
+            else BackfillRequest(
+                req.vendor,
+                req.dataset,
+                tuple(s for s in req.symbols if s.rsplit(".", 1)[1] in exch),
+                req.freq,
+                req.start,
+                req.end,
+            )
+        )
         for unit in plan_units(sub, cap):
             if unit.id not in seen:
                 seen.add(unit.id)
@@ -172,18 +186,27 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     rate = rt.capabilities()[req.vendor].rate
     concurrency = rate.in_flight or 2
     with run.stop_signals(_loop()):
-        result = await run_units(rt, run, req.dataset, units, _fetcher(rt, req),
-                                 concurrency=concurrency)
+        result = await run_units(
+            rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency
+        )
     failed = len(result.failed_symbols)
-    run.record.success_count = max(run.record.total_count - failed, 0) if req.symbols else (
-        0 if failed or run.record.error_count else 1)
+    run.record.success_count = (
+        max(run.record.total_count - failed, 0)
+        if req.symbols
+        else (0 if failed or run.record.error_count else 1)
+    )
     run.record.result = {
         "requests": result.requests,
         "repaired_rows": result.repaired,
         "dropped_rows": result.dropped,
         "unavailable": [
-            {"symbol": u.symbol, "start": u.start.isoformat(), "end": u.end.isoformat(),
-             "reason": u.reason} for u in result.unavailable[:1000]
+            {
+                "symbol": u.symbol,
+                "start": u.start.isoformat(),
+                "end": u.end.isoformat(),
+                "reason": u.reason,
+            }
+            for u in result.unavailable[:1000]
         ],
         "markets": sorted({m for s in req.symbols if (m := market_of_symbol(s))}),
     }

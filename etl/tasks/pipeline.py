@@ -40,7 +40,7 @@ class Unit:
     @property
     def id(self) -> str:
         text = f"{self.label}|{self.start}|{self.end}|{','.join(self.symbols)}"
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 @dataclass
@@ -180,8 +180,9 @@ def _record_fetched(run: TaskRun, result: PipelineResult, unit: Unit, fetched: F
         if issue.severity == "rejected":
             if issue.symbol:
                 result.failed_symbols.add(issue.symbol)
-            run.error(issue.symbol, issue.example, None,
-                      f"{issue.count} row(s) rejected: {issue.reason}")
+            run.error(
+                issue.symbol, issue.example, None, f"{issue.count} row(s) rejected: {issue.reason}"
+            )
         elif issue.severity == "repaired":
             result.repaired += issue.count
         else:

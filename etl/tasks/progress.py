@@ -40,14 +40,17 @@ class ProgressUI:
                 transient=False,
             )
             self._progress.start()
-        self._task = self._progress.add_task(label, total=total or None, completed=completed,
-                                             note="")
+        self._task = self._progress.add_task(
+            label, total=total or None, completed=completed, note=""
+        )
 
     def update(self, completed: int, message: str | None = None) -> None:
         if self._progress is None or self._task is None:
             return
-        fields = {"note": message[:60]} if message else {}
-        self._progress.update(self._task, completed=completed, **fields)
+        if message:
+            self._progress.update(self._task, completed=completed, note=message[:60])
+        else:
+            self._progress.update(self._task, completed=completed)
 
     def stop(self) -> None:
         if self._progress is not None:

@@ -10,6 +10,7 @@ Records never hold secrets: every string is scrubbed of the configured credentia
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import os
@@ -68,7 +69,9 @@ class TaskRecord:
             doc["result"] = self.result
         return doc
 
-    def add_error(self, symbol: str | None, start: str | None, end: str | None, reason: str) -> None:
+    def add_error(
+        self, symbol: str | None, start: str | None, end: str | None, reason: str
+    ) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append({"symbol": symbol, "start": start, "end": end, "reason": reason})
@@ -110,8 +113,9 @@ class TaskStore:
             existing = [int(p.stem) for p in self.dir.glob("*.json") if p.stem.isdigit()]
             task_id = max([last, *existing]) + 1
             atomic_write_bytes(seq_file, str(task_id).encode())
-            record = TaskRecord(id=task_id, kind=kind, params=params, created_at=_iso(now),
-                                updated_at=_iso(now))
+            record = TaskRecord(
+                id=task_id, kind=kind, params=params, created_at=_iso(now), updated_at=_iso(now)
+            )
             self.save(record)
         return record
 
@@ -134,15 +138,18 @@ class TaskStore:
         record = self.load(task_id)
         if record.status in ("running", "pending") and self._orphaned(record):
             record.status = "interrupted"
-            record.message = "the process running this task stopped; `etl tasks resume` continues it"
+            record.message = (
+                "the process running this task stopped; `etl tasks resume` continues it"
+            )
             self.save(record)
         return record
 
-    def list(self, limit: int | None = None) -> list[TaskRecord]:
+    def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
         if not self.dir.is_dir():
             return []
-        ids = sorted((int(p.stem) for p in self.dir.glob("*.json") if p.stem.isdigit()),
-                     reverse=True)
+        ids = sorted(
+            (int(p.stem) for p in self.dir.glob("*.json") if p.stem.isdigit()), reverse=True
+        )
         return [self.get(i) for i in ids[:limit]]
 
     def _orphaned(self, record: TaskRecord) -> bool:
@@ -182,10 +189,9 @@ class TaskStore:
     def save_state(self, task_id: int, state: dict[str, Any]) -> None:
         atomic_write_bytes(self.state_path(task_id), json.dumps(state).encode())
 
-    def running(self, kinds: Sequence[str] | None = None) -> list[TaskRecord]:
+    def running(self, kinds: Sequence[str] | None = None) -> builtins.list[TaskRecord]:
         return [
-            r for r in self.list()
-            if r.status == "running" and (kinds is None or r.kind in kinds)
+            r for r in self.list() if r.status == "running" and (kinds is None or r.kind in kinds)
         ]
 
 

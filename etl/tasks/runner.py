@@ -45,8 +45,9 @@ class TaskRun:
 
     # -- progress --------------------------------------------------------------------------
 
-    def begin(self, units: int, units_done: int = 0, *, total_count: int | None = None,
-              label: str = "") -> None:
+    def begin(
+        self, units: int, units_done: int = 0, *, total_count: int | None = None, label: str = ""
+    ) -> None:
         self._units_total = max(units, 0)
         self._units_done = units_done
         if total_count is not None:
@@ -97,8 +98,8 @@ class TaskRun:
     @contextmanager
     def stop_signals(self, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
         """Turn SIGINT/SIGTERM into a stop request for the duration of the block."""
-        installed: list[int] = []
-        previous: dict[int, Any] = {}
+        installed: list[signal.Signals] = []
+        previous: dict[signal.Signals, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 if loop is not None:

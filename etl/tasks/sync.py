@@ -51,8 +51,12 @@ async def sync_calendar(
     if vendor not in caps:
         raise BadInputError(f"unknown vendor {vendor!r}: use one of {', '.join(caps)}")
     caps[vendor].require("calendar", market, others=caps)
-    params = {"vendor": vendor, "market": market, "start": start.isoformat(),
-              "end": end.isoformat()}
+    params = {
+        "vendor": vendor,
+        "market": market,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+    }
     record = rt.store.create("calendar-sync", params, now=rt.clock())
     adapter = rt.adapter(vendor)
 

@@ -37,8 +37,11 @@ def test_added_column_reaches_files_and_views(data_root: Path, tmp_path: Path) -
         new = kline_rows(["000001.SZ"], [__import__("datetime").date(2024, 1, 2)])
         new = new.with_columns(pl.lit(10.25).alias("vwap"))
         lake.write("klines", new, now=NOW)
-        written = [p for p in (data_root / "lake/klines").rglob("*.parquet")
-                   if "vwap" in pq.read_schema(p).names]
+        written = [
+            p
+            for p in (data_root / "lake/klines").rglob("*.parquet")
+            if "vwap" in pq.read_schema(p).names
+        ]
         assert len(written) == 1, "the writer did not take the new column from schemas/"
         build_catalog(data_root, now=NOW)
         with ReadOnlySession(data_root) as session:

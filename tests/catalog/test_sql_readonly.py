@@ -59,6 +59,5 @@ def test_files_outside_the_data_root_cannot_be_read(data_root: Path, tmp_path: P
 
 
 def test_configuration_is_locked(data_root: Path) -> None:
-    with ReadOnlySession(data_root) as session:
-        with pytest.raises(duckdb.Error):
-            session.con.execute("SET enable_external_access = true")
+    with ReadOnlySession(data_root) as session, pytest.raises(duckdb.Error):
+        session.con.execute("SET enable_external_access = true")

@@ -15,13 +15,15 @@ import polars as pl
 
 SYMBOLS = [f"6000{i:02d}.SH" for i in range(10)]
 START = dt.date(2023, 11, 1)
-DAYS = [START + dt.timedelta(days=i) for i in range(120) if (START + dt.timedelta(days=i)).weekday() < 5]
+DAYS = [
+    START + dt.timedelta(days=i) for i in range(120) if (START + dt.timedelta(days=i)).weekday() < 5
+]
 
 
 def commit_keys(i: int) -> tuple[list[str], list[dt.date]]:
     symbols = [SYMBOLS[(i + k) % len(SYMBOLS)] for k in range(4)]
     first = (i * 7) % (len(DAYS) - 12)
-    return symbols, DAYS[first:first + 12]
+    return symbols, DAYS[first : first + 12]
 
 
 def commit_rows(i: int) -> pl.DataFrame:

@@ -27,13 +27,24 @@ ROOT_DIR = Path(__file__).resolve().parents[2]
 def read_three_ways(root: Path) -> pl.DataFrame:
     """The lake through DuckDB, polars and pyarrow; all three must agree."""
     base = root / "lake" / "klines"
-    via_duck = duckdb.sql(
-        f"SELECT symbol, ts, close FROM read_parquet('{base}/*/*/*.parquet', hive_partitioning=true)"
-    ).pl().with_columns(pl.col("ts").dt.convert_time_zone("UTC")).sort(["symbol", "ts"])
-    via_polars = (pl.scan_parquet(f"{base}/**/*.parquet", hive_partitioning=True)
-                  .select("symbol", "ts", "close").collect().sort(["symbol", "ts"]))
-    via_arrow = pl.from_arrow(ds.dataset(base, partitioning="hive").to_table(
-        columns=["symbol", "ts", "close"]))
+    via_duck = (
+        duckdb.sql(
+            "SELECT symbol, ts, close FROM "
+            f"read_parquet('{base}/*/*/*.parquet', hive_partitioning=true)"
+        )
+        .pl()
+        .with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+        .sort(["symbol", "ts"])
+    )
+    via_polars = (
+        pl.scan_parquet(f"{base}/**/*.parquet", hive_partitioning=True)
+        .select("symbol", "ts", "close")
+        .collect()
+        .sort(["symbol", "ts"])
+    )
+    via_arrow = pl.from_arrow(
+        ds.dataset(base, partitioning="hive").to_table(columns=["symbol", "ts", "close"])
+    )
     assert isinstance(via_arrow, pl.DataFrame)
     via_arrow = via_arrow.sort(["symbol", "ts"])
     assert via_duck.equals(via_polars)
@@ -49,8 +60,13 @@ def test_sigkill_at_random_moments_leaves_a_clean_lake(data_root: Path) -> None:
     mid_commit = 0  # kills that left a partition half built in .staging
     env = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
     for _kill in range(KILLS):
-        proc = subprocess.Popen([sys.executable, str(WRITER), str(data_root), str(next_commit)],
-                                stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT_DIR)
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), str(data_root), str(next_commit)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT_DIR,
+        )
         time.sleep(rng.uniform(0.8, 2.5))  # start-up takes ~0.7 s; then commits run
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()

@@ -13,13 +13,26 @@ import pyarrow.dataset as ds
 from etl.lake import Lake
 from tests.conftest import NOW, kline_rows
 
-COLUMNS = ["symbol", "freq", "ts", "trade_date", "open", "high", "low", "close", "volume",
-           "amount", "vendor", "ingested_at"]
+COLUMNS = [
+    "symbol",
+    "freq",
+    "ts",
+    "trade_date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "amount",
+    "vendor",
+    "ingested_at",
+]
 
 
 def _canon(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
-        pl.col("symbol").cast(pl.String), pl.col("freq").cast(pl.String),
+        pl.col("symbol").cast(pl.String),
+        pl.col("freq").cast(pl.String),
         pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
         pl.col("trade_date").cast(pl.Date),
         *[pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume", "amount")],
@@ -41,7 +54,8 @@ def test_four_readers_agree(data_root: Path) -> None:
     assert isinstance(via_arrow, pl.DataFrame)
     via_duckdb = duckdb.sql(
         f"SELECT {', '.join(COLUMNS)} FROM read_parquet('{base}/*/*/*.parquet', "
-        "hive_partitioning = true)").pl()
+        "hive_partitioning = true)"
+    ).pl()
 
     reference = _canon(via_polars)
     assert reference.height == 9

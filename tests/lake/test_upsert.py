@@ -13,8 +13,14 @@ from hypothesis import strategies as st
 from etl.lake import Lake
 from tests.conftest import NOW, kline_rows
 
-DAYS = [dt.date(2023, 12, 28), dt.date(2023, 12, 29), dt.date(2024, 1, 2), dt.date(2024, 1, 3),
-        dt.date(2024, 1, 4), dt.date(2024, 1, 5)]
+DAYS = [
+    dt.date(2023, 12, 28),
+    dt.date(2023, 12, 29),
+    dt.date(2024, 1, 2),
+    dt.date(2024, 1, 3),
+    dt.date(2024, 1, 4),
+    dt.date(2024, 1, 5),
+]
 
 
 def read_all(root: Path) -> pl.DataFrame:
@@ -31,15 +37,18 @@ def test_first_write_stores_every_row_and_stamps_ingest_time(data_root: Path) ->
     assert stored.height == len(DAYS)
     assert set(stored["ingested_at"].to_list()) == {NOW}
     assert sorted(p.name for p in (data_root / "lake" / "klines" / "freq=1d").iterdir()) == [
-        "year=2023", "year=2024"]
+        "year=2023",
+        "year=2024",
+    ]
 
 
 def test_same_batch_twice_changes_nothing(data_root: Path) -> None:
     lake = Lake(data_root)
     lake.write("klines", kline_rows(["600000.SH", "000001.SZ"], DAYS), now=NOW)
     before = {p: p.stat().st_ino for p in (data_root / "lake").rglob("*.parquet")}
-    again = lake.write("klines", kline_rows(["600000.SH", "000001.SZ"], DAYS),
-                       now=NOW + dt.timedelta(hours=1))
+    again = lake.write(
+        "klines", kline_rows(["600000.SH", "000001.SZ"], DAYS), now=NOW + dt.timedelta(hours=1)
+    )
     after = {p: p.stat().st_ino for p in (data_root / "lake").rglob("*.parquet")}
     assert again.rows_written == 0
     assert again.rows_unchanged == 2 * len(DAYS)
@@ -58,7 +67,8 @@ def test_overlapping_write_keeps_one_row_per_key_latest_wins(data_root: Path) ->
     assert stored.filter(pl.col("close") == 20.0)["ingested_at"].unique().to_list() == [later]
     dupes = duckdb.sql(
         f"SELECT symbol, ts, count(*) c FROM read_parquet('{data_root}/lake/klines/*/*/*.parquet')"
-        " GROUP BY ALL HAVING c > 1").fetchall()
+        " GROUP BY ALL HAVING c > 1"
+    ).fetchall()
     assert dupes == []
 
 
@@ -108,22 +118,28 @@ def test_minute_bars_bucket_by_day(data_root: Path) -> None:
 # -- property: any sequence of overlapping writes equals last-write-wins -----------------------
 
 write_st = st.tuples(
-    st.lists(st.sampled_from(["600000.SH", "000001.SZ", "300750.SZ"]), min_size=1, max_size=3,
-             unique=True),
+    st.lists(
+        st.sampled_from(["600000.SH", "000001.SZ", "300750.SZ"]),
+        min_size=1,
+        max_size=3,
+        unique=True,
+    ),
     st.integers(0, len(DAYS) - 1),
     st.integers(1, len(DAYS)),
     st.integers(1, 5),  # the close price: repeated values exercise "unchanged" rows
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(writes=st.lists(write_st, min_size=1, max_size=8), threshold=st.integers(2, 4))
 def test_any_write_sequence_equals_last_write_wins(tmp_path_factory, writes, threshold) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("lww")
     lake = Lake(root, compact_min_files=threshold)
     reference: dict[tuple[str, dt.date], tuple[float, dt.datetime]] = {}
     for i, (symbols, first, length, close) in enumerate(writes):
-        days = DAYS[first:first + length]
+        days = DAYS[first : first + length]
         at = NOW + dt.timedelta(minutes=i)
         lake.write("klines", kline_rows(symbols, days, close=float(close)), now=at)
         for sym in symbols:
@@ -132,8 +148,10 @@ def test_any_write_sequence_equals_last_write_wins(tmp_path_factory, writes, thr
                 # a re-write with identical values keeps the earlier ingest time
                 reference[(sym, day)] = prev if prev and prev[0] == close else (float(close), at)
     stored = read_all(root)
-    got = {(r["symbol"], r["trade_date"]): (r["close"], r["ingested_at"])
-           for r in stored.iter_rows(named=True)}
+    got = {
+        (r["symbol"], r["trade_date"]): (r["close"], r["ingested_at"])
+        for r in stored.iter_rows(named=True)
+    }
     assert stored.height == len(got)  # no key twice
     assert got == reference
     total = sum(m.rows for m in lake.manifests("klines"))
