@@ -10,7 +10,7 @@ import typer
 from etl.catalog import build_catalog, ensure_catalog
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
-from etl.tasks.backfill import BackfillRequest, backfill
+from etl.tasks.backfill import BackfillRequest, backfill, check_request
 from etl.tasks.sync import sync_calendar, sync_instruments
 
 __all__ = ["calendar_app", "catalog_app", "instruments_app", "register"]
@@ -33,8 +33,8 @@ def instruments_sync(
     """Refresh the instrument list and the vendor's code map."""
     with runtime(data_dir, config, json_out) as (rt, out):
         mkt = parse_market(market) if market else None
-        record = run_async(sync_instruments(rt, vendor, mkt))
         ensure_catalog(rt.root, now=rt.clock())
+        record = run_async(sync_instruments(rt, vendor, mkt))
         emit_task(out, record)
 
 
@@ -52,8 +52,8 @@ def calendar_sync(
     with runtime(data_dir, config, json_out) as (rt, out):
         mkt = parse_market(market)
         first, last = parse_range(start, end)
-        record = run_async(sync_calendar(rt, vendor, mkt, first, last))
         ensure_catalog(rt.root, now=rt.clock())
+        record = run_async(sync_calendar(rt, vendor, mkt, first, last))
         emit_task(out, record)
 
 
@@ -94,8 +94,9 @@ def backfill_command(
                 raise BadInputError("give both --start and --end")
             first, last = parse_range(start, end)
         req = BackfillRequest(vendor, ds, syms, f, first, last)
-        record = run_async(backfill(rt, req))
+        check_request(rt, req)  # exit 2 before the catalog or anything else is touched
         ensure_catalog(rt.root, now=rt.clock())
+        record = run_async(backfill(rt, req))
         emit_task(out, record)
 
 

@@ -1,0 +1,138 @@
+"""The outer face of CONTRACT.md, driven as users and cron drive it: real `etl` processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import ETL, etl_env
+
+TASK_FIELDS = {"id", "kind", "status", "progress", "total_count", "success_count", "error_count",
+               "rows_written", "error_message", "errors", "params", "created_at", "started_at",
+               "finished_at"}
+RANGE = ["--start", "2024-01-02", "--end", "2024-01-31"]
+
+
+def etl(data_root: Path, *args: str, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*ETL, *args], capture_output=True, text=True, env=etl_env(data_root),
+                          timeout=120)
+    if check is not None:
+        assert proc.returncode == check, proc.stderr + proc.stdout
+    return proc
+
+
+def one_json(proc: subprocess.CompletedProcess[str]) -> object:
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"stdout must hold exactly one JSON document: {proc.stdout!r}"
+    return json.loads(lines[0])
+
+
+# (arguments, a fragment the error must contain): each is refused with exit 2, nothing written
+BAD_INPUT = [
+    (["--symbols", "600000.sh", "--freq", "1d", *RANGE], "upper case"),  # lower-case symbol
+    (["--symbols", "600000", "--freq", "1d", *RANGE], "CODE.EXCHANGE"),  # no exchange
+    (["--symbols", "600000.XX", "--freq", "1d", *RANGE], "unknown exchange"),
+    (["--symbols", "../../etc.SH", "--freq", "1d", *RANGE], "invalid symbol"),  # path attempt
+    (["--symbols", "600000.SH", "--freq", "1mo", *RANGE], "1M"),  # monthly is 1M
+    (["--symbols", "600000.SH", "--freq", "1d", "--start", "2024-02-01", "--end", "2024-01-01"],
+     "after"),
+    (["--symbols", "600000.SH", "--freq", "1d", "--start", "2024/01/02", "--end", "2024-01-31"],
+     "YYYY-MM-DD"),
+    (["--symbols", "@/nonexistent/list.txt", "--freq", "1d", *RANGE], "cannot read"),
+    (["--symbols", "600000.SH", *RANGE], "--freq is required"),
+    (["--symbols", "AAPL.XNAS", "--freq", "1d", *RANGE], "unknown exchange"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), BAD_INPUT)
+def test_bad_input_exits_2_and_writes_nothing(data_root: Path, args: list[str], fragment: str) -> None:
+    proc = etl(data_root, "backfill", "--vendor", "sim", "--dataset", "klines", *args, check=2)
+    assert fragment in proc.stderr
+    assert not (data_root / "lake").exists()
+    assert not (data_root / "tasks").exists()
+
+
+def test_unknown_vendor_and_dataset_exit_2(data_root: Path) -> None:
+    proc = etl(data_root, "backfill", "--vendor", "nosuch", "--dataset", "klines", "--freq", "1d",
+               "--symbols", "600000.SH", *RANGE, check=2)
+    assert "unknown vendor" in proc.stderr
+    proc = etl(data_root, "backfill", "--vendor", "sim", "--dataset", "ticks2", check=2)
+    assert "invalid dataset" in proc.stderr
+
+
+def test_bad_input_with_json_prints_an_error_document(data_root: Path) -> None:
+    proc = etl(data_root, "backfill", "--vendor", "sim", "--dataset", "klines", "--freq", "1d",
+               "--symbols", "bad", *RANGE, "--json", check=2)
+    doc = one_json(proc)
+    assert isinstance(doc, dict) and doc["exit_code"] == 2
+    assert doc["error"]["type"] == "BadInputError"
+
+
+def test_backfill_then_query_every_way(data_root: Path) -> None:
+    proc = etl(data_root, "backfill", "--vendor", "sim", "--dataset", "klines", "--freq", "1d",
+               "--symbols", "600000.SH,000001.SZ", *RANGE, "--json")
+    task = one_json(proc)
+    assert isinstance(task, dict)
+    assert TASK_FIELDS <= set(task)
+    assert (task["kind"], task["status"], task["progress"]) == ("backfill", "completed", 1.0)
+    # 2024-01 has 22 SSE sessions; two symbols (either could be suspended a day in sim data)
+    assert 40 <= task["rows_written"] <= 44
+    assert task["params"]["symbols"] == ["600000.SH", "000001.SZ"]
+
+    rows = one_json(etl(data_root, "sql", "SELECT count(*) AS n FROM klines", "--json"))
+    assert rows == [{"n": task["rows_written"]}]
+    csv_out = etl(data_root, "sql", "SELECT symbol FROM klines ORDER BY symbol LIMIT 1",
+                  "--format", "csv").stdout
+    assert csv_out.splitlines() == ["symbol", "000001.SZ"]
+
+    shown = one_json(etl(data_root, "tasks", "show", str(task["id"]), "--json"))
+    assert isinstance(shown, dict) and shown["id"] == task["id"] and shown["status"] == "completed"
+    listed = one_json(etl(data_root, "tasks", "list", "--json"))
+    assert isinstance(listed, list) and listed[0]["id"] == task["id"]
+
+    with duckdb.connect(str(data_root / "catalog.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM klines").fetchone() == (task["rows_written"],)
+
+    again = one_json(etl(data_root, "backfill", "--vendor", "sim", "--dataset", "klines",
+                         "--freq", "1d", "--symbols", "600000.SH,000001.SZ", *RANGE, "--json"))
+    assert isinstance(again, dict) and again["rows_written"] == 0  # idempotent
+
+
+def test_sql_refuses_writes_with_exit_2(data_root: Path) -> None:
+    proc = etl(data_root, "sql", "DROP VIEW klines", check=2)
+    assert "read-only" in proc.stderr
+
+
+def test_vendors_lists_sim_configured(data_root: Path) -> None:
+    docs = one_json(etl(data_root, "vendors", "--json"))
+    assert isinstance(docs, list)
+    sim = next(d for d in docs if d["vendor"] == "sim")
+    assert sim["configured"] is True
+    klines = next(d for d in sim["datasets"] if d["dataset"] == "klines")
+    assert "1m" in klines["freqs"] and "SH" in klines["markets"]
+    check = one_json(etl(data_root, "vendors", "check", "sim", "--json"))
+    assert isinstance(check, dict) and check["success"] is True
+    assert set(check) == {"success", "message", "response_time"}
+
+
+def test_compact_and_catalog_rebuild(data_root: Path) -> None:
+    for start, end in (("2024-01-02", "2024-01-05"), ("2024-01-08", "2024-01-12")):
+        etl(data_root, "backfill", "--vendor", "sim", "--dataset", "klines", "--freq", "1d",
+            "--symbols", "600000.SH", "--start", start, "--end", end)
+    doc = one_json(etl(data_root, "compact", "--json"))
+    assert isinstance(doc, dict)
+    klines = next(d for d in doc["datasets"] if d["dataset"] == "klines")
+    assert klines["files_removed"] == 2 and klines["files_added"] == 1
+    (data_root / "catalog.duckdb").unlink()
+    for manifest in (data_root / "lake" / ".manifest").rglob("*.json"):
+        manifest.unlink()
+    rebuilt = one_json(etl(data_root, "catalog", "rebuild", "--json"))
+    assert isinstance(rebuilt, dict)
+    assert rebuilt["datasets"]["klines"]["files"] == 1
+    assert rebuilt["datasets"]["klines"]["rows"] == 9  # 4 + 5 sessions
+    cov = one_json(etl(data_root, "sql", "SELECT entity, \"rows\" FROM coverage", "--json"))
+    assert cov == [{"entity": "600000.SH", "rows": 9}]
