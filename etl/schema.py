@@ -229,6 +229,10 @@ def _check(schema: DatasetSchema, path: Path) -> None:
     for name in referenced:
         if name not in names:
             raise ConfigError(f"{path.name}: {name!r} is referenced but not declared")
+    outside = [c for c in schema.sort if c not in schema.key]
+    if outside:
+        # Rows with equal keys must sort next to each other (duplicate checks rely on it).
+        raise ConfigError(f"{path.name}: sort columns {outside} are not key columns")
     for key_name in schema.key:
         if schema.column(key_name).nullable:
             raise ConfigError(f"{path.name}: key column {key_name} must not be nullable")

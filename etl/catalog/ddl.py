@@ -25,8 +25,8 @@ MANIFEST_COLUMNS: Final = (
     "'generation': 'BIGINT', 'updated_at': 'VARCHAR', "
     "'files': 'STRUCT(name VARCHAR, bucket VARCHAR, \"rows\" BIGINT, bytes BIGINT, "
     'min_time VARCHAR, max_time VARCHAR, created_at VARCHAR, "commit" VARCHAR)[]\', '
-    '\'coverage\': \'STRUCT(entity VARCHAR, "rows" BIGINT, "first" VARCHAR, "last" VARCHAR, '
-    "last_ingested_at VARCHAR)[]', "
+    '\'coverage\': \'STRUCT(entity VARCHAR[], "rows" BIGINT[], "first" VARCHAR[], '
+    '"last" VARCHAR[], last_ingested_at VARCHAR[])\', '
     "'commits': 'STRUCT(id VARCHAR, \"at\" VARCHAR, task_id BIGINT, rows_added BIGINT, "
     "rows_replaced BIGINT, rows_unchanged BIGINT, files_added VARCHAR[], files_removed VARCHAR[], "
     "compacted BOOLEAN)[]'}"
@@ -110,11 +110,16 @@ SELECT m.dataset, m.path AS partition, c.id, c."at"::TIMESTAMPTZ AS committed_at
        c.rows_added, c.rows_replaced, c.rows_unchanged, c.files_added, c.files_removed, c.compacted
 FROM {m} AS m, unnest(m.commits) AS t(c);""",
         f"""CREATE OR REPLACE VIEW coverage AS
-SELECT m.dataset, m.partition['freq'] AS freq, c.entity,
-       sum(c."rows")::BIGINT AS "rows",
-       min(c."first")::TIMESTAMPTZ AS first_time, max(c."last")::TIMESTAMPTZ AS last_time,
-       max(c.last_ingested_at)::TIMESTAMPTZ AS last_ingested_at
-FROM {m} AS m, unnest(m.coverage) AS t(c)
+SELECT dataset, freq, entity, sum("rows")::BIGINT AS "rows",
+       min("first")::TIMESTAMPTZ AS first_time, max("last")::TIMESTAMPTZ AS last_time,
+       max(last_ingested_at)::TIMESTAMPTZ AS last_ingested_at
+FROM (
+    SELECT m.dataset, m.partition['freq'] AS freq, unnest(m.coverage.entity) AS entity,
+           unnest(m.coverage."rows") AS "rows", unnest(m.coverage."first") AS "first",
+           unnest(m.coverage."last") AS "last",
+           unnest(m.coverage.last_ingested_at) AS last_ingested_at
+    FROM {m} AS m
+)
 GROUP BY ALL;""",
     ]
 

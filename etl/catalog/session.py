@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from etl import schema as schemas
 from etl.catalog.build import ensure_anchors
@@ -83,6 +84,14 @@ class ReadOnlySession:
                     raise
                 time.sleep(0.05)
         raise AssertionError("unreachable")
+
+    def arrow(self, sql: str, params: Iterable[Any] | None = None) -> pa.Table:
+        """The result as an Arrow table (no per-row Python objects: for large results)."""
+        check_read_only(sql)
+        table: pa.Table = self.con.sql(
+            sql, params=list(params) if params is not None else None
+        ).to_arrow_table()
+        return table
 
     def close(self) -> None:
         self.con.close()

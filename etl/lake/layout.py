@@ -116,6 +116,13 @@ def partition_frames(
             raise LakeError(f"unsupported partition {part.name} in {schema.name}")
     tagged = frame.with_columns(exprs)
     names = [f"__p_{p.name}" for p in schema.partitions]
+    distinct = tagged.select(names).unique()
+    if distinct.height == 1:  # the common case: no need to gather rows into groups
+        values = distinct.row(0)
+        key = PartitionKey.from_values(
+            schema, {p.name: v for p, v in zip(schema.partitions, values, strict=True)}
+        )
+        return [(key, tagged.drop([*names, *schema.path_columns]))]
     out = []
     for values, group in tagged.group_by(names, maintain_order=False):
         key = PartitionKey.from_values(
@@ -132,8 +139,11 @@ def bucket_expr(schema: DatasetSchema, key: PartitionKey) -> pl.Expr:
     col = schema.bucket.column
     if gran == "all" or col is None:
         return pl.lit("all")
-    fmt = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[gran]
-    return pl.col(col).dt.strftime(fmt)
+    if gran == "year":
+        return pl.col(col).dt.year().cast(pl.String)
+    if gran == "day":
+        return pl.col(col).cast(pl.Date).cast(pl.String)
+    return pl.col(col).dt.strftime("%Y-%m")
 
 
 def iso(value: object) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,15 @@ from etl.lake.fsutil import atomic_write_bytes
 from etl.lake.layout import LakePaths, PartitionKey, iso
 from etl.schema import DatasetSchema
 
-__all__ = ["CommitRecord", "FileEntry", "PartitionManifest", "load_manifest", "rebuild_manifest"]
+__all__ = [
+    "CommitRecord",
+    "FileEntry",
+    "PartitionManifest",
+    "coverage_of",
+    "load_manifest",
+    "merge_coverage",
+    "rebuild_manifest",
+]
 
 FORMAT = 1
 KEEP_COMMITS = 50
@@ -39,13 +47,17 @@ class FileEntry:
     commit: str
 
 
-@dataclass
-class CoverageEntry:
-    entity: str
-    rows: int
-    first: str | None
-    last: str | None
-    last_ingested_at: str | None
+COVERAGE_SCHEMA: dict[str, pl.DataType] = {
+    "entity": pl.String(),
+    "rows": pl.Int64(),
+    "first": pl.String(),
+    "last": pl.String(),
+    "last_ingested_at": pl.String(),
+}
+
+
+def empty_coverage() -> pl.DataFrame:
+    return pl.DataFrame(schema=COVERAGE_SCHEMA)
 
 
 @dataclass
@@ -69,7 +81,10 @@ class PartitionManifest:
     generation: int = 0
     updated_at: str | None = None
     files: list[FileEntry] = field(default_factory=list)
-    coverage: list[CoverageEntry] = field(default_factory=list)
+    # One row per entity (symbol, market...): rows, first/last time and last ingest, as
+    # fixed-format ISO strings (they sort as the instants do). Kept columnar: a 1m partition
+    # covers thousands of symbols and is rewritten on every commit.
+    coverage: pl.DataFrame = field(default_factory=empty_coverage)
     commits: list[CommitRecord] = field(default_factory=list)
     rebuilt: bool = False
 
@@ -78,8 +93,9 @@ class PartitionManifest:
         return sum(f.rows for f in self.files)
 
     def to_json(self) -> bytes:
-        doc = asdict(self)
+        doc = asdict(replace(self, coverage=empty_coverage()))
         doc.pop("rebuilt")
+        doc["coverage"] = {c: self.coverage[c].to_list() for c in COVERAGE_SCHEMA}
         doc["format"] = FORMAT
         doc["commits"] = doc["commits"][-KEEP_COMMITS:]
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -94,12 +110,21 @@ class PartitionManifest:
             generation=doc.get("generation", 0),
             updated_at=doc.get("updated_at"),
             files=[FileEntry(**f) for f in doc.get("files", [])],
-            coverage=[CoverageEntry(**c) for c in doc.get("coverage", [])],
+            coverage=_coverage_from_json(doc.get("coverage")),
             commits=[CommitRecord(**c) for c in doc.get("commits", [])],
         )
 
+    def coverage_entries(self) -> list[dict[str, Any]]:
+        return self.coverage.to_dicts()
+
     def save(self, path: Path) -> None:
         atomic_write_bytes(path, self.to_json())
+
+
+def _coverage_from_json(doc: Any) -> pl.DataFrame:
+    if not isinstance(doc, dict) or not doc.get("entity"):
+        return empty_coverage()
+    return pl.DataFrame({c: doc.get(c) for c in COVERAGE_SCHEMA}, schema=COVERAGE_SCHEMA)
 
 
 def _parquet_names(folder: Path) -> set[str]:
@@ -191,55 +216,68 @@ def _mtime(path: Path) -> dt.datetime:
 
 def coverage_of(
     schema: DatasetSchema, frame: pl.DataFrame | None, partition: dict[str, str] | None = None
-) -> list[CoverageEntry]:
+) -> pl.DataFrame:
     """Per-entity rows, first/last time and last ingest of ``frame`` (one partition's rows;
     an entity stored only in the path, like the calendar's market, comes from ``partition``)."""
     if frame is None or frame.height == 0 or not schema.entity:
-        return []
+        return empty_coverage()
     if schema.entity not in frame.columns and partition and schema.entity in partition:
         frame = frame.with_columns(pl.lit(partition[schema.entity]).alias(schema.entity))
-    aggs: list[pl.Expr] = [pl.len().alias("rows")]
+    null = pl.lit(None, dtype=pl.String)
+    aggs: list[pl.Expr] = [pl.len().cast(pl.Int64).alias("rows")]
     if schema.time:
-        aggs += [pl.col(schema.time).min().alias("first"), pl.col(schema.time).max().alias("last")]
+        aggs += [
+            _iso_expr(pl.col(schema.time).min(), frame.schema[schema.time]).alias("first"),
+            _iso_expr(pl.col(schema.time).max(), frame.schema[schema.time]).alias("last"),
+        ]
+    else:
+        aggs += [null.alias("first"), null.alias("last")]
     if "ingested_at" in frame.columns:
-        aggs.append(pl.col("ingested_at").max().alias("last_ingested_at"))
-    table = frame.group_by(schema.entity).agg(aggs).sort(schema.entity)
-    out = []
-    for row in table.iter_rows(named=True):
-        out.append(
-            CoverageEntry(
-                entity=str(row[schema.entity]),
-                rows=int(row["rows"]),
-                first=iso(row.get("first")),
-                last=iso(row.get("last")),
-                last_ingested_at=iso(row.get("last_ingested_at")),
+        aggs.append(
+            _iso_expr(pl.col("ingested_at").max(), frame.schema["ingested_at"]).alias(
+                "last_ingested_at"
             )
         )
-    return out
+    else:
+        aggs.append(null.alias("last_ingested_at"))
+    table = frame.group_by(pl.col(schema.entity).cast(pl.String).alias("entity")).agg(aggs)
+    return table.select(list(COVERAGE_SCHEMA)).cast(COVERAGE_SCHEMA).sort("entity")
+
+
+def _iso_expr(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """The same text as :func:`etl.lake.layout.iso`, computed by polars."""
+    if isinstance(dtype, pl.Datetime):
+        utc = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
+        return utc.dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")
+    if isinstance(dtype, pl.Date):
+        return expr.dt.to_string("%Y-%m-%d")
+    return expr.cast(pl.String)
 
 
 def merge_coverage(
-    old: list[CoverageEntry], added: list[CoverageEntry], replaced: dict[str, int]
-) -> list[CoverageEntry]:
+    old: pl.DataFrame, added: pl.DataFrame, replaced: dict[str, int]
+) -> pl.DataFrame:
     """Fold a commit's coverage into the partition's. ``added`` counts every row the commit
     wrote (new and replacing); ``replaced`` how many of them replaced a stored key, per entity,
     so that rows stay exact without re-reading the partition."""
-    merged: dict[str, CoverageEntry] = {c.entity: CoverageEntry(**asdict(c)) for c in old}
-    for entry in added:
-        cur = merged.get(entry.entity)
-        if cur is None:
-            merged[entry.entity] = CoverageEntry(**asdict(entry))
-            continue
-        cur.rows += entry.rows - replaced.get(entry.entity, 0)
-        cur.first = _pick(cur.first, entry.first, min)
-        cur.last = _pick(cur.last, entry.last, max)
-        cur.last_ingested_at = _pick(cur.last_ingested_at, entry.last_ingested_at, max)
-    return [merged[k] for k in sorted(merged)]
-
-
-def _pick(a: str | None, b: str | None, fn: Any) -> str | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return str(fn(a, b))
+    if added.height == 0:
+        return old
+    minus = pl.DataFrame(
+        {"entity": list(replaced), "rows": [-n for n in replaced.values()]},
+        schema={"entity": pl.String(), "rows": pl.Int64()},
+    )
+    both = pl.concat([old, added], how="vertical")
+    merged = both.group_by("entity").agg(
+        pl.col("rows").sum(),
+        pl.col("first").min(),
+        pl.col("last").max(),
+        pl.col("last_ingested_at").max(),
+    )
+    if minus.height:
+        adjust = minus.group_by("entity").agg(pl.col("rows").sum().alias("minus"))
+        merged = (
+            merged.join(adjust, on="entity", how="left")
+            .with_columns((pl.col("rows") + pl.col("minus").fill_null(0)).alias("rows"))
+            .drop("minus")
+        )
+    return merged.select(list(COVERAGE_SCHEMA)).cast(COVERAGE_SCHEMA).sort("entity")

@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from etl.lake.layout import PartitionKey, bucket_expr
+from etl.lake.layout import PartitionKey, bucket_expr, iso
 from etl.lake.manifest import FileEntry, PartitionManifest
 from etl.schema import DatasetSchema
 
@@ -28,6 +28,7 @@ class NewFile:
     name: str
     bucket: str
     frame: pl.DataFrame
+    is_sorted: bool = False  # already in the file's sort order
 
 
 @dataclass
@@ -123,7 +124,9 @@ def plan_upsert(
     compact_min_files: int,
 ) -> PartitionPlan:
     keys = key_columns(schema)
-    incoming = conform(schema, incoming).unique(subset=keys, keep="last", maintain_order=True)
+    incoming = conform(schema, incoming).sort(sort_columns(schema), maintain_order=True)
+    if has_adjacent_duplicates(incoming, keys):  # rare: the validator de-duplicates already
+        incoming = incoming.unique(subset=keys, keep="last", maintain_order=True)
     incoming = incoming.with_columns(bucket_expr(schema, key).alias("__bucket"))
     plan = PartitionPlan()
     by_bucket: dict[str, list[FileEntry]] = {}
@@ -132,12 +135,14 @@ def plan_upsert(
     touched: set[str] = set()
     kept_batches: list[pl.DataFrame] = []
 
-    for (bucket_value,), group in incoming.group_by(["__bucket"], maintain_order=True):
-        bucket = str(bucket_value)
+    for bucket, group in _buckets(incoming):
         batch = group.drop("__bucket")
+        lo, hi = _time_range(schema, batch)
         for entry in by_bucket.get(bucket, []):
             if batch.height == 0:
                 break
+            if lo is not None and hi is not None and _disjoint(entry, lo, hi):
+                continue  # the manifest proves this file cannot hold any of the keys
             stored_keys = read_file(folder / entry.name, schema, columns=keys)
             hits = stored_keys.join(batch.select(keys), on=keys, how="semi")
             if hits.height == 0:
@@ -164,7 +169,7 @@ def plan_upsert(
                     plan.write.append(NewFile(file_name(bucket), bucket, remaining))
         if batch.height:
             touched.add(bucket)
-            plan.write.append(NewFile(file_name(bucket), bucket, batch))
+            plan.write.append(NewFile(file_name(bucket), bucket, batch, is_sorted=True))
             kept_batches.append(batch)
     plan.rows_added = sum(b.height for b in kept_batches) - plan.rows_replaced
     plan.written = pl.concat(kept_batches) if kept_batches else None
@@ -182,6 +187,34 @@ def plan_upsert(
     if crowded:
         _fold_compaction(schema, folder, manifest, plan, crowded)
     return plan
+
+
+def _buckets(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """Rows per bucket label, keeping their (sorted) order."""
+    labels = frame["__bucket"].unique(maintain_order=True)
+    if labels.len() == 1:
+        return [(str(labels[0]), frame)]
+    return [(str(v), g) for (v,), g in frame.group_by(["__bucket"], maintain_order=True)]
+
+
+def has_adjacent_duplicates(frame: pl.DataFrame, keys: list[str]) -> bool:
+    """Equal keys in a frame sorted by them (sort columns are key columns: see schema)."""
+    if frame.height < 2 or not keys:
+        return False
+    same = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in keys])
+    return bool(frame.select(same.fill_null(False).any()).item())
+
+
+def _time_range(schema: DatasetSchema, frame: pl.DataFrame) -> tuple[str | None, str | None]:
+    if not schema.time or schema.time not in frame.columns or frame.height == 0:
+        return None, None
+    return iso(frame[schema.time].min()), iso(frame[schema.time].max())
+
+
+def _disjoint(entry: FileEntry, lo: str, hi: str) -> bool:
+    if entry.min_time is None or entry.max_time is None:
+        return False
+    return entry.max_time < lo or entry.min_time > hi
 
 
 def _count_replaced(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from etl.lake.manifest import (
     rebuild_manifest,
 )
 from etl.lake.merge import (
+    NewFile,
     PartitionPlan,
     key_columns,
     plan_compaction,
@@ -306,8 +308,9 @@ class Lake:
             os.link(folder / name, staging / name)
             entries.append(known[name])
         keys, order = key_columns(schema), sort_columns(schema)
-        for new in plan.write:
-            frame = new.frame.sort(order)
+
+        def produce(new: NewFile) -> FileEntry:
+            frame = new.frame if new.is_sorted else new.frame.sort(order)
             table = frame.to_arrow().cast(schema.file_schema)
             path = staging / new.name
             size = write_file(table, path, order)
@@ -315,18 +318,23 @@ class Lake:
             tmin = tmax = None
             if schema.time and frame.height:
                 tmin, tmax = iso(frame[schema.time].min()), iso(frame[schema.time].max())
-            entries.append(
-                FileEntry(
-                    name=new.name,
-                    bucket=new.bucket,
-                    rows=frame.height,
-                    bytes=size,
-                    min_time=tmin,
-                    max_time=tmax,
-                    created_at=iso(now) or "",
-                    commit=commit_id,
-                )
+            return FileEntry(
+                name=new.name,
+                bucket=new.bucket,
+                rows=frame.height,
+                bytes=size,
+                min_time=tmin,
+                max_time=tmax,
+                created_at=iso(now) or "",
+                commit=commit_id,
             )
+
+        if len(plan.write) > 1:
+            # Encoding and compression release the GIL: several buckets write in parallel.
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                entries += list(pool.map(produce, plan.write))
+        else:
+            entries += [produce(new) for new in plan.write]
         fsync_dir(staging)
         return entries
 

@@ -79,9 +79,9 @@ def test_manifest_coverage_counts_rows_exactly_after_replacements(data_root: Pat
     [m2023] = [m for m in lake.manifests("klines") if m.partition["year"] == "2023"] or [None]
     assert m2023 is None  # nothing was written to 2023 yet
     [m2024] = lake.manifests("klines")
-    [cov] = m2024.coverage
-    assert (cov.entity, cov.rows) == ("600000.SH", 4)
-    assert cov.first is not None and cov.first.startswith("2024-01-01T16:00")
+    [cov] = m2024.coverage_entries()
+    assert (cov["entity"], cov["rows"]) == ("600000.SH", 4)
+    assert cov["first"] == "2024-01-01T16:00:00.000000Z"  # 2024-01-02 00:00 Asia/Shanghai
 
 
 def test_compaction_merges_buckets_and_keeps_rows(data_root: Path) -> None:
@@ -156,8 +156,8 @@ def test_any_write_sequence_equals_last_write_wins(tmp_path_factory, writes, thr
     assert got == reference
     total = sum(m.rows for m in lake.manifests("klines"))
     assert total == len(reference)
-    cov = {c.entity: 0 for m in lake.manifests("klines") for c in m.coverage}
+    cov: dict[str, int] = {}
     for m in lake.manifests("klines"):
-        for c in m.coverage:
-            cov[c.entity] += c.rows
+        for c in m.coverage_entries():
+            cov[c["entity"]] = cov.get(c["entity"], 0) + c["rows"]
     assert cov == {s: sum(1 for (k, _d) in reference if k == s) for s in {k for k, _ in reference}}
