@@ -47,13 +47,15 @@ class FileEntry:
     commit: str
 
 
-COVERAGE_SCHEMA: dict[str, pl.DataType] = {
-    "entity": pl.String(),
-    "rows": pl.Int64(),
-    "first": pl.String(),
-    "last": pl.String(),
-    "last_ingested_at": pl.String(),
-}
+COVERAGE_SCHEMA: pl.Schema = pl.Schema(
+    {
+        "entity": pl.String(),
+        "rows": pl.Int64(),
+        "first": pl.String(),
+        "last": pl.String(),
+        "last_ingested_at": pl.String(),
+    }
+)
 
 
 def empty_coverage() -> pl.DataFrame:

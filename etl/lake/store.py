@@ -19,8 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
