@@ -44,6 +44,11 @@ def test_login_answer(start_ad: Any) -> None:
          LOGIN_ERROR),
         ({"username": "u", "password": "p"}, {"username": "v", "password": "p"}, 401,
          LOGIN_ERROR),
+        # regression: non-ASCII credentials crashed the comparison (compare_digest on str)
+        ({"username": "张三", "password": "密码"}, {"username": "张三", "password": "密码"}, 200,
+         None),
+        ({"username": "张三", "password": "密码"}, {"username": "张三", "password": "口令"}, 401,
+         LOGIN_ERROR),
         ({}, {"username": "any"}, 400, {"code": 400, "message": "参数错误: password",
                                         "data": None}),  # a missing field
         ({}, ["any", "thing"], 400, {"code": 400, "message": "参数错误: body", "data": None}),
