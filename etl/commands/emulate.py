@@ -57,7 +57,12 @@ def emulate(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1; 0 = a free one.")] = 0,
     faults: Annotated[
         str,
-        typer.Option("--faults", help="Faults to inject: NAME[:VARIANT][@WHEN],... (see docs)."),
+        typer.Option(
+            "--faults",
+            help="Faults to inject: a comma list of NAME\\[:VARIANT]\\[@WHEN], e.g. "
+            "rate_limit_burst@3-5,bad_prices:nan@p0.1. WHEN is N, N-M, N+ or pX and counts "
+            "the requests each fault applies to; none = every one. Names: vendors/README.md.",
+        ),
     ] = "",
     now: Annotated[
         str | None,

@@ -11,7 +11,20 @@ in-flight caps, bans), ``payload`` (canonical bars and the row faults), ``wire``
 replies, routes), ``base`` (the :class:`Emulator` pipeline), ``server`` (the HTTP server),
 ``testing`` (helpers for tests), one module per vendor.
 
-Adding a vendor is one module and one line in :data:`EMULATORS`.
+Adding a vendor is one module and one line in :data:`EMULATORS`. The module subclasses
+:class:`Emulator`:
+
+- class attributes: ``vendor``, ``base_path``, ``gzip_bodies``, ``ws_path``,
+  ``fault_table = catalogue(variants=..., faults=...)`` for its own fault switches,
+  ``extra_options`` for its own options (read from ``self.options.extra``);
+- :meth:`~Emulator.routes`: ``Route(method, pattern, handler, category, auth=...)``; the
+  category (``kline``, ``data``, ``meta``, ``auth``) decides which faults a route counts;
+- hooks where the protocol differs: ``authenticate`` (a ``Principal`` or the auth error),
+  ``limit`` (a ``Limit(bucket, rates, in_flight)``), ``over_limit``, ``fault_reply`` (the
+  wire form of each deciding fault), ``fault_applies``, ``not_found``, ``reset``;
+- handlers build rows from :mod:`etl.synthetic` at ``self.now()`` / ``self.seed``, apply
+  ``payload.apply_bar_faults`` to canonical bars in the vendor's order and
+  ``payload.drift_rows`` to encoded rows, then answer with ``wire.json_reply``.
 """
 
 from __future__ import annotations
