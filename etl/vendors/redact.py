@@ -14,12 +14,20 @@ from a setting nobody passed in). Over-redacting is harmless; a leak is not.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
-__all__ = ["MASK", "SECRET_PARAMS", "is_secret_name", "redact_text", "redact_url"]
+__all__ = [
+    "MASK",
+    "SECRET_PARAMS",
+    "RedactingFilter",
+    "is_secret_name",
+    "redact_text",
+    "redact_url",
+]
 
 MASK: Final = "***"
 
@@ -118,3 +126,25 @@ def redact_url(url: object, secrets: Iterable[str] = ()) -> str:
             path = path.replace(secret, MASK)
     query, fragment = _mask_pairs(parts.query, known), _mask_pairs(parts.fragment, known)
     return redact_text(urlunsplit((parts.scheme, netloc, path, query, fragment)), known)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts each record's message before any handler sees it.
+
+    Attach it to loggers we do not control (httpx logs every request URL at INFO, and
+    StockTV's key travels in the query string); :meth:`add` registers more secret values.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets: set[str] = {s for s in secrets if s}
+
+    def add(self, secrets: Iterable[str]) -> None:
+        self._secrets.update(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message, self._secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
