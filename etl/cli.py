@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from etl.commands import data, demo, emulate, query
+from etl.commands import data, demo, emulate, gaps, query
 from etl.commands.tasks import tasks_app
 from etl.commands.vendors import vendors_app
 
@@ -22,6 +22,7 @@ app.add_typer(tasks_app, name="tasks")
 data.register(app)
 query.register(app)
 demo.register(app)
+gaps.register(app)
 emulate.register(app)
 
 

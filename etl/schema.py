@@ -117,6 +117,7 @@ class DatasetSchema:
     entity: str | None
     asof: str | None
     fingerprint: str
+    area: Literal["lake", "state"] = "lake"  # "state": the warehouse's own (gap ledger...)
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -208,6 +209,7 @@ def _parse(path: Path) -> DatasetSchema:
             time=doc.get("time"),
             entity=doc.get("entity"),
             asof=doc.get("asof"),
+            area=doc.get("area", "lake"),
             fingerprint=hashlib.sha256(raw).hexdigest()[:16],
         )
     except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:

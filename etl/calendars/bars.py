@@ -42,18 +42,21 @@ def bar_grid(
     end: dt.date,
     *,
     segments: Sequence[Segment] | None = None,
+    days: Sequence[dt.date] | None = None,
 ) -> BarGrid:
-    """Every bar of ``freq`` whose trade date lies in ``[start, end]`` (inclusive)."""
+    """Every bar of ``freq`` whose trade date lies in ``[start, end]`` (inclusive).
+
+    ``days`` replaces the calendar's trading days (a calendar synced into the lake)."""
     f = freq if isinstance(freq, Freq) else parse_freq(freq)
     if f.name in ("1w", "1M"):
         # A period's bar belongs to its first session, which may precede `start`: look back
         # far enough to see the whole period, then keep only first sessions inside the range.
         lookback = start - dt.timedelta(days=40)
-        found = sessions(market, lookback, end, segments=segments)
+        found = sessions(market, lookback, end, segments=segments, days=days)
         grid = grid_from_sessions(found, f)
         keep = grid.trade_date >= np.datetime64(start, "D")
         return BarGrid(grid.ts[keep], grid.trade_date[keep])
-    return grid_from_sessions(sessions(market, start, end, segments=segments), f)
+    return grid_from_sessions(sessions(market, start, end, segments=segments, days=days), f)
 
 
 def grid_from_sessions(found: Sessions, freq: Freq) -> BarGrid:

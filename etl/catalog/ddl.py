@@ -61,7 +61,7 @@ def anchor_path(root: Path, schema: DatasetSchema) -> Path:
 
 def dataset_glob(root: Path, schema: DatasetSchema) -> str:
     depth = "/".join("*" for _ in schema.partitions)
-    base = root / "lake" / schema.name
+    base = root / ("state" if schema.area == "state" else "lake") / schema.name
     return f"{base}/{depth}/*.parquet" if depth else f"{base}/*.parquet"
 
 

@@ -77,7 +77,11 @@ class LakePaths:
         return self.root / "lake"
 
     def dataset(self, name: str) -> Path:
-        return self.lake / name
+        """``lake/<name>`` for user datasets; ``state/<name>`` for the warehouse's own."""
+        from etl import schema as schemas
+
+        area = schemas.get(name).area
+        return (self.root / "state" / name) if area == "state" else (self.lake / name)
 
     def partition(self, dataset: str, key: PartitionKey) -> Path:
         base = self.dataset(dataset)

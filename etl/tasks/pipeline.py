@@ -51,10 +51,13 @@ class Fetched:
     unavailable: list[Unavailable] = field(default_factory=list)
     answered: list[Span] = field(default_factory=list)
     requests: int = 0
+    error: str | None = None  # the whole unit failed (after retries): the reason
 
     @property
     def clean(self) -> bool:
-        return not self.failures and not any(i.severity == "rejected" for i in self.issues)
+        if self.error or self.failures:
+            return False
+        return not any(i.severity == "rejected" for i in self.issues)
 
 
 Fetch = Callable[[Unit], Awaitable[Fetched]]
@@ -81,6 +84,8 @@ async def run_units(
     *,
     concurrency: int = 2,
     on_committed: OnCommitted | None = None,
+    flush_rows: int = FLUSH_ROWS,
+    flush_seconds: float = FLUSH_SECONDS,
 ) -> PipelineResult:
     """Run ``units`` (skipping those done in an earlier attempt) and commit their rows."""
     state = rt.store.load_state(run.id)
@@ -112,12 +117,12 @@ async def run_units(
                 )
                 result.rows_written += commit.rows_written
                 run.record.rows_written += commit.rows_written
+            if on_committed is not None:  # e.g. the gap ledger: before units count as done
+                await asyncio.to_thread(on_committed, batch)
             for unit, fetched in batch:
                 if fetched.clean:
                     done.add(unit.id)
             rt.store.save_state(run.id, {**state, "done": sorted(done)})
-            if on_committed is not None:
-                on_committed(batch)
             run.save()
 
     async def worker() -> None:
@@ -134,6 +139,7 @@ async def run_units(
                 return
             except VendorError as exc:
                 _record_unit_error(run, result, unit, str(exc))
+                pending.append((unit, Fetched(None, error=str(exc))))
                 run.advance(1, f"{_describe(unit)}: failed")
                 continue
             _record_fetched(run, result, unit, fetched)
@@ -141,7 +147,7 @@ async def run_units(
             nonlocal_rows = fetched.frame.height if fetched.frame is not None else 0
             pending_rows += nonlocal_rows
             run.advance(1, f"{_describe(unit)}: {nonlocal_rows} rows")
-            if pending_rows >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+            if pending_rows >= flush_rows or time.monotonic() - last_flush >= flush_seconds:
                 await flush()
 
     workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]

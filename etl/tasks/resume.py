@@ -13,4 +13,8 @@ __all__ = ["resume_task"]
 async def resume_task(rt: Runtime, record: TaskRecord) -> TaskRecord:
     if record.kind == "backfill":
         return await resume_backfill(rt, record)
+    if record.kind == "fill-missing":
+        from etl.tasks.fill import resume_fill
+
+        return await resume_fill(rt, record)
     raise BadInputError(f"task {record.id} ({record.kind}) cannot be resumed; run it again")

@@ -1,0 +1,236 @@
+"""fill-missing: fetch only what detect-missing finds, record what the vendor said, detect again.
+
+1. detect the selection; keep the slots to fetch (``missing``, ``failed``, ``unfillable``, and
+   ``confirmed_empty`` with ``--recheck``);
+2. plan vendor calls from the capability table; what the vendor cannot serve becomes
+   ``unfillable`` without a request (``--dry-run`` stops here and prints the plan);
+3. run the calls through the shared pipeline (concurrent within the rate governor, validated,
+   committed in batches); after each commit the gap ledger records, for slots still absent,
+   what the vendor said: answered but empty, failed, or unavailable;
+4. detect again: the task's result says how many gaps closed and what is left, by state.
+
+Resuming re-runs the same steps: detection sees what earlier attempts committed, so nothing
+committed is fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from etl.errors import BadInputError
+from etl.names import parse_date
+from etl.normalize import validate, validate_klines
+from etl.tasks.claims import claim
+from etl.tasks.detect import DetectReport, detect, find_slots
+from etl.tasks.expected import STATEMENT_DATASETS, Selection, build_expectation
+from etl.tasks.ledger import outcome_states, record_states
+from etl.tasks.pipeline import Fetched, Unit, run_units
+from etl.tasks.plan import FillPlan, plan_fill
+from etl.tasks.records import TaskRecord
+from etl.tasks.runner import open_run
+from etl.tasks.runtime import Runtime
+
+__all__ = ["fill_missing", "plan_only", "resume_fill", "selection_from_params"]
+
+FILL_FLUSH_ROWS = 100_000
+FILL_FLUSH_SECONDS = 1.0  # commit often: a killed fill loses at most a second of fetching
+
+
+def selection_from_params(params: dict[str, Any]) -> Selection:
+    return Selection(
+        dataset=params["dataset"],
+        start=parse_date(params["start"]),
+        end=parse_date(params["end"]),
+        freq=params.get("freq"),
+        symbols=tuple(params.get("symbols") or ()),
+        market=params.get("market"),
+    )
+
+
+def _to_fetch(report: DetectReport, recheck: bool) -> pl.DataFrame:
+    states = ["missing", "failed", "unfillable", *(["confirmed_empty"] if recheck else [])]
+    return report.slots.filter(pl.col("state").is_in(states))
+
+
+def _check(rt: Runtime, vendor: str, sel: Selection) -> None:
+    caps = rt.capabilities()
+    if vendor not in caps:
+        raise BadInputError(f"unknown vendor {vendor!r}: use one of {', '.join(caps)}")
+    if not caps[vendor].serves(sel.dataset):
+        able = sorted(n for n, c in caps.items() if c.serves(sel.dataset))
+        raise BadInputError(
+            f"{vendor} does not serve {sel.dataset}; vendors that can: {', '.join(able) or 'none'}"
+        )
+
+
+def plan_only(rt: Runtime, vendor: str, sel: Selection, *, recheck: bool = False) -> dict[str, Any]:
+    """``--dry-run``: the plan, with nothing fetched and nothing written."""
+    _check(rt, vendor, sel)
+    report = detect(rt.root, sel, rt.clock())
+    caps = rt.capabilities()
+    plan = plan_fill(sel, _to_fetch(report, recheck), vendor, caps[vendor], rt.clock(), others=caps)
+    doc = plan.summary(caps[vendor], rt.settings.vendor(vendor).rate)
+    doc.update({"dry_run": True, "selection": sel.params(), "states_before": report.state_counts()})
+    return doc
+
+
+async def fill_missing(
+    rt: Runtime, vendor: str, sel: Selection, *, recheck: bool = False
+) -> TaskRecord:
+    _check(rt, vendor, sel)
+    rt.check_configured(vendor)
+    params = {"vendor": vendor, **sel.params(), "recheck": recheck}
+    record = rt.store.create("fill-missing", params, now=rt.clock())
+    return await _execute(rt, record, vendor, sel, recheck)
+
+
+async def resume_fill(rt: Runtime, record: TaskRecord) -> TaskRecord:
+    params = record.params
+    return await _execute(
+        rt, record, params["vendor"], selection_from_params(params), bool(params.get("recheck"))
+    )
+
+
+async def _execute(
+    rt: Runtime, record: TaskRecord, vendor: str, sel: Selection, recheck: bool
+) -> TaskRecord:
+    try:
+        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
+            before = detect(rt.root, sel, rt.clock())
+            symbols = [*before.judged, *(u["symbol"] for u in before.unjudged)]
+            with claim(rt.root, run.id, sel, symbols):
+                caps = rt.capabilities()
+                plan = plan_fill(
+                    sel, _to_fetch(before, recheck), vendor, caps[vendor], rt.clock(), others=caps
+                )
+                record_states(
+                    rt.lake, sel, plan.unfillable, vendor=vendor, task_id=run.id, now=rt.clock()
+                )
+                run.record.total_count = len(symbols)
+                run.note(f"{plan.requests} requests planned for {plan.slots} slots")
+                units = [
+                    Unit(c.symbols, c.start, c.end, label=f"fill:{sel.dataset}:{sel.freq}")
+                    for c in plan.calls
+                ]
+                with run.stop_signals(asyncio.get_running_loop()):
+                    result = await run_units(
+                        rt,
+                        run,
+                        sel.dataset,
+                        units,
+                        _fetcher(rt, vendor, sel),
+                        concurrency=caps[vendor].rate.in_flight or 2,
+                        on_committed=lambda batch: _record_outcomes(rt, vendor, sel, run.id, batch),
+                        flush_rows=FILL_FLUSH_ROWS,
+                        flush_seconds=FILL_FLUSH_SECONDS,
+                    )
+            after = detect(rt.root, sel, rt.clock())
+            _summarise(run.record, plan, before, after, result.requests, caps[vendor], rt, vendor)
+    finally:
+        await rt.aclose()
+    return record
+
+
+def _fetcher(rt: Runtime, vendor: str, sel: Selection):  # type: ignore[no-untyped-def]
+    adapter = rt.adapter(vendor)
+
+    async def fetch(unit: Unit) -> Fetched:
+        if sel.dataset == "klines":
+            assert sel.freq is not None
+            batch = await adapter.klines(list(unit.symbols), sel.freq, unit.start, unit.end)
+            checked = validate_klines(
+                batch.table, freq=sel.freq, start=unit.start, end=unit.end, now=rt.clock()
+            )
+            return Fetched(
+                checked.frame,
+                checked.issues,
+                list(batch.failures),
+                list(batch.unavailable),
+                list(batch.answered),
+                batch.requests,
+            )
+        if sel.dataset in STATEMENT_DATASETS:
+            table = await adapter.statements(sel.dataset, list(unit.symbols), unit.start, unit.end)
+            checked = validate(sel.dataset, table)
+            # A statements answer covers every symbol asked for over the range.
+            from etl.vendors.base import Span
+
+            spans = [Span(s, unit.start, unit.end) for s in unit.symbols]
+            return Fetched(checked.frame, checked.issues, answered=spans, requests=1)
+        raise BadInputError(f"fill-missing does not handle {sel.dataset}")
+
+    return fetch
+
+
+def _record_outcomes(
+    rt: Runtime, vendor: str, sel: Selection, task_id: int, batch: list[tuple[Unit, Fetched]]
+) -> None:
+    """After a commit: give the batch's still-absent slots the state the vendor's answers imply."""
+    events: list[tuple[str, Any, Any, str, str | None]] = []
+    for unit, fetched in batch:
+        if fetched.error:
+            events += [(s, unit.start, unit.end, "failed", fetched.error) for s in unit.symbols]
+            continue
+        events += [(a.symbol, a.start, a.end, "confirmed_empty", None) for a in fetched.answered]
+        events += [(f.symbol, f.start, f.end, "failed", f.reason) for f in fetched.failures]
+        events += [(u.symbol, u.start, u.end, "unfillable", u.reason) for u in fetched.unavailable]
+        for issue in fetched.issues:
+            if issue.severity == "rejected" and issue.symbol:
+                events.append(
+                    (issue.symbol, unit.start, unit.end, "failed", f"rows rejected: {issue.reason}")
+                )
+    if not events:
+        return
+    frame = pl.DataFrame(
+        events,
+        schema={
+            "symbol": pl.String,
+            "start": pl.Date,
+            "end": pl.Date,
+            "state": pl.String,
+            "reason": pl.String,
+        },
+        orient="row",
+    )
+    symbols = tuple(sorted(set(frame["symbol"].to_list())))
+    sub = Selection(sel.dataset, min(frame["start"]), max(frame["end"]), sel.freq, symbols)
+    exp = build_expectation(rt.root, sub, rt.clock())
+    con = duckdb.connect()
+    try:
+        find_slots(rt.root, sub, exp, con)
+        absent = pl.from_arrow(con.sql("SELECT symbol, ts, trade_date FROM slots").to_arrow_table())
+    finally:
+        con.close()
+    assert isinstance(absent, pl.DataFrame)
+    states = outcome_states(absent, frame)
+    record_states(rt.lake, sel, states, vendor=vendor, task_id=task_id, now=rt.clock())
+
+
+def _summarise(
+    record: TaskRecord,
+    plan: FillPlan,
+    before: DetectReport,
+    after: DetectReport,
+    requests: int,
+    caps: Any,
+    rt: Runtime,
+    vendor: str,
+) -> None:
+    open_before = before.state_counts()
+    open_after = after.state_counts()
+    to_fetch_before = sum(open_before[s] for s in ("missing", "failed", "unfillable"))
+    to_fetch_after = sum(open_after[s] for s in ("missing", "failed", "unfillable"))
+    incomplete = set(after.symbols_in(("missing", "failed", "unfillable")))
+    record.success_count = len([s for s in before.judged if s not in incomplete])
+    record.result = {
+        "requests": requests,
+        "planned": plan.summary(caps, rt.settings.vendor(vendor).rate) | {"plan": None},
+        "gaps_closed": max(to_fetch_before - to_fetch_after, 0),
+        "before": open_before,
+        "left": open_after,
+        "unjudged": len(after.unjudged),
+    }

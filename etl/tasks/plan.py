@@ -1,0 +1,226 @@
+"""Planning fill-missing: from absent slots and a vendor's capability table to vendor calls.
+
+What the vendor cannot serve (too old for its history, beyond its latest-N-bars window, a
+market or frequency it lacks) is marked ``unfillable`` and never requested. The rest is cut
+into calls: per symbol, runs of absent trade dates are merged while one merged call costs no
+more requests than separate ones, under the vendor's span limit; then symbols asking for the
+same range share calls up to the vendor's symbols-per-call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from etl.calendars.bars import bar_grid
+from etl.calendars.markets import market_of_symbol
+from etl.tasks.expected import Selection
+from etl.vendors.base import Capabilities, DatasetCapability
+
+__all__ = ["FillPlan", "PlannedCall", "plan_fill"]
+
+MAX_SYMBOLS_PER_UNIT = 50
+RUN_BREAK_DAYS = 7
+BARS_PER_SESSION = {"1m": 240, "5m": 48, "15m": 16, "30m": 8, "1h": 4, "1d": 1, "1w": 0.2,
+                    "1M": 0.05}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    symbols: tuple[str, ...]
+    start: dt.date
+    end: dt.date
+    slots: int  # absent slots this call should fill
+    requests: int  # estimated vendor requests (paging, span limits)
+
+
+@dataclass
+class FillPlan:
+    vendor: str
+    calls: list[PlannedCall] = field(default_factory=list)
+    unfillable: pl.DataFrame = field(
+        default_factory=pl.DataFrame
+    )  # symbol, ts, trade_date, state, reason
+
+    @property
+    def requests(self) -> int:
+        return sum(c.requests for c in self.calls)
+
+    @property
+    def slots(self) -> int:
+        return sum(c.slots for c in self.calls)
+
+    def summary(self, caps: Capabilities, rate: float | None) -> dict[str, Any]:
+        per_second = rate or caps.rate.per_second
+        seconds = self.requests / per_second if per_second else 0.0
+        if caps.rate.per_minute:
+            seconds = max(seconds, self.requests / caps.rate.per_minute * 60)
+        return {
+            "vendor": self.vendor,
+            "requests": self.requests,
+            "calls": len(self.calls),
+            "rows_expected": self.slots,
+            "quota_used": self.requests,
+            "seconds_at_rate_limit": round(seconds, 1),
+            "rate_limit_per_second": per_second,
+            "unfillable": self.unfillable.height,
+            "plan": [
+                {
+                    "symbols": list(c.symbols),
+                    "start": c.start.isoformat(),
+                    "end": c.end.isoformat(),
+                    "rows_expected": c.slots,
+                    "requests": c.requests,
+                }
+                for c in self.calls[:1000]
+            ],
+        }
+
+
+def _cost(cap: DatasetCapability, freq: str, start: dt.date, end: dt.date) -> int:
+    """Estimated requests for one symbol over ``[start, end]``."""
+    days = (end - start).days + 1
+    span = cap.span_days_per_call.get(freq)
+    calls = math.ceil(days / span) if span else 1
+    if cap.rows_per_call:
+        bars = BARS_PER_SESSION.get(freq, 1) * max(1, round(days * 5 / 7))
+        calls = max(calls, math.ceil(bars / cap.rows_per_call))
+    return max(1, calls)
+
+
+def _window_starts(
+    cap: DatasetCapability, freq: str, markets: set[str], now: dt.datetime
+) -> dict[str, dt.datetime]:
+    """Oldest bar a latest-N-bars vendor still serves, per market."""
+    depth = cap.depth.get(freq)
+    if not depth:
+        return {}
+    out = {}
+    today = now.astimezone(dt.UTC).date()
+    per_day = BARS_PER_SESSION.get(freq, 1)
+    lookback = dt.timedelta(days=int(depth / per_day * 7 / 5 * 1.5) + 10)
+    for market in markets:
+        grid = bar_grid(market, freq, today - lookback, today)
+        past = grid.ts[grid.ts <= int(now.timestamp() * 1_000_000)]
+        if len(past):
+            first = int(past[max(0, len(past) - depth)])
+            out[market] = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=first)
+    return out
+
+
+def plan_fill(
+    sel: Selection,
+    slots: pl.DataFrame,
+    vendor: str,
+    caps: Capabilities,
+    now: dt.datetime,
+    *,
+    others: dict[str, Capabilities] | None = None,
+) -> FillPlan:
+    """``slots``: the absent slots to fill (symbol, ts, trade_date, state, reason)."""
+    plan = FillPlan(vendor=vendor)
+    if slots.height == 0:
+        plan.unfillable = slots.head(0)
+        return plan
+    exchanges = slots.select(pl.col("symbol").str.extract(r"\.([A-Z]+)$").alias("x"))["x"]
+    frame = slots.with_columns(exchanges.alias("exchange"))
+    reasons = []
+    for (exchange,), group in frame.group_by(["exchange"], maintain_order=True):
+        cap = caps.find(sel.dataset, exchange, sel.freq)
+        what = " ".join(x for x in (sel.dataset, sel.freq) if x)
+        if cap is None:
+            able = sorted(
+                n for n, c in (others or {}).items() if c.serves(sel.dataset, exchange, sel.freq)
+            )
+            hint = f"; vendors that can: {', '.join(able)}" if able else ""
+            reasons.append(
+                group.with_columns(
+                    pl.lit(f"{vendor} does not serve {what} for {exchange}{hint}").alias("why")
+                )
+            )
+            continue
+        why = pl.lit(None, dtype=pl.String)
+        if cap.since:
+            why = (
+                pl.when(pl.col("trade_date") < cap.since)
+                .then(pl.lit(f"older than {vendor}'s history ({what} since {cap.since})"))
+                .otherwise(why)
+            )
+        market = market_of_symbol(f"X.{exchange}")
+        starts = _window_starts(cap, sel.freq, {market}, now) if sel.freq and market else {}
+        if starts:
+            oldest = starts[market or ""]
+            n = cap.depth[sel.freq or ""]
+            why = (
+                pl.when(pl.col("ts") < oldest)
+                .then(pl.lit(f"beyond {vendor}'s window (only the latest {n} {sel.freq} bars)"))
+                .otherwise(why)
+            )
+        reasons.append(group.with_columns(why.alias("why")))
+    tagged = pl.concat(reasons, how="vertical_relaxed")
+    plan.unfillable = (
+        tagged.filter(pl.col("why").is_not_null())
+        .select("symbol", "ts", "trade_date", pl.lit("unfillable").alias("state"),
+                pl.col("why").alias("reason"))
+    )  # fmt: skip
+    fetch = tagged.filter(pl.col("why").is_null())
+    plan.calls = _calls(sel, fetch, caps)
+    return plan
+
+
+def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[PlannedCall]:
+    if fetch.height == 0:
+        return []
+    freq = sel.freq or "period"
+    # Runs of absent trade dates per symbol, broken only by long pauses (a week or more), so
+    # a full-market fill of ten years yields a few runs per symbol, not one per weekend.
+    runs = (
+        fetch.group_by("symbol", "exchange", "trade_date").len()
+        .sort("symbol", "trade_date")
+        .with_columns(
+            (pl.col("trade_date").diff().over("symbol") > pl.duration(days=RUN_BREAK_DAYS))
+            .fill_null(True).cum_sum().over("symbol").alias("run")
+        )
+        .group_by("symbol", "exchange", "run")
+        .agg(pl.col("trade_date").min().alias("start"), pl.col("trade_date").max().alias("end"),
+             pl.col("len").sum().alias("slots"))
+        .sort("symbol", "start")
+    )  # fmt: skip
+    ranges: dict[tuple[str, dt.date, dt.date], list[tuple[str, int]]] = defaultdict(list)
+    current: list[Any] | None = None
+    for symbol, exchange, _run, start, end, slots in runs.iter_rows():
+        cap = caps.find(sel.dataset, exchange, sel.freq)
+        assert cap is not None
+        if current is not None and current[0] == symbol:
+            merged = _cost(cap, freq, current[2], end)
+            apart = _cost(cap, freq, current[2], current[3]) + _cost(cap, freq, start, end)
+            if merged <= apart:
+                current[3], current[4] = end, current[4] + slots
+                continue
+        if current is not None:
+            ranges[(current[1], current[2], current[3])].append((current[0], current[4]))
+        current = [symbol, exchange, start, end, slots]
+    if current is not None:
+        ranges[(current[1], current[2], current[3])].append((current[0], current[4]))
+    calls = []
+    for (exchange, start, end), members in sorted(
+        ranges.items(), key=lambda kv: (kv[0][1], kv[0][0])
+    ):
+        cap = caps.find(sel.dataset, exchange, sel.freq)
+        assert cap is not None
+        size = max(1, min(cap.symbols_per_call, MAX_SYMBOLS_PER_UNIT))
+        for i in range(0, len(members), size):
+            chunk = members[i : i + size]
+            per_symbol_cost = _cost(cap, freq, start, end)
+            requests = per_symbol_cost * (len(chunk) if cap.symbols_per_call == 1 else 1)
+            calls.append(
+                PlannedCall(
+                    tuple(s for s, _ in chunk), start, end, sum(n for _, n in chunk), requests
+                )
+            )
+    return calls
