@@ -192,9 +192,9 @@ def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectati
             "last_day": pl.Date,
         },
     )
+    sources: dict[str, str] = {}
     if sel.dataset in STATEMENT_DATASETS:
         grids = _statement_grid(judged, sel, now)
-        sources = {}
     else:
         grids, sources = _bar_grids(root, judged, sel)
     return Expectation(judged=judged, grids=grids, unjudged=unjudged, calendar_sources=sources)
