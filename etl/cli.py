@@ -27,7 +27,15 @@ emulate.register(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except BrokenPipeError:  # `etl sql ... | head`: the reader left; that is not an error
+        import os
+        import sys
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -144,8 +144,32 @@ QUALIFY row_number() OVER (
     PARTITION BY symbol, reporting_period ORDER BY {asof} DESC, statement_type DESC) = 1;"""
 
 
+FRESHNESS_VIEW: Final = """CREATE OR REPLACE VIEW freshness AS
+WITH measured AS (
+    SELECT dataset, freq, market,
+           max(trade_date) FILTER (WHERE present + confirmed_empty >= expected)
+               AS last_complete_session,
+           max(trade_date) AS last_checked_session,
+           max(ingested_at) AS checked_at
+    FROM completeness GROUP BY ALL
+), sessions AS (
+    SELECT market, max(trade_date) AS last_calendar_session
+    FROM calendar WHERE is_open AND trade_date <= current_date GROUP BY market
+)
+SELECT m.dataset, m.freq, m.market, m.last_complete_session, s.last_calendar_session,
+       (SELECT count(*) FROM calendar k
+        WHERE k.market = m.market AND k.is_open
+          AND k.trade_date > coalesce(m.last_complete_session, DATE '1900-01-01')
+          AND k.trade_date <= s.last_calendar_session) AS sessions_behind,
+       m.last_checked_session, m.checked_at
+FROM measured m LEFT JOIN sessions s USING (market);
+COMMENT ON VIEW freshness IS
+    'last session found complete by detect-missing, against the calendar''s last session';"""
+
+
 def catalog_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
     """Every statement that defines the catalog for the data root ``root``."""
+    datasets = list(datasets)
     statements = []
     for schema in datasets:
         statements.append(dataset_view(root, schema))
@@ -153,4 +177,7 @@ def catalog_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
             statements.append(asof_macro(schema))
     statements += lake_views(root)
     statements.append(task_view(root))
+    names = {s.name for s in datasets}
+    if {"completeness", "calendar"} <= names:
+        statements.append(FRESHNESS_VIEW)
     return statements

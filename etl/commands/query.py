@@ -53,11 +53,15 @@ def rows_as_dicts(result: QueryResult) -> list[dict[str, Any]]:
 
 
 def render_table(result: QueryResult, console: Console | None = None, max_rows: int = 1000) -> None:
-    console = console or Console(soft_wrap=True)
+    if console is None:
+        # Piped output is never truncated to 80 columns: scripts read every character.
+        console = Console(soft_wrap=True)
+        if not console.is_terminal:
+            console = Console(soft_wrap=True, width=100_000)
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     for col, typ in zip(result.columns, result.types, strict=True):
         numeric = any(t in typ.upper() for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMBER"))
-        table.add_column(col, justify="right" if numeric else "left")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
     for row in result.rows[:max_rows]:
         table.add_row(*("" if v is None else _fmt(v) for v in row))
     console.print(table)
@@ -69,11 +73,7 @@ def render_table(result: QueryResult, console: Console | None = None, max_rows: 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return (
-            f"{value:,.6g}"
-            if abs(value) >= 1e6 or (abs(value) < 1e-3 and value)
-            else f"{value:.4f}".rstrip("0").rstrip(".")
-        )
+        return f"{value:.10g}"
     plain = _plain(value)
     return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
 
