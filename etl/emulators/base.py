@@ -164,18 +164,16 @@ class Emulator(ABC):
     def close(self) -> None:
         self._closing.set()
 
-    @contextmanager
-    def exchange(self, request: Request) -> Iterator[Outcome]:
-        """Answer one request. The ``with`` block spans the writing of the answer, so an
-        admitted request keeps its in-flight place until the client has it."""
+    def answer(self, request: Request) -> Outcome:
+        """Answer one request. An admitted request holds its in-flight place while it is
+        processed (latency, handler) and gives it back just before the answer is written:
+        a client that waits for an answer before sending another never overlaps itself."""
         if request.path.startswith(CONTROL_PREFIX):
-            yield Outcome(self._control(request))
-            return
+            return Outcome(self._control(request))
         found = self._find(request)
         if isinstance(found, Reply):
             self.stats.request(request.path)
-            yield self._sent(Outcome(found))
-            return
+            return self._sent(Outcome(found))
         route, path_params = found
         path = self.base_path + route.pattern
         active = self.plan.draw(self.stats.request(path), lambda f: self.fault_applies(f, route))
@@ -183,21 +181,17 @@ class Emulator(ABC):
         if winner is not None and winner.role == "network":
             self.stats.fault(winner.name)
             if winner.name == "connection_reset":
-                yield Outcome(reset=True)
-            else:
-                yield Outcome(hang=winner.seconds)
-            return
+                return Outcome(reset=True)
+            return Outcome(hang=winner.seconds)
         who = self.authenticate(request, route) if route.auth else Principal(request.client)
         if isinstance(who, Reply):
-            yield self._sent(Outcome(who))
-            return
+            return self._sent(Outcome(who))
         call = Call(request, route, path_params, who, active)
         lim = self.limit(call, route)
         with self.limiter.admit(lim.bucket, lim.rates, lim.in_flight) if lim else _admitted() as v:
             if not v.ok:
                 self.stats.violation(path, v.reason)
-                yield self._sent(Outcome(self.over_limit(call, v.reason)))
-                return
+                return self._sent(Outcome(self.over_limit(call, v.reason)))
             if self.options.latency:
                 self.sleep(self.options.latency)
             truncate = False
@@ -209,9 +203,9 @@ class Emulator(ABC):
                     active.mark(winner)
                     truncate = True
                 reply = self._handle(route, call)
-            for f in active.applied:
-                self.stats.fault(f.name)
-            yield self._sent(Outcome(reply, truncate=truncate))
+        for f in active.applied:
+            self.stats.fault(f.name)
+        return self._sent(Outcome(reply, truncate=truncate))
 
     def _sent(self, outcome: Outcome) -> Outcome:
         if outcome.reply is not None:

@@ -65,7 +65,7 @@ class Limiter:
         self, bucket: Hashable, rates: Sequence[Rate] = (), in_flight: int | None = None
     ) -> Iterator[Admission]:
         """Judge one arrival; an admitted request holds its in-flight place until the
-        ``with`` block ends (the answer has been written)."""
+        ``with`` block ends (its answer is ready to be written)."""
         verdict = self._judge(bucket, rates, in_flight)
         try:
             yield verdict

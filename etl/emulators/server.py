@@ -179,9 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             client=str(self.client_address[0]),
         )
+        outcome = self.server.emulator.answer(request)
         try:
-            with self.server.emulator.exchange(request) as outcome:
-                self._write(outcome, request)
+            self._write(outcome, request)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-answer
 

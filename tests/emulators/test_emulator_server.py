@@ -191,6 +191,32 @@ def test_in_flight_refusals_are_violations(echo: Any) -> None:
     assert server.stats()["by_path"]["/v/echo"]["violations_in_flight"] == 1
 
 
+class TwoInFlight(Echo):
+    def limit(self, call: Call, route: Route) -> Limit | None:
+        return Limit("everyone", (), in_flight=2)
+
+
+def test_a_client_that_waits_for_its_answers_never_overlaps() -> None:
+    # Regression: the in-flight place was given back only after the body was written, so
+    # a client (2 at a time, 4 pooled connections) that sent its next request as soon as
+    # an answer arrived could be refused, and counted as a violation it did not commit.
+    gate = threading.Semaphore(2)
+    with EmulatorServer(TwoInFlight(options(latency=0.001))) as server:
+
+        def worker() -> None:
+            with httpx.Client(base_url=server.base_url) as client:
+                for _ in range(40):
+                    with gate:
+                        assert client.get("/echo").status_code == 200
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert (server.stats()["requests"], server.stats()["violations"]) == (160, 0)
+
+
 def test_stop_frees_the_port_and_closes_idle_connections() -> None:
     server = EmulatorServer(Echo()).start()
     client = httpx.Client(base_url=server.base_url)
