@@ -1,0 +1,138 @@
+"""detect-missing finds exactly the absent slots, as maximal runs, with states from the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etl.calendars import bar_grid
+from etl.lake import Lake
+from etl.tasks.detect import detect
+from etl.tasks.expected import Selection
+from etl.tasks.ledger import outcome_states, record_states
+from tests.conftest import NOW
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+START, END = dt.date(2024, 1, 2), dt.date(2024, 2, 29)
+SYMBOLS = ("600000.SH", "000001.SZ")
+
+
+def grid_rows(symbol: str, freq: str) -> pl.DataFrame:
+    grid = bar_grid(symbol.rsplit(".", 1)[1], freq, START, END)
+    n = len(grid)
+    return pl.DataFrame({
+        "symbol": [symbol] * n, "freq": [freq] * n,
+        "ts": pl.Series(grid.ts).cast(pl.Datetime("us", "UTC")),
+        "trade_date": pl.Series(grid.trade_date.astype("datetime64[D]")).cast(pl.Date),
+        "open": [10.0] * n, "high": [11.0] * n, "low": [9.0] * n, "close": [10.5] * n,
+        "volume": [1.0] * n, "vendor": ["test"] * n,
+    })  # fmt: skip
+
+
+def reference_runs(expected: list[dt.datetime], absent: set[int]) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive indices, computed by hand."""
+    runs, start = [], None
+    for i in range(len(expected) + 1):
+        if i in absent and start is None:
+            start = i
+        elif i not in absent and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    return runs
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), freq=st.sampled_from(["1d", "1h"]))
+def test_gaps_are_the_maximal_runs_of_what_was_removed(tmp_path_factory, data, freq) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("detect")
+    expected_by_symbol, removed_by_symbol = {}, {}
+    frames = []
+    for symbol in SYMBOLS:
+        rows = grid_rows(symbol, freq)
+        removed = data.draw(st.sets(st.integers(0, rows.height - 1), max_size=12), label=symbol)
+        keep = [i for i in range(rows.height) if i not in removed]
+        frames.append(rows[keep])
+        expected_by_symbol[symbol] = rows["ts"].to_list()
+        removed_by_symbol[symbol] = removed
+    Lake(root).write("klines", pl.concat(frames), now=NOW)
+
+    report = detect(root, Selection("klines", START, END, freq, SYMBOLS), NOW)
+    got = sorted(
+        (g["symbol"], g["start"], g["end"], g["bars"]) for g in report.gaps.iter_rows(named=True)
+    )
+    want = []
+    for symbol in SYMBOLS:
+        exp = expected_by_symbol[symbol]
+        for a, b in reference_runs(exp, removed_by_symbol[symbol]):
+            want.append((symbol, exp[a], exp[b], b - a + 1))
+    assert got == sorted(want)
+    total = sum(len(v) for v in expected_by_symbol.values())
+    assert report.expected_rows == total
+    assert report.present_rows == total - sum(len(v) for v in removed_by_symbol.values())
+    doc = report.document(1, "completed")
+    assert doc["missing_codes"] == sorted(s for s in SYMBOLS if removed_by_symbol[s])
+    assert doc["complete_count"] + doc["missing_count"] == doc["total_count"] == 2
+
+
+def test_ledger_states_split_runs_and_confirmed_empty_is_not_missing(data_root: Path) -> None:
+    rows = grid_rows("600000.SH", "1d")
+    lake = Lake(data_root)
+    lake.write("klines", rows[[i for i in range(rows.height) if i not in (3, 4, 5, 10)]], now=NOW)
+    sel = Selection("klines", START, END, "1d", ("600000.SH",))
+    slots = detect(data_root, sel, NOW).slots
+    assert slots.height == 4
+    states = slots.with_columns(
+        pl.when(pl.col("ts") == rows["ts"][4])
+        .then(pl.lit("failed"))
+        .when(pl.col("ts") == rows["ts"][10])
+        .then(pl.lit("confirmed_empty"))
+        .otherwise(pl.lit("missing"))
+        .alias("state"),
+        pl.lit("test").alias("reason"),
+    ).filter(pl.col("state") != "missing")
+    record_states(lake, sel, states, vendor="test", task_id=None, now=NOW)
+    report = detect(data_root, sel, NOW)
+    doc = report.document(2, "completed")
+    assert doc["states"] == {"missing": 2, "confirmed_empty": 1, "failed": 1, "unfillable": 0}
+    assert [(g["bars"], g["state"]) for g in doc["gaps"]] == [
+        (1, "missing"),
+        (1, "failed"),
+        (1, "missing"),
+    ]
+    day = rows["trade_date"][10].isoformat()
+    assert doc["daily_stats"][day] == {
+        "expected": 1,
+        "present": 0,
+        "missing": 0,
+        "confirmed_empty": 1,
+    }
+    assert doc["error_count"] == 1
+
+
+def test_outcome_priority_failed_over_empty() -> None:
+    ts = dt.datetime(2024, 1, 2, 1, 30, tzinfo=dt.UTC)
+    absent = pl.DataFrame({"symbol": ["A.SH"], "ts": [ts], "trade_date": [dt.date(2024, 1, 2)]})
+    events = pl.DataFrame({
+        "symbol": ["A.SH", "A.SH"], "start": [dt.date(2024, 1, 1)] * 2,
+        "end": [dt.date(2024, 1, 3)] * 2, "state": ["confirmed_empty", "failed"],
+        "reason": [None, "HTTP 500"],
+    })  # fmt: skip
+    [row] = outcome_states(absent, events).to_dicts()
+    assert (row["state"], row["reason"]) == ("failed", "HTTP 500")
+
+
+def test_products_without_calendar_are_not_judged(data_root: Path) -> None:
+    sel = Selection("klines", START, END, "1d", ("HX_HSI.MDAPI", "600000.SH"))
+    doc = detect(data_root, sel, NOW).document(None, "completed")
+    assert doc["total_count"] == 1
+    assert doc["unjudged"] == [
+        {"symbol": "HX_HSI.MDAPI", "reason": "no calendar is known for this product"}
+    ]
