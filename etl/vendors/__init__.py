@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from etl.errors import BadInputError
+from etl.vendors.amazingdata import AmazingDataAdapter
 from etl.vendors.base import VendorAdapter
 from etl.vendors.sim import SimAdapter
 
@@ -16,6 +17,7 @@ __all__ = ["ADAPTERS", "adapter_class"]
 
 ADAPTERS: Final[dict[str, type[VendorAdapter]]] = {
     "sim": SimAdapter,
+    "amazingdata": AmazingDataAdapter,
 }
 
 
