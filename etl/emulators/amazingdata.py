@@ -115,10 +115,10 @@ class AmazingDataEmulator(Emulator):
     def __init__(self, options: EmulatorOptions | None = None) -> None:
         super().__init__(options)
         ttl = self.options.extra.get("token_ttl", TOKEN_TTL)
-        try:
-            self.token_ttl = int(ttl)
-        except (TypeError, ValueError):
-            self.token_ttl = 0
+        whole = (isinstance(ttl, int) and not isinstance(ttl, bool)) or (
+            isinstance(ttl, str) and ttl.strip().isdigit()
+        )
+        self.token_ttl = int(ttl) if whole else 0
         if self.token_ttl <= 0:
             raise BadInputError(f"token_ttl must be a whole number of seconds > 0, got {ttl!r}")
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (user, monotonic expiry)

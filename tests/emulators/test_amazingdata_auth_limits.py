@@ -91,7 +91,7 @@ def test_token_ttl_expires_tokens_and_relogin_works(start_ad: Any) -> None:
         assert client.get("/auth/me", headers=auth).status_code == 200
 
 
-@pytest.mark.parametrize("ttl", [0, -5, "soon"])
+@pytest.mark.parametrize("ttl", [0, -5, "soon", 1.5, "2.5", True])
 def test_token_ttl_must_be_positive_seconds(ttl: object) -> None:
     with pytest.raises(BadInputError, match="token_ttl must be a whole number of seconds > 0"):
         AmazingDataEmulator(options(token_ttl=ttl))
