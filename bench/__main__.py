@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-ALL = ["ingest", "query", "layout"]
+ALL = ["ingest", "query", "detect", "layout"]
 
 
 def main() -> None:

@@ -18,7 +18,13 @@ import duckdb
 import polars as pl
 
 from etl.catalog.ddl import quote_path
-from etl.tasks.expected import STATEMENT_DATASETS, Expectation, Selection, build_expectation
+from etl.tasks.expected import (
+    STATEMENT_DATASETS,
+    Expectation,
+    Selection,
+    build_expectation,
+    expected_per_day,
+)
 
 __all__ = ["DetectReport", "detect", "find_slots"]
 
@@ -117,20 +123,23 @@ def _files(root: Path, sel: Selection) -> list[Path]:
     return files
 
 
-def _present_sql(root: Path, sel: Selection) -> str:
+def _present_sql(root: Path, sel: Selection, *, only_judged: bool) -> str:
+    """Stored keys of the selection's range. Without ``only_judged`` other symbols' rows are
+    left in: they cannot match an expected slot, and filtering them costs more than it saves."""
     files = _files(root, sel)
     if not files:
         return "SELECT NULL::VARCHAR AS symbol, NULL::TIMESTAMPTZ AS ts WHERE false"
     listing = "[" + ", ".join(quote_path(f) for f in files) + "]"
+    judged = " AND symbol IN (SELECT symbol FROM judged)" if only_judged else ""
     if sel.dataset in STATEMENT_DATASETS:
         return (
             f"SELECT DISTINCT symbol, reporting_period::TIMESTAMPTZ AS ts FROM read_parquet("
-            f"{listing}, union_by_name = true) WHERE reporting_period BETWEEN $start AND $end "
-            "AND symbol IN (SELECT symbol FROM judged)"
+            f"{listing}, union_by_name = true) WHERE reporting_period BETWEEN $start AND $end"
+            + judged
         )
     return (
         f"SELECT symbol, ts FROM read_parquet({listing}, union_by_name = true) "
-        "WHERE trade_date BETWEEN $start AND $end AND symbol IN (SELECT symbol FROM judged)"
+        "WHERE trade_date BETWEEN $start AND $end" + judged
     )
 
 
@@ -152,32 +161,38 @@ def _ledger_sql(root: Path, sel: Selection) -> str:
 def find_slots(
     root: Path, sel: Selection, exp: Expectation, con: duckdb.DuckDBPyConnection
 ) -> None:
-    """Create the temp tables ``expected``, ``present`` and ``slots`` in ``con``."""
+    """Create the temp table ``slots`` (every expected, absent slot with its state) in ``con``.
+
+    The expected slots are streamed through the anti-join, never materialised: the join of
+    judged symbols and grids is the same amount of work as a hand-written anti-join.
+    """
     con.execute("SET TimeZone = 'UTC'")
     con.register("judged", exp.judged.to_arrow())
     con.register("grids", exp.grids.to_arrow())
     params = {"start": sel.start, "end": sel.end}
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE expected AS "
-        "SELECT j.symbol, j.market, g.ts, g.trade_date FROM judged j JOIN grids g "
-        "ON g.profile = j.profile AND g.trade_date BETWEEN j.first_day AND j.last_day"
-    )
-    present = _present_sql(root, sel)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE present AS {present}",
-        params if "$start" in present else None,
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE absent AS "
-        "SELECT e.* FROM expected e ANTI JOIN present p ON p.symbol = e.symbol AND p.ts = e.ts"
-    )
+    present = _present_sql(root, sel, only_judged=False)
     ledger = _ledger_sql(root, sel)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE slots AS "
-        "SELECT a.symbol, a.market, a.ts, a.trade_date, coalesce(l.state, 'missing') AS state, "
-        f"l.reason FROM absent a LEFT JOIN ({ledger}) l ON l.symbol = a.symbol AND l.ts = a.ts",
-        params if "$start" in ledger else None,
+    sql = (
+        "CREATE OR REPLACE TEMP TABLE absent AS "
+        "WITH expected AS (SELECT j.symbol, j.profile, g.ts FROM judged j "
+        "JOIN grids g ON g.profile = j.profile "
+        "WHERE g.trade_date BETWEEN j.first_day AND j.last_day), "
+        f"present AS ({present}) "
+        "SELECT e.symbol, e.profile, e.ts FROM expected e ANTI JOIN present p "
+        "ON p.symbol = e.symbol AND p.ts = e.ts"
     )
+    con.execute(sql, params if "$start" in sql else None)
+    # Only the (usually few) absent slots get their market, trade date and ledger state.
+    sql = (
+        "CREATE OR REPLACE TEMP TABLE slots AS "
+        "WITH a AS (SELECT a.symbol, j.market, a.profile, a.ts FROM absent a "
+        "JOIN judged j ON j.symbol = a.symbol), "
+        "b AS (SELECT a.symbol, a.market, a.ts, g.trade_date FROM a "
+        "JOIN grids g ON g.profile = a.profile AND g.ts = a.ts) "
+        "SELECT b.symbol, b.market, b.ts, b.trade_date, coalesce(l.state, 'missing') AS state, "
+        f"l.reason FROM b LEFT JOIN ({ledger}) l ON l.symbol = b.symbol AND l.ts = b.ts"
+    )
+    con.execute(sql, params if "$start" in sql else None)
 
 
 def detect(root: Path, sel: Selection, now: dt.datetime) -> DetectReport:
@@ -185,7 +200,7 @@ def detect(root: Path, sel: Selection, now: dt.datetime) -> DetectReport:
     con = duckdb.connect()
     try:
         find_slots(root, sel, exp, con)
-        return _report(con, sel, exp)
+        return _report(root, con, sel, exp)
     finally:
         con.close()
 
@@ -201,43 +216,72 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return frame
 
 
-def _report(con: duckdb.DuckDBPyConnection, sel: Selection, exp: Expectation) -> DetectReport:
-    expected_rows = _scalar(con, "SELECT count(*) FROM expected")
-    absent_rows = _scalar(con, "SELECT count(*) FROM slots")
-    unexpected = _scalar(
-        con, "SELECT count(*) FROM present p ANTI JOIN expected e "
-        "ON p.symbol = e.symbol AND p.ts = e.ts"
+def _gap_runs(slots: pl.DataFrame, exp: Expectation) -> pl.DataFrame:
+    """Maximal runs of one state per symbol.
+
+    A symbol's expected slots are its profile's grid clipped to its listed life, so two slots
+    are consecutive exactly when their grid positions are; position minus rank within
+    (symbol, state) is then constant along a run. Done in polars on the absent slots only.
+    """
+    schema = {
+        "symbol": pl.String,
+        "state": pl.String,
+        "start": pl.Datetime("us", "UTC"),
+        "end": pl.Datetime("us", "UTC"),
+        "bars": pl.Int64,
+    }
+    todo = slots.filter(pl.col("state") != "confirmed_empty")
+    if todo.height == 0:
+        return pl.DataFrame(schema=schema)
+    index = exp.grids.with_row_index("i").select("profile", "ts", pl.col("i").cast(pl.Int64))
+    runs = (
+        todo.select("symbol", "state", "ts")
+        .join(exp.judged.select("symbol", "profile"), on="symbol")
+        .join(index, on=["profile", "ts"])
+        .sort("symbol", "state", "ts")
+        .with_columns((pl.col("i") - pl.int_range(pl.len()).over("symbol", "state")).alias("grp"))
+        .group_by("symbol", "state", "grp")
+        .agg(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"),
+             pl.len().cast(pl.Int64).alias("bars"))
+        .select(list(schema))
+        .sort("symbol", "start")
     )  # fmt: skip
+    return runs.cast(schema)
+
+
+def _report(
+    root: Path, con: duckdb.DuckDBPyConnection, sel: Selection, exp: Expectation
+) -> DetectReport:
+    per_day = expected_per_day(exp)
+    expected_rows = int(per_day["expected"].sum()) if per_day.height else 0
+    absent_rows = _scalar(con, "SELECT count(*) FROM slots")
+    present_sql = _present_sql(root, sel, only_judged=True)
+    stored = con.execute(
+        f"SELECT count(*) FROM ({present_sql})",
+        {"start": sel.start, "end": sel.end} if "$start" in present_sql else None,
+    ).fetchall()[0][0]
+    present_rows = expected_rows - absent_rows
     counts = ", ".join(f"count_if(state = '{s}')::BIGINT AS {s}" for s in STATES)
     per_symbol = _frame(con, f"SELECT symbol, {counts} FROM slots GROUP BY symbol ORDER BY symbol")
-    daily = _frame(
+    absent_daily = _frame(
         con,
-        "WITH e AS (SELECT market, trade_date, count(*) AS expected, "
-        "count(DISTINCT symbol) AS symbols FROM expected GROUP BY ALL), "
-        f"s AS (SELECT market, trade_date, count(*) AS absent, {counts} FROM slots GROUP BY ALL) "
-        "SELECT e.market, e.trade_date, e.symbols, e.expected, "
-        "e.expected - coalesce(s.absent, 0) AS present, "
-        + ", ".join(f"coalesce(s.{st}, 0)::BIGINT AS {st}" for st in STATES)
-        + " FROM e LEFT JOIN s USING (market, trade_date) ORDER BY e.market, e.trade_date",
+        f"SELECT market, trade_date, count(*)::BIGINT AS absent, {counts} FROM slots GROUP BY ALL",
     )
-    gaps = _frame(
-        con,
-        "WITH touched AS (SELECT DISTINCT symbol FROM slots WHERE state <> 'confirmed_empty'), "
-        "seq AS (SELECT e.symbol, e.ts, row_number() OVER (PARTITION BY e.symbol ORDER BY e.ts) "
-        "AS i FROM expected e SEMI JOIN touched t ON t.symbol = e.symbol), "
-        "runs AS (SELECT s.symbol, s.state, s.ts, seq.i - row_number() OVER ("
-        "PARTITION BY s.symbol, s.state ORDER BY s.ts) AS grp FROM slots s "
-        "JOIN seq ON seq.symbol = s.symbol AND seq.ts = s.ts WHERE s.state <> 'confirmed_empty') "
-        'SELECT symbol, state, min(ts) AS start, max(ts) AS "end", count(*)::BIGINT AS bars '
-        "FROM runs GROUP BY symbol, state, grp ORDER BY symbol, start",
+    daily = (
+        per_day.join(absent_daily, on=["market", "trade_date"], how="left")
+        .with_columns(pl.col(c).fill_null(0) for c in ("absent", *STATES))
+        .with_columns((pl.col("expected") - pl.col("absent")).alias("present"))
+        .select("market", "trade_date", "symbols", "expected", "present", *STATES)
+        .sort("market", "trade_date")
     )
     slots = _frame(con, "SELECT * FROM slots ORDER BY symbol, ts")
+    gaps = _gap_runs(slots, exp)
     judged = exp.judged["symbol"].to_list() if exp.judged.height else []
     return DetectReport(
         selection=sel,
         expected_rows=expected_rows,
-        present_rows=expected_rows - absent_rows,
-        unexpected_rows=unexpected,
+        present_rows=present_rows,
+        unexpected_rows=max(int(stored) - present_rows, 0),
         judged=judged,
         per_symbol=per_symbol,
         daily=daily,

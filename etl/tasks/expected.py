@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from etl.calendars.bars import bar_grid
@@ -28,7 +29,13 @@ from etl.calendars.markets import (
 )
 from etl.errors import BadInputError
 
-__all__ = ["Expectation", "Selection", "build_expectation", "statement_deadline"]
+__all__ = [
+    "Expectation",
+    "Selection",
+    "build_expectation",
+    "expected_per_day",
+    "statement_deadline",
+]
 
 STATEMENT_DATASETS = ("balance_sheet", "income", "cash_flow")
 
@@ -65,6 +72,39 @@ class Expectation:
     calendar_sources: dict[str, str] = field(
         default_factory=dict
     )  # market -> lake|exchange_calendars
+
+
+def expected_per_day(exp: Expectation) -> pl.DataFrame:
+    """Expected slots per market and day, counted without building one row per slot.
+
+    Per profile and day: bars in the grid that day x symbols whose listed life covers the day
+    (two sorted arrays and a binary search, instead of a join of symbols x bars).
+    """
+    schema = {"market": pl.String, "trade_date": pl.Date, "symbols": pl.Int64, "expected": pl.Int64}
+    if exp.judged.height == 0 or exp.grids.height == 0:
+        return pl.DataFrame(schema=schema)
+    bars = exp.grids.group_by("profile", "trade_date").len().rename({"len": "bars"})
+    parts = []
+    for (profile,), members in exp.judged.group_by(["profile"]):
+        days = bars.filter(pl.col("profile") == profile).sort("trade_date")
+        day_num = days["trade_date"].cast(pl.Int32).to_numpy()
+        firsts = np.sort(members["first_day"].cast(pl.Int32).to_numpy())
+        lasts = np.sort(members["last_day"].cast(pl.Int32).to_numpy())
+        active = np.searchsorted(firsts, day_num, side="right") - np.searchsorted(
+            lasts, day_num, side="left"
+        )
+        market = str(profile).split("/", 1)[0]
+        parts.append(days.select(
+            pl.lit(market).alias("market"), "trade_date",
+            pl.Series("symbols", active, dtype=pl.Int64),
+            (pl.col("bars").cast(pl.Int64) * pl.Series(active, dtype=pl.Int64)).alias("expected"),
+        ))  # fmt: skip
+    out = (
+        pl.concat(parts)
+        .group_by("market", "trade_date")
+        .agg(pl.col("symbols").sum(), pl.col("expected").sum())
+    )
+    return out.filter(pl.col("expected") > 0).sort("market", "trade_date").cast(schema)
 
 
 def statement_deadline(period: dt.date) -> dt.date:
