@@ -223,13 +223,15 @@ def _gap_runs(slots: pl.DataFrame, exp: Expectation) -> pl.DataFrame:
     are consecutive exactly when their grid positions are; position minus rank within
     (symbol, state) is then constant along a run. Done in polars on the absent slots only.
     """
-    schema = {
-        "symbol": pl.String,
-        "state": pl.String,
-        "start": pl.Datetime("us", "UTC"),
-        "end": pl.Datetime("us", "UTC"),
-        "bars": pl.Int64,
-    }
+    schema = pl.Schema(
+        {
+            "symbol": pl.String(),
+            "state": pl.String(),
+            "start": pl.Datetime("us", "UTC"),
+            "end": pl.Datetime("us", "UTC"),
+            "bars": pl.Int64(),
+        }
+    )
     todo = slots.filter(pl.col("state") != "confirmed_empty")
     if todo.height == 0:
         return pl.DataFrame(schema=schema)

@@ -80,7 +80,14 @@ def expected_per_day(exp: Expectation) -> pl.DataFrame:
     Per profile and day: bars in the grid that day x symbols whose listed life covers the day
     (two sorted arrays and a binary search, instead of a join of symbols x bars).
     """
-    schema = {"market": pl.String, "trade_date": pl.Date, "symbols": pl.Int64, "expected": pl.Int64}
+    schema = pl.Schema(
+        {
+            "market": pl.String(),
+            "trade_date": pl.Date(),
+            "symbols": pl.Int64(),
+            "expected": pl.Int64(),
+        }
+    )
     if exp.judged.height == 0 or exp.grids.height == 0:
         return pl.DataFrame(schema=schema)
     bars = exp.grids.group_by("profile", "trade_date").len().rename({"len": "bars"})
