@@ -9,6 +9,7 @@ import typer
 
 from etl.catalog import build_catalog, ensure_catalog
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
+from etl.errors import BadInputError
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
 from etl.tasks.backfill import BackfillRequest, backfill, check_request
 from etl.tasks.sync import sync_calendar, sync_instruments
@@ -70,6 +71,12 @@ def backfill_command(
     symbols: Annotated[
         str | None, typer.Option("--symbols", help="Comma list, or @file with one symbol a line.")
     ] = None,
+    market: Annotated[
+        str | None,
+        typer.Option(
+            "--market", help="Every instrument of a market (cache-all), instead of --symbols."
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -89,10 +96,18 @@ def backfill_command(
         first = last = None
         if start or end:
             if not (start and end):
-                from etl.errors import BadInputError
-
                 raise BadInputError("give both --start and --end")
             first, last = parse_range(start, end)
+        if market and symbols:
+            raise BadInputError("give --symbols or --market, not both")
+        if market:
+            from etl.tasks.expected import Selection, market_symbols
+
+            if first is None or last is None:
+                raise BadInputError("--market needs --start and --end")
+            syms = tuple(
+                market_symbols(rt.root, Selection(ds, first, last, f, (), parse_market(market)))
+            )
         req = BackfillRequest(vendor, ds, syms, f, first, last)
         check_request(rt, req)  # exit 2 before the catalog or anything else is touched
         ensure_catalog(rt.root, now=rt.clock())

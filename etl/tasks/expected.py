@@ -34,6 +34,7 @@ __all__ = [
     "Selection",
     "build_expectation",
     "expected_per_day",
+    "market_symbols",
     "statement_deadline",
 ]
 
@@ -188,17 +189,20 @@ def _symbols_for_market(listing: pl.DataFrame, sel: Selection) -> list[str]:
     return sorted(frame["symbol"].to_list())
 
 
+def market_symbols(root: Path, sel: Selection) -> list[str]:
+    """The instruments of ``sel.market`` listed at some point of the range (from the lake)."""
+    symbols = _symbols_for_market(_listing(root), sel)
+    if not symbols:
+        raise BadInputError(
+            f"no instruments known for market {sel.market}: run "
+            f"`etl instruments sync --vendor V --market {sel.market}` first"
+        )
+    return symbols
+
+
 def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectation:
     listing = _listing(root)
-    if sel.market and not sel.symbols:
-        symbols = _symbols_for_market(listing, sel)
-        if not symbols:
-            raise BadInputError(
-                f"no instruments known for market {sel.market}: run "
-                f"`etl instruments sync --vendor V --market {sel.market}` first"
-            )
-    else:
-        symbols = list(sel.symbols)
+    symbols = market_symbols(root, sel) if sel.market and not sel.symbols else list(sel.symbols)
     info = {r["symbol"]: r for r in listing.filter(pl.col("symbol").is_in(symbols)).to_dicts()}
     rows, unjudged = [], []
     for symbol in symbols:
