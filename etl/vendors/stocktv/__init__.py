@@ -1,0 +1,6 @@
+"""StockTV: the adapter (:mod:`.adapter`), its wire mappings (:mod:`.wire`) and its request
+planning (:mod:`.plan`), per vendors/stocktv.md."""
+
+from etl.vendors.stocktv.adapter import StockTVAdapter
+
+__all__ = ["StockTVAdapter"]
