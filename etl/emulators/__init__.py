@@ -35,6 +35,7 @@ from etl.emulators.amazingdata import AmazingDataEmulator
 from etl.emulators.base import Emulator, EmulatorOptions, Limit
 from etl.emulators.faults import FaultSpecError, parse_faults
 from etl.emulators.server import EmulatorServer
+from etl.emulators.stocktv import StockTVEmulator
 from etl.errors import BadInputError
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
 
 EMULATORS: Final[dict[str, type[Emulator]]] = {
     "amazingdata": AmazingDataEmulator,
+    "stocktv": StockTVEmulator,
 }
 
 

@@ -12,12 +12,14 @@ from etl.errors import BadInputError
 from etl.vendors.amazingdata import AmazingDataAdapter
 from etl.vendors.base import VendorAdapter
 from etl.vendors.sim import SimAdapter
+from etl.vendors.stocktv import StockTVAdapter
 
 __all__ = ["ADAPTERS", "adapter_class"]
 
 ADAPTERS: Final[dict[str, type[VendorAdapter]]] = {
     "sim": SimAdapter,
     "amazingdata": AmazingDataAdapter,
+    "stocktv": StockTVAdapter,
 }
 
 
