@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from etl.calendars.bars import bar_grid
@@ -207,6 +208,7 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
         current = [symbol, exchange, start, end, slots]
     if current is not None:
         ranges[(current[1], current[2], current[3])].append((current[0], current[4]))
+    per_date = fetch.group_by("symbol", "trade_date").len()
     calls = []
     for (exchange, start, end), members in sorted(
         ranges.items(), key=lambda kv: (kv[0][1], kv[0][0])
@@ -214,13 +216,51 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
         cap = caps.find(sel.dataset, exchange, sel.freq)
         assert cap is not None
         size = max(1, min(cap.symbols_per_call, MAX_SYMBOLS_PER_UNIT))
+        windows = _windows(cap, sel.freq, exchange, start, end)
         for i in range(0, len(members), size):
             chunk = members[i : i + size]
-            per_symbol_cost = _cost(cap, freq, start, end)
-            requests = per_symbol_cost * (len(chunk) if cap.symbols_per_call == 1 else 1)
-            calls.append(
-                PlannedCall(
-                    tuple(s for s, _ in chunk), start, end, sum(n for _, n in chunk), requests
-                )
-            )
+            symbols = tuple(s for s, _ in chunk)
+            if len(windows) == 1:
+                per_symbol_cost = _cost(cap, freq, start, end)
+                requests = per_symbol_cost * (len(chunk) if cap.symbols_per_call == 1 else 1)
+                calls.append(PlannedCall(symbols, start, end, sum(n for _, n in chunk), requests))
+                continue
+            counts = per_date.filter(pl.col("symbol").is_in(symbols))
+            for w_start, w_end in windows:
+                n = int(counts.filter(pl.col("trade_date").is_between(w_start, w_end))["len"].sum())
+                if n:
+                    cost = _cost(cap, freq, w_start, w_end) * len(symbols)
+                    calls.append(PlannedCall(symbols, w_start, w_end, n, cost))
     return calls
+
+
+def _windows(
+    cap: DatasetCapability, freq: str | None, exchange: str, start: dt.date, end: dt.date
+) -> list[tuple[dt.date, dt.date]]:
+    """Cut a paging vendor's range into windows of at most one page of bars each.
+
+    One call per window keeps a killed or failed fill's loss to a page and lets progress and
+    resume move page by page. Vendors that only serve their latest N bars are not cut (every
+    call would return the same N bars)."""
+    market = market_of_symbol(f"X.{exchange}")
+    if not cap.rows_per_call or not freq or cap.depth.get(freq) or market is None:
+        return [(start, end)]
+    grid = bar_grid(market, freq, start, end)
+    if len(grid) <= cap.rows_per_call:
+        return [(start, end)]
+    days, counts = np.unique(grid.trade_date, return_counts=True)
+    windows: list[tuple[dt.date, dt.date]] = []
+    first = last = days[0].astype(dt.date)
+    filled = 0
+    for day64, n in zip(days, counts, strict=True):
+        day = day64.astype(dt.date)
+        if filled and filled + int(n) > cap.rows_per_call:
+            windows.append((first, last))
+            first, filled = day, 0
+        filled += int(n)
+        last = day
+    windows.append((first, last))
+    # Contiguous over [start, end]: no calendar day falls between two windows.
+    cut = [windows[i][1] for i in range(len(windows) - 1)]
+    starts = [start, *(d + dt.timedelta(days=1) for d in cut)]
+    return list(zip(starts, [*cut, end], strict=True))
