@@ -1,0 +1,272 @@
+"""Infoway (infoway.io): stocks of SH SZ HK US, crypto, forex and other products, per
+vendors/infoway.md.
+
+Auth is the ``apiKey`` header on every call (``ETL_INFOWAY_API_KEY``); a 401 is final (exit 3):
+there is no session to renew. Limits are per key: the plan's ``apiNumPerSec`` read once per
+run from ``/package/info`` (unless ``ETL_INFOWAY_RATE`` says), and 60 × that per minute, kept
+by a governor shared with every process on the data root.
+
+Klines are asked one code per call (several codes get only their 2 latest bars). Minute and
+hour history is paged back from the end of the range with ``timestamp`` (exclusive) until the
+range is covered, a page is short, or the vendor says ``Timestamp limit error`` (the plan's
+history ends: reported unavailable). Day bars and longer come as the latest ≤ 500, and what
+lies before them is unavailable. Wire mappings live in :mod:`.wire`, the table and the date
+arithmetic in :mod:`.plan`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import pyarrow as pa
+
+from etl.errors import (
+    AuthError,
+    BadInputError,
+    ConfigError,
+    QuotaExhausted,
+    SchemaError,
+    VendorError,
+)
+from etl.names import parse_freq, parse_market, parse_symbol
+from etl.vendors.base import (
+    Capabilities,
+    CheckResult,
+    KlineBatch,
+    Unavailable,
+    VendorAdapter,
+    VendorContext,
+)
+from etl.vendors.governor import Governor, limits_for
+from etl.vendors.http import Tally, VendorHttp
+from etl.vendors.infoway import plan as p
+from etl.vendors.infoway.fetch import KlineCall, Outcome
+from etl.vendors.infoway.wire import (
+    SYMBOL_TYPES,
+    Answer,
+    bars_table,
+    calendar_table,
+    instrument_row,
+    parse_answer,
+    path_market,
+    target_schema,
+    vendor_code,
+    ymd,
+)
+
+__all__ = ["InfowayAdapter"]
+
+log = logging.getLogger(__name__)
+
+_DAY: Final = dt.timedelta(days=1)
+
+
+class InfowayAdapter(VendorAdapter):
+    """Infoway's REST API: klines, trading days, symbol lists, plan info."""
+
+    name: ClassVar[str] = "infoway"
+    title: ClassVar[str] = "Infoway (stocks of SH SZ HK US, crypto, forex, metals)"
+    required_settings: ClassVar[tuple[str, ...]] = ("api_key",)
+    public_base_url: ClassVar[str | None] = "https://data.infoway.io"
+
+    def __init__(self, context: VendorContext) -> None:
+        super().__init__(context)
+        self._http: VendorHttp | None = None
+        self._plan: p.Plan | None = None
+        self._plan_read = False
+        self._plan_lock = asyncio.Lock()
+        self._symbols: dict[str, list[Any]] = {}  # type -> today's list, per instance
+
+    def capabilities(self) -> Capabilities:
+        return p.capabilities(self.name, self.settings.rate, self._plan, self.context.now())
+
+    # -- transport -----------------------------------------------------------------------
+
+    @property
+    def http(self) -> VendorHttp:
+        if self._http is None:
+            key = self.settings.api_key
+            if key is None or not key.reveal():
+                raise ConfigError("infoway needs an API key: set ETL_INFOWAY_API_KEY")
+            state = self.context.state_dir
+            governor = Governor(
+                self.name,
+                limits_for(self.capabilities().rate),
+                state_dir=Path(str(state)) if state is not None else None,
+            )
+            self._http = VendorHttp.from_settings(
+                self.settings,
+                public_url=self.public_base_url,
+                governor=governor,
+                headers={"apiKey": key.reveal(), "Accept": "application/json"},
+                max_connections=p.IN_FLIGHT * 2,
+            )
+        return self._http
+
+    async def _call(self, method: str, path: str, tally: Tally | None = None, **kw: Any) -> Any:
+        return await self.http.request(method, path, parse=parse_answer, tally=tally, **kw)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _read_plan(self) -> p.Plan:
+        answer = await self._call("GET", "/package/info")
+        return p.parse_plan(answer.data)
+
+    async def _ensure_plan(self) -> None:
+        """Read ``/package/info`` once per run for the rate (unless ETL_INFOWAY_RATE is set);
+        if it cannot be read, 1 req/s. A refused key or a spent quota ends the run."""
+        async with self._plan_lock:
+            if self._plan_read or self.settings.rate:
+                return
+            try:
+                self._plan = await self._read_plan()
+            except (AuthError, QuotaExhausted):
+                raise
+            except VendorError as exc:
+                log.warning("infoway: /package/info unreadable (%s); 1 req/s", exc.bare_message)
+            self._plan_read = True
+            self._apply_rate()
+
+    def _apply_rate(self) -> None:
+        if self._http is not None and self._http.governor is not None:
+            self._http.governor.update(limits_for(self.capabilities().rate))
+
+    # -- datasets ------------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        """Read ``/package/info``: the plan, its rate and history, and when it expires."""
+        began = time.perf_counter()
+        try:
+            plan = await self._read_plan()
+        except (ConfigError, VendorError) as exc:
+            return CheckResult(False, str(exc), time.perf_counter() - began)
+        self._plan, self._plan_read = plan, True
+        self._apply_rate()
+        years = f"{plan.years} years of minute history" if plan.years else "history unknown"
+        until = f", expires {plan.expires:%Y-%m-%d}" if plan.expires else ""
+        message = f"plan {plan.name}: {plan.per_second:g} requests/s, {years}{until}"
+        return CheckResult(True, message, time.perf_counter() - began)
+
+    async def instruments(self, market: str | None = None) -> pa.Table:
+        """Today's codes of ``market`` (every served one if None) from /common/basic/symbols."""
+        if market is not None and market != "INFOWAY":
+            market = parse_market(market)
+        markets = {market} if market else set(p.KLINE_MARKETS)
+        if not markets <= p.KLINE_MARKETS:
+            raise self._unsupported(f"instruments for {market}")
+        await self._ensure_plan()
+        rows: dict[str, dict[str, Any]] = {}
+        for kind, suffixes in SYMBOL_TYPES.items():
+            if not markets & set(suffixes):
+                continue
+            for item in await self._symbol_list(kind):
+                row = instrument_row(item, kind)
+                if row is not None and row["market"] in markets:
+                    rows.setdefault(row["symbol"], row)
+        return pa.Table.from_pylist(list(rows.values()), schema=target_schema("instruments"))
+
+    async def _symbol_list(self, kind: str) -> list[Any]:
+        if kind not in self._symbols:
+            answer = await self._call("GET", "/common/basic/symbols", params={"type": kind})
+            if not isinstance(answer.data, list):
+                raise SchemaError(f"/common/basic/symbols {kind} is not a list", vendor=self.name)
+            self._symbols[kind] = answer.data
+        return self._symbols[kind]
+
+    async def calendar(self, market: str, start: dt.date, end: dt.date) -> pa.Table:
+        """Every calendar day of ``[start, end]`` up to the end of this year (later days are
+        left out, never claimed closed); half days are flagged."""
+        market = parse_market(market)
+        self.capabilities().require("calendar", market)
+        if start > end:
+            raise BadInputError(f"start {start} is after end {end}")
+        today = self.context.now().astimezone(p.zone_of(market)).date()
+        hi = min(end, dt.date(today.year, 12, 31))
+        if start > hi:
+            return target_schema("calendar").empty_table()
+        await self._ensure_plan()
+        params = {
+            "market": "CN" if market in ("SH", "SZ") else market,
+            "beginDay": ymd(start),
+            "endDay": ymd(hi),
+        }
+        answer = await self._call("GET", "/common/basic/markets/trading_days", params=params)
+        return calendar_table(market, start, hi, answer.data)
+
+    async def klines(
+        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+    ) -> KlineBatch:
+        f = parse_freq(freq).name
+        if start > end:
+            raise BadInputError(f"start {start} is after end {end}")
+        caps = self.capabilities()
+        wanted = list(dict.fromkeys(symbols))
+        for symbol in wanted:  # refuse the whole call before any request
+            caps.require("klines", parse_symbol(symbol).exchange, f)
+        await self._ensure_plan()
+        tally = Tally()
+        gate = asyncio.Semaphore(p.IN_FLIGHT)
+
+        async def one(symbol: str) -> tuple[str, Outcome]:
+            async with gate:
+                return symbol, await self._symbol_klines(symbol, f, start, end, tally)
+
+        done = await asyncio.gather(*(one(s) for s in wanted))
+        batch = KlineBatch(table=target_schema("klines").empty_table(), requests=tally.requests)
+        tables = []
+        for symbol, out in done:
+            exchange = parse_symbol(symbol).exchange
+            zone = p.zone_of(exchange)
+            tables.append(bars_table(out.bars, symbol, f, zone, volume=exchange != "FX"))
+            batch.answered += out.answered
+            batch.unavailable += out.unavailable
+            batch.failures += out.failures
+        if tables:
+            batch.table = pa.concat_tables(tables)
+        return batch
+
+    async def _symbol_klines(
+        self, symbol: str, freq: str, start: dt.date, end: dt.date, tally: Tally
+    ) -> Outcome:
+        """Cut ``[start, end]`` to what can be complete and served, then fetch it."""
+        out = Outcome()
+        exchange = parse_symbol(symbol).exchange
+        zone = p.zone_of(exchange)
+        now = self.context.now()
+        lo, hi = start, end
+        years = self._plan.years if self._plan else None
+        if freq in p.MINUTE_FREQS and years:
+            since = p.history_start(now, years).astimezone(zone).date() + _DAY
+            if lo < since:
+                why = f"older than Infoway's minute history ({years} years on this plan)"
+                out.unavailable.append(Unavailable(symbol, lo, min(hi, since - _DAY), why))
+                lo = since
+        if lo > hi:
+            return out
+        done = p.complete_through(exchange, freq, lo, hi, now)
+        if done < hi:
+            why = "not complete yet at now"
+            out.unavailable.append(Unavailable(symbol, max(lo, done + _DAY), hi, why))
+            hi = done
+        if lo > hi:
+            return out
+        code = self.context.instruments.code_for(symbol) or vendor_code(symbol)
+        path = f"/{path_market(exchange)}/v2/batch_kline"
+
+        async def send(body: dict[str, Any]) -> Answer:
+            answer: Answer = await self._call("POST", path, tally=tally, json=body)
+            return answer
+
+        call = KlineCall(symbol, code, freq, zone, now, send, out)
+        await call.run(lo, hi)
+        lo_s, hi_s = p.local_midnight(lo, zone), p.local_midnight(hi + _DAY, zone)
+        out.bars = [b for b in out.bars if lo_s <= b.t < hi_s]
+        return out
