@@ -11,9 +11,11 @@ becomes ``vendor_id``, the vendor's symbol ``vendor_code``, exchange and country
 a symbol with no pid there fails, telling the user to sync instruments first.
 
 Klines: at most 1000 bars a call, the latest ones of ``[startTime, endTime]``, so a range is
-paged backwards (next ``endTime`` = oldest bar − 1 ms) until a page is short. An empty page
-while the exchange calendar still expects older bars means StockTV has nothing older: that
-part is reported unavailable, never filled and never failed. Limits: 5 requests in any
+paged backwards (next ``endTime`` = oldest bar − 1 ms) until a page is short. If the last page
+(empty, or short) stops before the requested start while the exchange calendar still expects
+older bars, StockTV has nothing older: that part is reported unavailable, never filled and
+never failed (its depth is unknown, so such a gap is not confirmed empty; a suspension at the
+very start of a range is reported unavailable too, the safe side). Limits: 5 requests in any
 sliding second per key (``ETL_STOCKTV_RATE``), kept by a governor shared by every process on
 the data root.
 """
@@ -249,19 +251,21 @@ class StockTVAdapter(VendorAdapter):
             return target_schema("klines").empty_table()
         lo_ms, hi_ms = day_bounds_ms(market, first, done)
         try:
-            pages, covered_from = await self._pages(symbol, pid, freq, lo_ms, hi_ms, tally)
+            pages, oldest = await self._pages(symbol, pid, freq, lo_ms, hi_ms, tally)
         except PermanentVendorError as exc:  # unknown pid, refused parameter: this item only
             hint = f" (pid {pid}: the instrument may be gone; {_SYNC_HINT})"
             extra = hint if isinstance(exc, UnknownPid) else ""
             batch.failures.append(Failure(symbol, first, end, exc.bare_message + extra))
             return target_schema("klines").empty_table()
+        # Paging stopped at a short (or empty) page. Where the exchange still traded between
+        # the requested start and the oldest bar, StockTV has nothing older (its depth is
+        # unknown): that part is unavailable, never confirmed empty.
         answered_from = first
-        if covered_from is not None:  # StockTV has nothing older than covered_from
-            gap_end = missing_before(market, freq, first, covered_from)
-            if gap_end is not None:
-                why = f"StockTV has no {freq} bars before {_iso(covered_from)}"
-                batch.unavailable.append(Unavailable(symbol, first, gap_end, why))
-                answered_from = gap_end + _DAY
+        gap_end = missing_before(market, freq, first, oldest)
+        if gap_end is not None:
+            why = f"StockTV returned no {freq} bars before {_iso(oldest)}"
+            batch.unavailable.append(Unavailable(symbol, first, gap_end, why))
+            answered_from = gap_end + _DAY
         if answered_from <= done:
             batch.answered.append(Span(symbol, answered_from, done))
         request_id = f"stocktv-{INTERVALS[freq]}-{first:%Y%m%d}-{done:%Y%m%d}"
@@ -270,9 +274,9 @@ class StockTVAdapter(VendorAdapter):
 
     async def _pages(
         self, symbol: str, pid: int, freq: str, lo_ms: int, hi_ms: int, tally: Tally
-    ) -> tuple[list[list[Any]], int | None]:
-        """Page ``[lo_ms, hi_ms]`` backwards. Returns the pages (newest first) and, if a page
-        came back empty, the instant before which StockTV has nothing (else None)."""
+    ) -> tuple[list[list[Any]], int]:
+        """Page ``[lo_ms, hi_ms]`` backwards until a page is short. Returns the pages (newest
+        first) and the oldest bar's ``time`` (``hi_ms + 1`` if StockTV had none)."""
         pages: list[list[Any]] = []
         cursor = hi_ms
         for _ in range(_MAX_PAGES):
@@ -290,7 +294,7 @@ class StockTVAdapter(VendorAdapter):
                     f"/stock/kline of {symbol} answered bars after endTime {cursor}",
                     vendor=self.name,
                 )
-            if len(times) < BARS_PER_CALL or oldest - 1 < lo_ms:
-                return pages, None
+            if len(times) < BARS_PER_CALL or oldest <= lo_ms:
+                return pages, oldest
             cursor = oldest - 1
         raise SchemaError(f"/stock/kline of {symbol} did not end after {_MAX_PAGES} pages")
