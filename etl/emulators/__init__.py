@@ -34,6 +34,7 @@ from typing import Final
 from etl.emulators.amazingdata import AmazingDataEmulator
 from etl.emulators.base import Emulator, EmulatorOptions, Limit
 from etl.emulators.faults import FaultSpecError, parse_faults
+from etl.emulators.infoway import InfowayEmulator
 from etl.emulators.server import EmulatorServer
 from etl.emulators.stocktv import StockTVEmulator
 from etl.errors import BadInputError
@@ -53,6 +54,7 @@ __all__ = [
 EMULATORS: Final[dict[str, type[Emulator]]] = {
     "amazingdata": AmazingDataEmulator,
     "stocktv": StockTVEmulator,
+    "infoway": InfowayEmulator,
 }
 
 

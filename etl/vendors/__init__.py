@@ -11,6 +11,7 @@ from typing import Final
 from etl.errors import BadInputError
 from etl.vendors.amazingdata import AmazingDataAdapter
 from etl.vendors.base import VendorAdapter
+from etl.vendors.infoway import InfowayAdapter
 from etl.vendors.sim import SimAdapter
 from etl.vendors.stocktv import StockTVAdapter
 
@@ -20,6 +21,7 @@ ADAPTERS: Final[dict[str, type[VendorAdapter]]] = {
     "sim": SimAdapter,
     "amazingdata": AmazingDataAdapter,
     "stocktv": StockTVAdapter,
+    "infoway": InfowayAdapter,
 }
 
 
