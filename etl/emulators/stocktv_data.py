@@ -68,8 +68,9 @@ _PER_USD: Final = {
     "USD": 1.0, "INR": 83.12, "JPY": 151.3, "CNY": 7.23, "EUR": 0.92, "HKD": 7.82, "GBP": 0.79,
 }  # fmt: skip
 # Calendar days that hold about 1000 bars of each frequency (doubled until they do).
-_SPAN_DAYS: Final = {"1m": 5, "5m": 20, "15m": 60, "30m": 110, "1h": 220, "1d": 1500,
-                     "1w": 7000, "1M": 31000}  # fmt: skip
+# Sized for Tokyo's short sessions (5 h: 300 1m bars a day), so one pass usually suffices.
+_SPAN_DAYS: Final = {"1m": 6, "5m": 28, "15m": 80, "30m": 150, "1h": 300, "1d": 1500,
+                     "1w": 7100, "1M": 31000}  # fmt: skip
 
 
 @dataclass(frozen=True)
