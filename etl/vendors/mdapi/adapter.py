@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Final
 
 import pyarrow as pa
 
-from etl.errors import BadInputError, PermanentVendorError, SchemaError, VendorError
+from etl.errors import AuthError, BadInputError, PermanentVendorError, SchemaError, VendorError
 from etl.names import parse_freq, parse_symbol
 from etl.vendors.base import (
     Capabilities,
@@ -129,7 +129,7 @@ class MdapiAdapter(VendorAdapter):
         began = time.perf_counter()
         try:
             categories = await self._categories()
-        except VendorError as exc:  # IpRefused included: the message says what to do
+        except (AuthError, VendorError) as exc:  # IP refused: the message says what to do
             return CheckResult(False, str(exc), time.perf_counter() - began)
         message = f"IP allow-listed; {len(categories)} product categories"
         return CheckResult(True, message, time.perf_counter() - began)
