@@ -55,7 +55,11 @@ def since(freq: str, now: dt.datetime) -> dt.date:
 
 def capabilities(vendor: str, rate: float | None, now: dt.datetime) -> Capabilities:
     """The table of stocktv.md "Capabilities"; ``rate`` is ETL_STOCKTV_RATE. Intraday rows
-    move with ``now`` (their ``since`` is 180 days back), so planners skip what is gone."""
+    move with ``now`` (their ``since`` is 180 days back), so planners skip what is gone.
+
+    Index klines (``.STOCKTV``) are left out on purpose: their bars sit in their country's
+    zone (vendors/README.md), but validation dates vendor-suffix symbols in Asia/Shanghai,
+    so their day bars would all be refused. Indices are listed (pid map) all the same."""
     intraday_since = since("1m", now)
     return Capabilities(
         vendor=vendor,
