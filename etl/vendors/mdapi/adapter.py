@@ -45,7 +45,6 @@ from etl.vendors.mdapi.window import (
     BAN_SECONDS,
     DEPTH,
     EXCHANGES,
-    MARGIN,
     capabilities,
     coverage,
     governor_limits,
@@ -95,7 +94,6 @@ class MdapiAdapter(VendorAdapter):
                 self.name,
                 governor_limits(self.settings.rate),
                 state_dir=Path(str(state)) if state is not None else None,
-                margin=MARGIN,
             )
             self._http = VendorHttp.from_settings(
                 self.settings,

@@ -43,10 +43,6 @@ DEFAULT_RATE: Final = 5.0  # redis.php per product code per second (ETL_MDAPI_RA
 QUOTE_RATE: Final = 3  # getQuote.php per product code per second
 LIST_RATE: Final = 2  # getCategory.php + getSymbolList.php together, per client
 BAN_SECONDS: Final = 10.0  # a bucket over its limit is refused this long
-# The governor counts a window as 1 s x (1 + margin), because the vendor counts arrivals and
-# network delays vary: going over costs a 10 s ban here, so mdapi keeps a wider margin than the
-# shared default (5 per 1.15 s = 4.35/s of the 5/s).
-MARGIN: Final = 0.15
 
 _OFFSET_MS: Final = 8 * 3_600_000  # Asia/Shanghai, UTC+8 all year
 _DAY_MS: Final = 86_400_000
