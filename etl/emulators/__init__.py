@@ -35,6 +35,7 @@ from etl.emulators.amazingdata import AmazingDataEmulator
 from etl.emulators.base import Emulator, EmulatorOptions, Limit
 from etl.emulators.faults import FaultSpecError, parse_faults
 from etl.emulators.infoway import InfowayEmulator
+from etl.emulators.mdapi import MdapiEmulator
 from etl.emulators.server import EmulatorServer
 from etl.emulators.stocktv import StockTVEmulator
 from etl.errors import BadInputError
@@ -55,6 +56,7 @@ EMULATORS: Final[dict[str, type[Emulator]]] = {
     "amazingdata": AmazingDataEmulator,
     "stocktv": StockTVEmulator,
     "infoway": InfowayEmulator,
+    "mdapi": MdapiEmulator,
 }
 
 

@@ -12,6 +12,7 @@ from etl.errors import BadInputError
 from etl.vendors.amazingdata import AmazingDataAdapter
 from etl.vendors.base import VendorAdapter
 from etl.vendors.infoway import InfowayAdapter
+from etl.vendors.mdapi import MdapiAdapter
 from etl.vendors.sim import SimAdapter
 from etl.vendors.stocktv import StockTVAdapter
 
@@ -22,6 +23,7 @@ ADAPTERS: Final[dict[str, type[VendorAdapter]]] = {
     "amazingdata": AmazingDataAdapter,
     "stocktv": StockTVAdapter,
     "infoway": InfowayAdapter,
+    "mdapi": MdapiAdapter,
 }
 
 
