@@ -8,21 +8,27 @@ with its process). With ``state_dir=None`` the same logic runs on an in-process 
 
 What it keeps to (:class:`Limit`, any number of them):
 
-* sliding windows: at most N request *starts* in any W seconds. Emulators and vendors count
-  by arrival time, which trails our start by a network delay that varies, so each window is
-  stretched by ``margin`` (1 s is treated as 1.05 s): about 95 % of a limit is used, never 101 %;
+* sliding windows: at most N requests in any W seconds, as the vendor counts them: by
+  *arrival*, which falls somewhere between our send and its answer. So a request counts from
+  its start until W seconds after its answer came back (or for as long as it is in flight):
+  however the network delays one request and not the next, N + 1 arrivals never fit in W.
+  Each window is also stretched by ``margin`` (2 %). On a loopback emulator this uses ~97 %
+  of a limit; over a network the figure is W / (W + latency);
 * in-flight caps: at most N requests open at once. Each open request holds a *lease* that
   records its pid and an expiry, so a process killed with SIGKILL leaks nothing: leases of
-  dead pids (and expired ones) are dropped by whoever reads the file next;
+  dead pids (and expired ones) are dropped by whoever reads the file next, and their
+  requests count as answered at that moment;
 * scope: a limit applies to every request, or only to buckets of one *kind*; ``per_bucket``
   counts each bucket on its own. Buckets are strings ``"kind"`` or ``"kind:id"`` (mdapi:
   ``"kline:btcusdt"``, ``"quote:btcusdt"``, ``"list"``);
 * bans: after a vendor's over-limit answer, :meth:`Governor.ban` closes a bucket (or the whole
   vendor) for some seconds, and every process waits it out.
 
-``async with governor.slot(bucket):`` waits with ``asyncio`` sleeps (never a busy loop) until a
-request may start without breaking any limit, then records it. The file lock is held only for
-a read-modify-write of a few hundred bytes, so it is taken blocking, outside any ``await``.
+``async with governor.slot(bucket):`` around the request (send to answer) waits with ``asyncio``
+sleeps (never a busy loop) until it may start without breaking any limit, records it, and on
+exit marks it answered. Waiters of a bucket queue in order, so only the head polls. The file
+lock is held for a read-modify-write of a few hundred bytes, so it is taken blocking, outside
+any ``await``.
 Timestamps are wall-clock (``time.time``): the only clock two processes share.
 """
 
@@ -40,83 +46,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
-if TYPE_CHECKING:
-    from etl.vendors.base import RateLimits
+from etl.vendors.limits import ALL as _ALL
+from etl.vendors.limits import Limit, kind_of, limits_for, rate_windows
 
+# Limit and its helpers live in etl.vendors.limits and are re-exported for adapters.
 __all__ = ["Governor", "Lease", "Limit", "limits_for", "rate_windows"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-State = dict[str, Any]  # {"starts": {counter: [t, ...]}, "leases": {id: {...}}, "bans": {key: t}}
+# {"starts": {counter: [[start, end, lease id], ...]}, "leases": {id: {...}}, "bans": {key: t}}
+State = dict[str, Any]
 Clock = Callable[[], float]
 
 _VENDOR_RE: Final = re.compile(r"^[a-z0-9_-]{1,40}$")
-_ALL: Final = "*"
-
-
-@dataclass(frozen=True)
-class Limit:
-    """One rule: either ``requests`` starts in any ``seconds`` window, or ``in_flight`` open
-    requests at once; for every request (``kind=None``) or buckets of one kind only."""
-
-    requests: int | None = None
-    seconds: float = 1.0
-    in_flight: int | None = None
-    kind: str | None = None  # "kline" matches buckets "kline" and "kline:<id>"
-    per_bucket: bool = False  # count each bucket separately (per product code)
-
-    def __post_init__(self) -> None:
-        if (self.requests is None) == (self.in_flight is None):
-            raise ValueError(
-                "a Limit is either a window (requests per seconds) or an in-flight cap"
-            )
-        if self.requests is not None and (self.requests < 1 or not self.seconds > 0):
-            raise ValueError(f"bad window limit {self.requests} per {self.seconds} s")
-        if self.in_flight is not None and self.in_flight < 1:
-            raise ValueError(f"bad in-flight cap {self.in_flight}")
-
-    def applies(self, bucket: str | None) -> bool:
-        return self.kind is None or (bucket is not None and _kind(bucket) == self.kind)
-
-    def scope(self, bucket: str | None) -> str:
-        if self.per_bucket and bucket is not None:
-            return bucket
-        return self.kind or _ALL
-
-    def counter(self, bucket: str | None) -> str:
-        """The key its starts are stored under; the window rides along so any process can
-        prune any counter without knowing the limits of the others."""
-        return f"{self.scope(bucket)}@{self.seconds!r}"
-
-
-def rate_windows(rate: float, *, kind: str | None = None, per_bucket: bool = False) -> tuple[Limit]:
-    """A rate in requests per second as a window. Vendors count whole requests in a sliding
-    second, so a rate ≥ 1 becomes ⌊rate⌋ per 1 s (4.5 → 4/s, erring low); a rate below 1
-    becomes 1 request per 1/rate seconds (0.5 → 1 per 2 s)."""
-    if not rate > 0:
-        raise ValueError(f"a rate must be positive, got {rate!r}")
-    if rate >= 1:
-        return (Limit(requests=int(rate), seconds=1.0, kind=kind, per_bucket=per_bucket),)
-    return (Limit(requests=1, seconds=1.0 / rate, kind=kind, per_bucket=per_bucket),)
-
-
-def limits_for(rate: RateLimits, override: float | None = None) -> tuple[Limit, ...]:
-    """The limits of a capability table's :class:`RateLimits`, with the per-second rate
-    replaced by ``override`` (``ETL_<VENDOR>_RATE``) if given; a per-minute limit keeps its
-    ratio to the per-second one (Infoway: ≤ 60 × rate). ``scope`` "product" or "client"
-    counts each bucket on its own; vendors with mixed limits (mdapi) build their own list."""
-    per_second = override or rate.per_second
-    per_bucket = rate.scope != "key"
-    out: list[Limit] = list(rate_windows(per_second, per_bucket=per_bucket))
-    if rate.per_minute:
-        per_minute = rate.per_minute * per_second / rate.per_second
-        out.append(Limit(requests=max(1, int(per_minute)), seconds=60.0, per_bucket=per_bucket))
-    if rate.in_flight:
-        out.append(Limit(in_flight=rate.in_flight))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -127,15 +72,16 @@ class Lease:
     bucket: str | None
     started: float
     waited: float
-    holds: bool = False  # an in-flight hold to release
-
-
-def _kind(bucket: str) -> str:
-    return bucket.split(":", 1)[0]
+    holds: bool = False  # recorded in the state: release it when the answer is in
 
 
 def _ban_keys(bucket: str | None) -> set[str]:
-    return {_ALL} if bucket is None else {_ALL, bucket, _kind(bucket)}
+    return {_ALL} if bucket is None else {_ALL, bucket, kind_of(bucket)}
+
+
+def _counted_until(entry: list[Any], now: float) -> float:
+    """Until when a ``[start, end, lease]`` entry counts: its answer, or now if in flight."""
+    return float(entry[1]) if entry[1] is not None else now
 
 
 def _empty() -> State:
@@ -218,9 +164,9 @@ class Governor:
         limits: Sequence[Limit],
         *,
         state_dir: Path | str | None = None,
-        margin: float = 0.05,
+        margin: float = 0.02,
         lease_ttl: float = 300.0,
-        poll: float = 0.01,
+        poll: float = 0.02,
         clock: Clock = time.time,
     ) -> None:
         if not _VENDOR_RE.match(vendor):
@@ -237,6 +183,8 @@ class Governor:
             else _FileStore(Path(state_dir) / "governor", vendor)
         )
         self._waiters: set[asyncio.Future[None]] = set()
+        self._queues: dict[str | None, asyncio.Lock] = {}
+        self._queues_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def limits(self) -> tuple[Limit, ...]:
@@ -254,21 +202,31 @@ class Governor:
     async def acquire(self, bucket: str | None = None) -> Lease:
         """Wait until a request in ``bucket`` may start, record it, and return its lease."""
         began = self._clock()
-        while True:
-            grant = self._store.transact(lambda s: self._try(s, bucket, began))
-            if isinstance(grant, Lease):
-                return grant
-            await self._sleep(grant)
+        # Waiters of one bucket queue here (FIFO), so only the head of each queue polls the
+        # shared state: a hundred waiting tasks cost one read per wake-up, not a hundred.
+        async with self._queue(bucket):
+            while True:
+                grant = self._store.transact(lambda s: self._try(s, bucket, began))
+                if isinstance(grant, Lease):
+                    return grant
+                await self._sleep(grant)
 
     def release(self, lease: Lease) -> None:
-        """End ``lease``'s in-flight hold (synchronous, so it also runs during cancellation)."""
+        """Mark ``lease``'s request answered (its windows count from now) and end its in-flight
+        hold. Synchronous, so it also runs during cancellation."""
         if not lease.holds:
             return
+        now = self._clock()
 
-        def drop(state: State) -> tuple[None, bool]:
-            return None, state["leases"].pop(lease.id, None) is not None
+        def end(state: State) -> tuple[None, bool]:
+            held = state["leases"].pop(lease.id, None)
+            for counter in held.get("counters", ()) if held else ():
+                for entry in state["starts"].get(counter, ()):
+                    if entry[2] == lease.id and entry[1] is None:
+                        entry[1] = now
+            return None, held is not None
 
-        self._store.transact(drop)
+        self._store.transact(end)
         self._wake()
 
     def ban(self, bucket: str | None, seconds: float) -> None:
@@ -298,23 +256,29 @@ class Governor:
     # -- internals ---------------------------------------------------------------------------
 
     def _prune(self, state: State, now: float) -> None:
-        """Forget starts outside their window, ended leases and bans (in place)."""
+        """Drop ended leases (expired, or of a dead pid: their requests count as answered now),
+        starts outside their window, and ended bans (in place)."""
+        leases = state["leases"]
+        for key, lease in list(leases.items()):
+            if float(lease.get("expires", 0)) <= now or not _pid_alive(int(lease.get("pid", 0))):
+                del leases[key]
         starts = state["starts"]
         for key in list(starts):
             try:
                 horizon = float(key.rsplit("@", 1)[1]) * (1 + self.margin)
             except (IndexError, ValueError):
                 horizon = 0.0
-            # Starts "from the future" (the wall clock stepped back) count for one window only.
-            kept = [t for t in starts[key] if now - horizon < t <= now + horizon]
+            kept = []
+            for entry in starts[key]:
+                if entry[1] is None and entry[2] not in leases:
+                    entry[1] = now  # its process died mid-request
+                # An end "from the future" (the wall clock stepped back) counts one window.
+                if now - horizon < _counted_until(entry, now) <= now + horizon:
+                    kept.append(entry)
             if kept:
                 starts[key] = kept
             else:
                 del starts[key]
-        leases = state["leases"]
-        for key, lease in list(leases.items()):
-            if float(lease.get("expires", 0)) <= now or not _pid_alive(int(lease.get("pid", 0))):
-                del leases[key]
         bans = state["bans"]
         for key, until in list(bans.items()):
             if float(until) <= now:
@@ -328,12 +292,15 @@ class Governor:
         wait = max((float(bans.get(k, 0.0)) - now for k in _ban_keys(bucket)), default=0.0)
         applicable = [lim for lim in self._limits if lim.applies(bucket)]
         flights: list[str] = []
+        counters: list[str] = []
         for lim in applicable:
             if lim.requests is not None:
-                horizon = lim.seconds * (1 + self.margin)
-                recent = sorted(state["starts"].get(lim.counter(bucket), []))
-                if len(recent) >= lim.requests:
-                    wait = max(wait, recent[len(recent) - lim.requests] + horizon - now)
+                counter = lim.counter(bucket)
+                counters.append(counter)
+                ends = sorted(_counted_until(e, now) for e in state["starts"].get(counter, ()))
+                if len(ends) >= lim.requests:  # in flight counts as "until now": recheck later
+                    horizon = lim.seconds * (1 + self.margin)
+                    wait = max(wait, ends[len(ends) - lim.requests] + horizon - now)
             else:
                 assert lim.in_flight is not None
                 scope = lim.scope(bucket)
@@ -343,18 +310,24 @@ class Governor:
                 flights.append(scope)
         if wait > 0:
             return wait, False
-        for lim in applicable:
-            if lim.requests is not None:
-                state["starts"].setdefault(lim.counter(bucket), []).append(now)
         lease_id = uuid.uuid4().hex
-        if flights:
+        for counter in counters:
+            state["starts"].setdefault(counter, []).append([now, None, lease_id])
+        holds = bool(flights or counters)
+        if holds:
             state["leases"][lease_id] = {
                 "pid": os.getpid(),
                 "expires": now + self.lease_ttl,
                 "scopes": flights,
-                "bucket": bucket,
+                "counters": counters,
             }
-        return Lease(lease_id, bucket, now, now - began, holds=bool(flights)), True
+        return Lease(lease_id, bucket, now, now - began, holds=holds), True
+
+    def _queue(self, bucket: str | None) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._queues_loop is not loop:  # asyncio locks belong to one event loop
+            self._queues, self._queues_loop = {}, loop
+        return self._queues.setdefault(bucket, asyncio.Lock())
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` (at most 1 s at a time), or until a lease of this process ends."""

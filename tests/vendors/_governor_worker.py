@@ -29,7 +29,7 @@ async def run(state_dir: Path, out: Path, n: int, start_at: float) -> None:
             todo.pop()
             async with gov.slot() as lease:
                 starts.append(lease.started)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.01)
 
     await asyncio.gather(*(worker() for _ in range(4)))
     out.write_text("".join(f"{t!r}\n" for t in starts))
