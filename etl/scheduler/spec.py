@@ -1,0 +1,356 @@
+"""Job definitions: one TOML file per job under ``jobs/``, checked before anything runs.
+
+A job file says *when* (``[schedule]``), *what* (``action``, the selection, the window) and
+*from whom* (``vendor``, or ``vendors`` tried in turn). Every problem is reported as
+``<file>: <field>: <what is wrong>`` so a user fixes the right line of the right file; all
+problems of a folder are collected, not just the first.
+
+Vendors, and what each serves, come from the adapter registry at run time (the
+``Capabilities`` passed in), so a vendor registered tomorrow is valid tomorrow without a change
+here. Shape checks (actions, keys, names) need no registry; see :mod:`etl.scheduler.validate`
+for the checks against the capability tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from etl.errors import BadInputError
+from etl.names import DATASETS, FREQS, MARKETS, parse_symbol
+from etl.scheduler.cron import CronError, JobTrigger
+from etl.scheduler.window import Window, WindowError, parse_window
+
+__all__ = [
+    "ACTIONS",
+    "JobFileError",
+    "JobSpec",
+    "Schedule",
+    "parse_job",
+]
+
+ACTIONS: Final = (
+    "fill-missing", "backfill", "instruments-sync", "calendar-sync",
+    "main-contracts-snapshot", "compact",
+)  # fmt: skip
+DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
+_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # it names a lock file: keep it tame
+_TOP_KEYS: Final = frozenset({
+    "name", "description", "schedule", "action", "vendor", "vendors", "market", "markets",
+    "symbols", "dataset", "freq", "window", "start", "end", "recheck",
+})  # fmt: skip
+_SCHEDULE_KEYS: Final = frozenset(
+    {"cron", "timezone", "grace_seconds", "trading_days_only", "calendar"}
+)
+# Which datasets each action can take (None: the action has a fixed one, or none at all).
+_DATASETS: Final[dict[str, tuple[str, ...]]] = {
+    "fill-missing": ("klines", "balance_sheet", "income", "cash_flow"),
+    "backfill": (
+        "klines", "balance_sheet", "income", "cash_flow", "future_varieties", "main_contracts",
+    ),
+    "compact": DATASETS,
+}  # fmt: skip
+SNAPSHOTS: Final = ("future_varieties", "main_contracts")
+STATEMENTS: Final = ("balance_sheet", "income", "cash_flow")
+
+
+class JobFileError(BadInputError):
+    """A job file is wrong; the message starts with the file and the field to fix."""
+
+    def __init__(self, file: Path | str, field: str | None, problem: str) -> None:
+        self.file = _shown(Path(file))
+        self.field = field
+        self.problem = problem
+        where = f"{self.file}: {field}" if field else self.file
+        super().__init__(f"{where}: {problem}")
+
+
+def _shown(file: Path) -> str:
+    """The path as the user would type it: relative to the working directory when inside."""
+    try:
+        return str(file.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(file)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str
+    timezone: str = DEFAULT_TIMEZONE
+    grace_seconds: int | None = None  # None: a missed run is caught up however late
+    trading_days_only: bool = False
+    calendar: tuple[str, ...] = ()  # the markets whose trading days count
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One validated job file."""
+
+    name: str
+    file: Path
+    schedule: Schedule
+    action: str
+    vendors: tuple[str, ...] = ()
+    dataset: str | None = None
+    freq: str | None = None
+    markets: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = ()
+    window: Window | None = None
+    recheck: bool = False
+    description: str = ""
+
+    @property
+    def exchanges(self) -> tuple[str, ...]:
+        """Markets, or the exchanges of the symbols (vendor suffixes included)."""
+        if self.markets:
+            return self.markets
+        return tuple(dict.fromkeys(s.rsplit(".", 1)[1] for s in self.symbols))
+
+    def trigger(self) -> JobTrigger:
+        markets = self.schedule.calendar if self.schedule.trading_days_only else ()
+        return JobTrigger(self.schedule.cron, self.schedule.timezone, markets)
+
+    def selection_text(self) -> str:
+        what = " ".join(x for x in (self.dataset, self.freq) if x)
+        where = ",".join(self.markets) or (
+            ",".join(self.symbols[:3]) + ("..." if len(self.symbols) > 3 else "")
+        )
+        return " ".join(x for x in (what, where, self.window.text if self.window else "") if x)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one file's table; each accessor raises JobFileError naming the key."""
+
+    def __init__(self, file: Path, doc: Mapping[str, Any], prefix: str = "") -> None:
+        self.file, self.doc, self.prefix = file, doc, prefix
+
+    def err(self, key: str | None, problem: str) -> JobFileError:
+        return JobFileError(self.file, f"{self.prefix}{key}" if key else None, problem)
+
+    def has(self, key: str) -> bool:
+        return key in self.doc
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        value = self.doc.get(key)
+        if value is None:
+            if required:
+                raise self.err(key, "missing (required)")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.err(key, f"must be a non-empty string, got {value!r}")
+        return value.strip()
+
+    def texts(self, one: str, many: str) -> tuple[str, ...]:
+        """``one = "x"`` or ``many = ["x", "y"]`` (not both)."""
+        if one in self.doc and many in self.doc:
+            raise self.err(many, f"give {one} or {many}, not both")
+        if one in self.doc:
+            return (self.text(one) or "",)
+        value = self.doc.get(many)
+        if value is None:
+            return ()
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and v for v in value)
+        ):
+            raise self.err(many, f"must be a non-empty list of strings, got {value!r}")
+        return tuple(dict.fromkeys(v.strip() for v in value))
+
+    def flag(self, key: str) -> bool:
+        value = self.doc.get(key, False)
+        if not isinstance(value, bool):
+            raise self.err(key, f"must be true or false, got {value!r}")
+        return value
+
+    def unknown_keys(self, allowed: frozenset[str]) -> None:
+        extra = sorted(set(self.doc) - allowed)
+        if extra:
+            raise self.err(extra[0], f"unknown key; known keys: {', '.join(sorted(allowed))}")
+
+
+def _schedule(r: _Reader, calendar_default: tuple[str, ...]) -> Schedule:
+    raw = r.doc.get("schedule")
+    if raw is None:
+        raise r.err("schedule", 'missing (required): a table with at least cron = "..."')
+    if not isinstance(raw, dict):
+        raise r.err("schedule", 'must be a table, e.g. schedule = { cron = "30 17 * * 1-5" }')
+    s = _Reader(r.file, raw, "schedule.")
+    s.unknown_keys(_SCHEDULE_KEYS)
+    cron = s.text("cron", required=True) or ""
+    tz = s.text("timezone") or DEFAULT_TIMEZONE
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise s.err("timezone", f"unknown time zone {tz!r} (use an IANA name)") from None
+    try:
+        JobTrigger(cron, tz)
+    except CronError as exc:
+        raise s.err("cron", f"invalid cron expression {cron!r}: {exc}") from None
+    grace = raw.get("grace_seconds")
+    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int) or grace < 1):
+        raise s.err("grace_seconds", f"must be a positive whole number of seconds, got {grace!r}")
+    only = s.flag("trading_days_only")
+    raw_calendar = raw.get("calendar")
+    if raw_calendar is None:
+        calendar = calendar_default
+    elif isinstance(raw_calendar, str):
+        calendar = (raw_calendar,)
+    elif isinstance(raw_calendar, list) and all(isinstance(m, str) for m in raw_calendar):
+        calendar = tuple(raw_calendar)
+    else:
+        raise s.err("calendar", f"must be a market or a list of markets, got {raw_calendar!r}")
+    for market in calendar:
+        if market not in MARKETS:
+            raise s.err("calendar", f"unknown market {market!r}; use one of {' '.join(MARKETS)}")
+    if only and not calendar:
+        raise s.err(
+            "trading_days_only",
+            'needs a market calendar: give the job a market, or schedule.calendar = "SH"',
+        )
+    return Schedule(cron, tz, grace, only, calendar if only else ())
+
+
+def _selection(
+    r: _Reader, action: str
+) -> tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]:
+    dataset = r.text("dataset")
+    if action == "main-contracts-snapshot":
+        if dataset not in (None, "main_contracts"):
+            raise r.err("dataset", "main-contracts-snapshot stores main_contracts only")
+        dataset = "main_contracts"
+    elif action in ("instruments-sync", "calendar-sync"):
+        fixed = action.split("-", maxsplit=1)[0]
+        if dataset not in (None, fixed):
+            raise r.err("dataset", f"{action} stores {fixed} only")
+        dataset = fixed
+    elif dataset is not None and dataset not in _DATASETS[action]:
+        raise r.err(
+            "dataset",
+            f"{action} cannot take {dataset!r}; use one of {', '.join(_DATASETS[action])}",
+        )
+    elif dataset is None and action != "compact":
+        raise r.err("dataset", f"missing (required for {action})")
+    freq = r.text("freq")
+    if freq is not None and freq not in FREQS:
+        raise r.err("freq", f"unknown frequency {freq!r}; use one of {' '.join(FREQS)}")
+    if dataset == "klines" and freq is None:
+        raise r.err("freq", "missing (required for klines)")
+    if dataset != "klines" and freq is not None:
+        raise r.err("freq", f"applies to klines only, not {dataset}")
+    markets = r.texts("market", "markets")
+    for m in markets:
+        if m not in MARKETS:
+            key = "market" if r.has("market") else "markets"
+            raise r.err(key, f"unknown market {m!r}; use one of {' '.join(MARKETS)}")
+    symbols: tuple[str, ...] = ()
+    if "symbols" in r.doc:
+        raw = r.doc["symbols"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
+            raise r.err("symbols", f"must be a non-empty list of symbols, got {raw!r}")
+        try:
+            symbols = tuple(dict.fromkeys(str(parse_symbol(s)) for s in raw))
+        except BadInputError as exc:
+            raise r.err("symbols", str(exc)) from None
+    if markets and symbols:
+        raise r.err("symbols", "give market(s) or symbols, not both")
+    if action == "calendar-sync" and not markets:
+        raise r.err("market", "missing: calendar-sync needs market or markets")
+    if dataset in ("klines", *STATEMENTS) and not (markets or symbols):
+        raise r.err("market", f"missing: {action} of {dataset} needs market, markets or symbols")
+    if symbols and action in ("calendar-sync", "instruments-sync"):
+        raise r.err("symbols", f"{action} takes markets, not symbols")
+    if (markets or symbols) and (dataset in SNAPSHOTS or action == "compact"):
+        raise r.err("market" if markets else "symbols", f"{action} of {dataset} takes no selection")
+    return dataset, freq, markets, symbols
+
+
+def _date_text(r: _Reader, key: str) -> str | None:
+    """``start = 2024-01-02`` (a TOML date) or ``start = "2024-01-02"``."""
+    value = r.doc.get(key)
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    return r.text(key)
+
+
+def _window(r: _Reader, action: str, dataset: str | None) -> Window | None:
+    needs = action == "calendar-sync" or dataset in ("klines", *STATEMENTS)
+    if r.has("window") and (r.has("start") or r.has("end")):
+        raise r.err("window", "give window or start/end, not both")
+    if not needs:
+        for key in ("window", "start", "end"):
+            if r.has(key):
+                raise r.err(key, f"{action} of {dataset or 'the lake'} takes no window")
+        return None
+    text = r.text("window")
+    start, end = _date_text(r, "start"), _date_text(r, "end")
+    if text is None and start is None:
+        raise r.err("window", 'missing: e.g. window = "last 10 sessions", or start/end dates')
+    if text is None and end is not None and start is None:
+        raise r.err("start", "missing: end needs a start")
+    try:
+        window = parse_window(text, start, end)
+    except WindowError as exc:
+        raise r.err(exc.key, str(exc)) from None
+    if window.kind == "periods" and dataset not in STATEMENTS:
+        raise r.err("window", f"'{window.text}' counts reporting periods: statements only")
+    if window.kind == "sessions" and dataset in STATEMENTS:
+        raise r.err("window", "statements are selected by reporting periods: 'last N periods'")
+    return window
+
+
+def parse_job(file: Path, doc: Mapping[str, Any]) -> JobSpec:
+    """A :class:`JobSpec` from one parsed TOML document, or the first :class:`JobFileError`."""
+    r = _Reader(file, doc)
+    r.unknown_keys(_TOP_KEYS)
+    name = r.text("name", required=True) or ""
+    if not _NAME_RE.match(name):
+        raise r.err("name", f"{name!r} must be lower case letters, digits, '-' or '_'")
+    action = r.text("action", required=True) or ""
+    if action not in ACTIONS:
+        raise r.err("action", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+    vendors = r.texts("vendor", "vendors")
+    if action == "compact" and vendors:
+        raise r.err("vendor" if r.has("vendor") else "vendors", "compact uses no vendor")
+    if action != "compact" and not vendors:
+        raise r.err("vendor", f'missing: {action} needs vendor = "..." or vendors = [...]')
+    dataset, freq, markets, symbols = _selection(r, action)
+    window = _window(r, action, dataset)
+    calendar = markets or tuple(
+        dict.fromkeys(e for s in symbols if (e := s.rsplit(".", 1)[1]) in MARKETS)
+    )
+    if r.has("recheck") and action != "fill-missing":
+        raise r.err("recheck", "applies to fill-missing only")
+    return JobSpec(
+        name=name,
+        file=file,
+        schedule=_schedule(r, calendar),
+        action=action,
+        vendors=vendors,
+        dataset=dataset,
+        freq=freq,
+        markets=markets,
+        symbols=symbols,
+        window=window,
+        recheck=r.flag("recheck"),
+        description=r.text("description") or "",
+    )
+
+
+def read_job_file(file: Path) -> JobSpec:
+    try:
+        doc = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise JobFileError(file, None, f"not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobFileError(file, None, f"cannot be read: {exc}") from None
+    return parse_job(file, doc)
