@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from etl.commands import data, demo, emulate, gaps, query
+from etl.commands import data, demo, emulate, gaps, jobs, query
 from etl.commands.tasks import tasks_app
 from etl.commands.vendors import vendors_app
 
@@ -24,6 +24,7 @@ query.register(app)
 demo.register(app)
 gaps.register(app)
 emulate.register(app)
+jobs.register(app)
 
 
 def main() -> None:

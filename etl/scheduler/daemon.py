@@ -1,0 +1,259 @@
+"""``etl scheduler``: every job of ``jobs/`` on its schedule, in one long-running process.
+
+Design, and why:
+
+- **APScheduler 3 with a persistent store** (``<data root>/state/scheduler.sqlite``,
+  ``SQLAlchemyJobStore``): the next fire time survives a restart, so a run missed while the
+  scheduler was down is seen as due when it comes back, and runs **once** (``coalesce``),
+  unless it is later than the job's ``grace_seconds`` (none given: caught up however late).
+- **Each run is a child process**, ``etl jobs run NAME --force`` — exactly what cron would
+  call. A run cannot leak memory or a wedged event loop into the daemon, a task's SIGTERM
+  handling (stop at a safe point, ``interrupted``, resumable) works as on the command line,
+  and the scheduler only has to forward the signal. ``--force`` because the trigger already
+  skipped non-trading days (a catch-up on Saturday of Friday's run must still run).
+- **What the store holds is importable**: the callable is the reference
+  ``etl.scheduler.daemon:fire`` with plain keyword arguments, and the trigger is
+  :class:`~etl.scheduler.cron.JobTrigger`, pickled as plain values.
+- **Never two runs of one job**: ``max_instances=1`` here, and ``etl jobs run`` itself holds a
+  per-job lock, so a cron run and a scheduler run cannot overlap either.
+- **One scheduler per data root**: an ``flock`` on ``state/scheduler.lock``; a second one exits
+  1 naming the first one's pid.
+- At start the store is made to match ``jobs/``: jobs whose files are gone are removed, jobs
+  whose schedule changed are rescheduled from now, unchanged jobs keep their next fire time
+  (that is what lets a missed run be caught up). SIGHUP does the same while running.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from etl.config import Settings
+from etl.errors import EtlError, TaskConflict
+from etl.scheduler.load import JobSet
+from etl.scheduler.lock import PidLock
+
+__all__ = ["FIRE_REF", "fire", "serve", "sync_store"]
+
+FIRE_REF: Final = "etl.scheduler.daemon:fire"
+MAX_PARALLEL_RUNS: Final = 8  # distinct jobs running at once; each is one child process
+
+
+def say(message: str) -> None:
+    """One timestamped line on stderr (journald or the terminal)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sys.stderr.write(f"{stamp} etl scheduler: {message}\n")
+    sys.stderr.flush()
+
+
+class _Children:
+    """The runs in progress, so that a stop request reaches each of them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+        self.runs = 0
+        self.interrupted = 0
+
+    def reset(self) -> None:
+        with self.lock:
+            self.procs.clear()
+            self.stopping, self.runs, self.interrupted = False, 0, 0
+
+    def stop(self) -> int:
+        """No new runs; SIGTERM to each running one. Returns how many were running."""
+        with self.lock:
+            self.stopping = True
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            return len(self.procs)
+
+
+CHILDREN: Final = _Children()
+
+
+def fire(
+    name: str, jobs_dir: str, data_dir: str, config: str | None = None, fingerprint: str = ""
+) -> int:
+    """What the job store calls at a fire time: ``etl jobs run NAME --force``, waited for.
+
+    ``fingerprint`` is unused here; it is stored so a changed schedule is noticed at start.
+    """
+    cmd = [sys.executable, "-m", "etl", "jobs", "run", name, "--force",
+           "--jobs-dir", jobs_dir, "--data-dir", data_dir]  # fmt: skip
+    if config:
+        cmd += ["--config", config]
+    with CHILDREN.lock:
+        if CHILDREN.stopping:
+            return -1
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        CHILDREN.procs[name] = proc
+        CHILDREN.runs += 1
+    say(f"job {name}: running (pid {proc.pid})")
+    code = proc.wait()
+    with CHILDREN.lock:
+        CHILDREN.procs.pop(name, None)
+        if code == 130:
+            CHILDREN.interrupted += 1
+    say(f"job {name}: exit {code}")
+    return code
+
+
+def _kwargs(name: str, jobs: JobSet, settings: Settings, config: Path | None) -> dict[str, Any]:
+    job = jobs.jobs[name]
+    return {
+        "name": name,
+        "jobs_dir": str(jobs.folder.resolve()),
+        "data_dir": str(settings.data_dir),
+        "config": str(config.resolve()) if config else None,
+        "fingerprint": f"{job.trigger().fingerprint()}/{job.schedule.grace_seconds}",
+    }
+
+
+def sync_store(sched: Any, jobs: JobSet, settings: Settings, config: Path | None) -> dict[str, int]:
+    """Make the persistent store match the job files; counts of what changed."""
+    existing = {job.id: job for job in sched.get_jobs()}
+    counts = {"added": 0, "updated": 0, "kept": 0, "removed": 0}
+    for job_id in existing.keys() - jobs.jobs.keys():
+        sched.remove_job(job_id)
+        counts["removed"] += 1
+    for name, job in jobs.jobs.items():
+        kwargs = _kwargs(name, jobs, settings, config)
+        old = existing.get(name)
+        if old is not None and old.kwargs == kwargs and old.func_ref == FIRE_REF:
+            counts["kept"] += 1
+            continue
+        if old is not None:
+            sched.remove_job(name)  # a changed schedule starts afresh from now
+        counts["updated" if old is not None else "added"] += 1
+        sched.add_job(
+            FIRE_REF,
+            trigger=job.trigger(),
+            id=name,
+            name=name,
+            kwargs=kwargs,
+            misfire_grace_time=job.schedule.grace_seconds,
+            coalesce=True,
+            max_instances=1,
+            replace_existing=True,
+        )
+    return counts
+
+
+def _on_event(event: Any) -> None:
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+    if event.code == EVENT_JOB_MISSED:
+        say(f"job {event.job_id}: the run due {event.scheduled_run_time} was later than its "
+            "grace_seconds; skipped")  # fmt: skip
+    elif event.code == EVENT_JOB_MAX_INSTANCES:
+        say(f"job {event.job_id}: still running at its next fire time; that run is skipped")
+
+
+def _handlers(stop: threading.Event, reload: threading.Event) -> dict[int, Any]:
+    def on_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    def on_hup(signum: int, frame: object) -> None:
+        reload.set()
+
+    previous: dict[int, Any] = {}
+    for sig, handler in (
+        (signal.SIGTERM, on_stop),
+        (signal.SIGINT, on_stop),
+        (signal.SIGHUP, on_hup),
+    ):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def serve(
+    settings: Settings,
+    jobs: JobSet,
+    *,
+    config: Path | None,
+    reload_jobs: Callable[[], JobSet],
+) -> tuple[int, dict[str, Any]]:
+    """Run the scheduler until SIGTERM/SIGINT; returns the exit code and a summary document.
+
+    The exit code is 130 when a run was interrupted by the stop (its task is resumable),
+    else 0.
+    """
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    jobs.raise_errors()
+    state = settings.data_dir / "state"
+    lock = PidLock(state / "scheduler.lock")
+    if not lock.acquire():
+        raise TaskConflict(
+            f"another etl scheduler is running on data root {settings.data_dir} "
+            f"(pid {lock.holder()}); not started"
+        )
+    CHILDREN.reset()
+    store_path = state / "scheduler.sqlite"
+    stop, reload = threading.Event(), threading.Event()
+    previous = _handlers(stop, reload)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        sched = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store_path}")},
+            executors={"default": ThreadPoolExecutor(MAX_PARALLEL_RUNS)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=dt.UTC,
+        )
+        sched.add_listener(_on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        sched.start(paused=True)  # match the store to jobs/ before anything fires
+        counts = sync_store(sched, jobs, settings, config)
+        sched.resume()
+        changes = ", ".join(f"{v} {k}" for k, v in counts.items())
+        say(f"started: {len(jobs.jobs)} jobs from {jobs.folder} ({changes}); store {store_path}")
+        for job in sched.get_jobs():
+            say(f"job {job.id}: next run {job.next_run_time}")
+        while not stop.wait(0.2):
+            if reload.is_set():
+                reload.clear()
+                _reload(sched, reload_jobs, settings, config)
+        running = CHILDREN.stop()
+        say(f"stopping: {running} run(s) in progress asked to stop at a safe point")
+        sched.shutdown(wait=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()
+    code = 130 if CHILDREN.interrupted else 0
+    say(f"stopped (exit {code}): {CHILDREN.runs} run(s), {CHILDREN.interrupted} interrupted")
+    doc = {
+        "data_dir": str(settings.data_dir),
+        "jobs": sorted(jobs.jobs),
+        "started_at": started.isoformat(),
+        "stopped_at": dt.datetime.now(dt.UTC).isoformat(),
+        "runs": CHILDREN.runs,
+        "interrupted_runs": CHILDREN.interrupted,
+        "exit_code": code,
+    }
+    return code, doc
+
+
+def _reload(
+    sched: Any, reload_jobs: Callable[[], JobSet], settings: Settings, config: Path | None
+) -> None:
+    """SIGHUP: re-read jobs/; a folder with errors is reported and the old jobs kept."""
+    try:
+        jobs = reload_jobs()
+        jobs.raise_errors()
+    except EtlError as exc:
+        say(f"reload refused, keeping the running jobs: {exc}")
+        return
+    counts = sync_store(sched, jobs, settings, config)
+    say("reloaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
