@@ -76,6 +76,8 @@ _PATH_TYPES: Final = {
 }
 _FIRST_DAY: Final = dt.date(2005, 1, 1)
 _MINUTES: Final = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60}
+# Trading minutes of a regular session day per calendar market (CN 4 h, HK 5.5 h, US 6.5 h).
+_SESSION_MINUTES: Final = {"SH": 240, "SZ": 240, "HK": 330, "US": 390, "CC": 1440, "FX": 1440}
 _US: Final = 1_000_000
 
 
@@ -198,11 +200,14 @@ def known_codes(market: str, codes: Sequence[str], now: dt.datetime, seed: int) 
 # -- klines -----------------------------------------------------------------------------------
 
 
-def _span_days(freq: str, count: int) -> int:
-    """Calendar days that surely hold ``count`` bars (a first guess; it doubles if short)."""
+def _span_days(market: str, freq: str, count: int) -> int:
+    """Calendar days that surely hold ``count`` bars of ``market`` (a first guess, kept
+    tight because generating bars is the cost of a page; it doubles if short)."""
     if freq in _MINUTES:
-        per_day = max(1.0, 240 / _MINUTES[freq])  # the shortest sessions: four hours
-        return math.ceil(count / per_day * 7 / 5 * 1.2) + 4
+        minutes = _SESSION_MINUTES.get(market, 240)
+        per_day = max(1.0, minutes / _MINUTES[freq])
+        week = 7 / 7 if market == "CC" else 7 / 5
+        return math.ceil(count / per_day * week * 1.1) + 2
     per_bar = {"1d": 1.5, "1w": 7.0, "1M": 31.0}[freq]
     return math.ceil(count * per_bar) + 20
 
@@ -213,10 +218,11 @@ def _completed(
     """The newest ``count`` finished bars with ``floor_us <= ts < cut_us``, ascending."""
     if count <= 0:
         return []
-    zone = market_spec(calendar_market(instrument_for_any(symbol, seed=seed))).zone
+    market = calendar_market(instrument_for_any(symbol, seed=seed))
+    zone = market_spec(market).zone
     end = dt.datetime.fromtimestamp(min(cut_us, int(now.timestamp() * _US)) / _US, zone).date()
     floor = max(_FIRST_DAY, dt.datetime.fromtimestamp(floor_us / _US, zone).date())
-    span = _span_days(freq, count)
+    span = _span_days(market, freq, count)
     while True:
         first = max(floor, end - dt.timedelta(days=span))
         found = klines_for_any(symbol, freq, first, end, now, seed=seed)

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from etl.config import Secret, Settings, VendorSettings
-from etl.emulators import InfowayEmulator
+from etl.emulators.infoway import InfowayEmulator
 from etl.emulators.server import EmulatorServer
 from etl.emulators.testing import running, spawn_emulate
 from etl.errors import AuthError, QuotaExhausted

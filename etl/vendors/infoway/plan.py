@@ -129,7 +129,11 @@ def capabilities(
     years = plan.years if plan else None
     if years:
         since = history_start(now, years).astimezone(dt.UTC).date() + _DAY
-    minute_note = f"{years} years (maxYearHisData), by paging" if years else "by paging"
+    minute_note = (
+        f"by paging, {years} years (maxYearHisData)"
+        if years
+        else "by paging, as far back as the plan's maxYearHisData (/package/info)"
+    )
     return Capabilities(
         vendor=vendor,
         datasets=(
