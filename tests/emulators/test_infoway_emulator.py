@@ -193,3 +193,14 @@ def test_premium_windows() -> None:
             codes = [c.get("/package/info").status_code for _ in range(12)]
         assert codes.count(200) == 10 and codes[-1] == 429
         assert server.stats()["violations"] == 2
+
+
+def test_plans() -> None:
+    from etl.emulators.testing import options
+    from etl.errors import BadInputError
+
+    with running(InfowayEmulator, now=NOW, plan="pro") as server:
+        info = httpx.get(server.base_url + "/package/info", headers={"apiKey": "k"}).json()
+    assert (info["data"]["packageName"], info["data"]["apiNumPerSec"]) == ("Pro", 20)
+    with pytest.raises(BadInputError, match="Free, Basic, Premium, Pro"):
+        InfowayEmulator(options(plan="Gold"))

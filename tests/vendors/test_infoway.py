@@ -368,3 +368,29 @@ def test_transient_answers_are_retried(fake: tuple[FakeInfoway, str]) -> None:
     got = run(adapter(url, retries=4), lambda a: a.klines(["AAPL.US"], "1m", day, day))
     assert got.table.num_rows == 1 and got.requests == 5
     assert json.loads(vendor.calls[-1].body)["codes"] == "AAPL.US"
+
+
+def test_history_ending_mid_range_is_unavailable_before_the_oldest_day(
+    fake: tuple[FakeInfoway, str],
+) -> None:
+    """A full page, then ``Timestamp limit error``: the day of the oldest bar received may
+    be partial, so it and the days before are unavailable; the newer days are answered."""
+    vendor, url = fake
+    newest = 1719590400 - 3600  # 2024-06-28 23:00 Shanghai; hourly bars back from it
+    rows = [{"t": str(newest - 3600 * i), "o": "1.0", "h": "1.0", "l": "1.0", "c": "1.0",
+             "v": "1", "vw": "1.0"} for i in range(500)]  # fmt: skip
+    vendor.script = [
+        Reply(body=envelope([{"s": "BTCUSDT", "respList": rows}])),
+        Reply(body=envelope(None, 500, "Timestamp limit error")),
+    ]
+    first, last = D(2024, 6, 1), D(2024, 6, 28)
+    got = run(
+        adapter(url, now=dt.datetime(2024, 6, 29, tzinfo=UTC)),
+        lambda a: a.klines(["BTCUSDT.CC"], "1h", first, last),
+    )
+    # The oldest bar, 499 hours before the newest, opens on 8 June at 04:00 Shanghai.
+    why = "older than Infoway's minute history (Timestamp limit error)"
+    assert got.unavailable == [Unavailable("BTCUSDT.CC", first, D(2024, 6, 8), why)]
+    assert got.answered == [Span("BTCUSDT.CC", D(2024, 6, 9), last)]
+    assert got.table.num_rows == 20 * 24  # 9 to 28 June, every hour (crypto never closes)
+    assert [c.path for c in vendor.calls] == ["/crypto/v2/batch_kline"] * 2
