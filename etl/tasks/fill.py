@@ -36,8 +36,10 @@ from etl.tasks.runtime import Runtime
 
 __all__ = ["fill_missing", "plan_only", "resume_fill", "selection_from_params"]
 
-FILL_FLUSH_ROWS = 100_000
-FILL_FLUSH_SECONDS = 1.0  # commit often: a killed fill loses at most a second of fetching
+# Commit after every call: units are planned about one vendor page each, so a killed fill
+# loses at most the calls in flight, and a resume asks for nothing it had already received.
+FILL_FLUSH_ROWS = 1
+FILL_FLUSH_SECONDS = 0.0
 
 
 def selection_from_params(params: dict[str, Any]) -> Selection:
