@@ -16,7 +16,7 @@ from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
 from etl.names import parse_date
 from etl.normalize import validate, validate_klines
-from etl.tasks.pipeline import Fetched, Unit, run_units
+from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
@@ -127,7 +127,7 @@ def _windows(req: BackfillRequest, cap: DatasetCapability, n: int) -> list[tuple
     return out
 
 
-def _fetcher(rt: Runtime, req: BackfillRequest):  # type: ignore[no-untyped-def]
+def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
     adapter = rt.adapter(req.vendor)
 
     async def fetch(unit: Unit) -> Fetched:

@@ -28,7 +28,7 @@ from etl.tasks.claims import claim
 from etl.tasks.detect import DetectReport, detect, find_slots
 from etl.tasks.expected import STATEMENT_DATASETS, Selection, build_expectation
 from etl.tasks.ledger import outcome_states, record_states
-from etl.tasks.pipeline import Fetched, Unit, run_units
+from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
 from etl.tasks.plan import FillPlan, plan_fill
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
@@ -137,7 +137,7 @@ async def _execute(
     return record
 
 
-def _fetcher(rt: Runtime, vendor: str, sel: Selection):  # type: ignore[no-untyped-def]
+def _fetcher(rt: Runtime, vendor: str, sel: Selection) -> Fetch:
     adapter = rt.adapter(vendor)
 
     async def fetch(unit: Unit) -> Fetched:

@@ -14,6 +14,8 @@ updates are atomic, idempotent and readable from SQL while a fill runs.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from etl.lake import Lake
@@ -32,7 +34,7 @@ def record_states(
     *,
     vendor: str,
     task_id: int | None,
-    now: object,
+    now: dt.datetime,
 ) -> int:
     """Write ledger rows for ``slots`` (symbol, ts, trade_date, state, reason)."""
     if slots.height == 0:
@@ -48,7 +50,7 @@ def record_states(
         pl.lit(vendor).alias("vendor"),
         pl.lit(task_id, dtype=pl.Int64).alias("task_id"),
     )
-    result = lake.write("gap_ledger", rows, now=now)  # type: ignore[arg-type]
+    result = lake.write("gap_ledger", rows, now=now)
     return result.rows_written
 
 

@@ -24,7 +24,7 @@ from etl.tasks.runner import TaskRun
 from etl.tasks.runtime import Runtime
 from etl.vendors.base import Failure, Span, Unavailable
 
-__all__ = ["Fetched", "Unit", "run_units"]
+__all__ = ["Fetch", "Fetched", "Unit", "run_units"]
 
 FLUSH_ROWS = 500_000
 FLUSH_SECONDS = 5.0
@@ -144,9 +144,9 @@ async def run_units(
                 continue
             _record_fetched(run, result, unit, fetched)
             pending.append((unit, fetched))
-            nonlocal_rows = fetched.frame.height if fetched.frame is not None else 0
-            pending_rows += nonlocal_rows
-            run.advance(1, f"{_describe(unit)}: {nonlocal_rows} rows")
+            rows = fetched.frame.height if fetched.frame is not None else 0
+            pending_rows += rows
+            run.advance(1, f"{_describe(unit)}: {rows} rows")
             if pending_rows >= flush_rows or time.monotonic() - last_flush >= flush_seconds:
                 await flush()
 
