@@ -109,7 +109,7 @@ class InfowayAdapter(VendorAdapter):
             )
         return self._http
 
-    async def _call(self, method: str, path: str, tally: Tally | None = None, **kw: Any) -> Any:
+    async def _call(self, method: str, path: str, tally: Tally | None = None, **kw: Any) -> Answer:
         return await self.http.request(method, path, parse=parse_answer, tally=tally, **kw)
 
     async def aclose(self) -> None:
@@ -262,8 +262,7 @@ class InfowayAdapter(VendorAdapter):
         path = f"/{path_market(exchange)}/v2/batch_kline"
 
         async def send(body: dict[str, Any]) -> Answer:
-            answer: Answer = await self._call("POST", path, tally=tally, json=body)
-            return answer
+            return await self._call("POST", path, tally=tally, json=body)
 
         call = KlineCall(symbol, code, freq, zone, now, send, out)
         await call.run(lo, hi)
