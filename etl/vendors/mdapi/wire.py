@@ -19,6 +19,7 @@ from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 import httpx
+import numpy as np
 import pyarrow as pa
 
 from etl import schema
@@ -30,7 +31,7 @@ from etl.errors import (
     TransientVendorError,
     VendorError,
 )
-from etl.vendors.mdapi.window import bar_end_ms, epoch_ms, local_day
+from etl.vendors.mdapi.window import bar_ends_ms, epoch_days, epoch_ms
 
 __all__ = [
     "CATEGORY_TYPES",
@@ -63,6 +64,7 @@ _CRYPTO_RE: Final = re.compile(r"^[a-z0-9]+usdt$")
 _NOT_CODE: Final = re.compile(r"[^A-Z0-9_-]")
 _SNIPPET: Final = 80
 _OHLC: Final = ("open", "high", "low", "close")
+_EPOCH: Final = dt.date(1970, 1, 1)
 
 
 class IpRefused(AuthError):
@@ -261,31 +263,33 @@ def bars_table(
     that disagree both stay, for validation to reject: we never pick a vendor value), the bar
     still forming at ``now`` dropped, and only trade dates in ``[start, end]`` (an answer is
     the whole window, whatever range was asked)."""
-    now_ms = epoch_ms(now)
-    kept: list[tuple[Bar, dt.date]] = []
-    for bar in dict.fromkeys(sorted(bars, key=itemgetter(0))):  # exact copies once
-        if bar_end_ms(bar.ms, freq) > now_ms:
-            continue
-        day = local_day(bar.ms)
-        if start <= day <= end:
-            kept.append((bar, day))
-    n = len(kept)
+    unique = list(dict.fromkeys(sorted(bars, key=itemgetter(0))))  # exact copies once
+    target = target_schema("klines")
+    if not unique:
+        return target.empty_table()
+    ms_, open_, high, low, close, volume = zip(*unique, strict=True)
+    ms = np.array(ms_, dtype=np.int64)
+    days = epoch_days(ms)
+    keep = (
+        (bar_ends_ms(ms, freq) <= epoch_ms(now))
+        & (days >= (start - _EPOCH).days)
+        & (days <= (end - _EPOCH).days)
+    )
+    mask = pa.array(keep)
+    n = int(keep.sum())
     columns: dict[str, Any] = {
         "symbol": pa.array([symbol] * n, pa.string()),
         "freq": pa.array([freq] * n, pa.string()),
-        "ts": pa.array([b.ms * 1000 for b, _ in kept], pa.timestamp("us", tz="UTC")),
-        "trade_date": pa.array([d for _, d in kept], pa.date32()),
-        "open": pa.array([b.open for b, _ in kept], pa.float64()),
-        "high": pa.array([b.high for b, _ in kept], pa.float64()),
-        "low": pa.array([b.low for b, _ in kept], pa.float64()),
-        "close": pa.array([b.close for b, _ in kept], pa.float64()),
-        "volume": pa.array([b.volume for b, _ in kept], pa.float64()),
+        "ts": pa.array(ms[keep] * 1000, pa.timestamp("us", tz="UTC")),
+        "trade_date": pa.array(days[keep].astype(np.int32), pa.date32()),
         "vendor": pa.array([VENDOR] * n, pa.string()),
         "request_id": pa.array([request_id] * n, pa.string()),
     }
+    for name, values in (("open", open_), ("high", high), ("low", low), ("close", close),
+                         ("volume", volume)):  # fmt: skip
+        columns[name] = pa.array(values, pa.float64()).filter(mask)
     for name in ("amount", "settle", "open_interest"):  # mdapi has no turnover; no futures data
         columns[name] = pa.nulls(n, pa.float64())
-    target = target_schema("klines")
     return pa.Table.from_pydict({f.name: columns[f.name] for f in target}, target)
 
 
