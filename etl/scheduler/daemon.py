@@ -39,7 +39,7 @@ from etl.errors import EtlError, TaskConflict
 from etl.scheduler.load import JobSet
 from etl.scheduler.lock import PidLock
 
-__all__ = ["FIRE_REF", "fire", "serve", "sync_store"]
+__all__ = ["FIRE_REF", "close", "fire", "serve", "sync_store"]
 
 FIRE_REF: Final = "etl.scheduler.daemon:fire"
 MAX_PARALLEL_RUNS: Final = 8  # distinct jobs running at once; each is one child process
@@ -148,6 +148,19 @@ def sync_store(sched: Any, jobs: JobSet, settings: Settings, config: Path | None
     return counts
 
 
+def close(sched: Any) -> None:
+    """Stop the scheduler, leaving every stored fire time in the store.
+
+    APScheduler 3 makes one more pass over due jobs after its executors are shut down; a fire
+    time due at that instant would be marked done with nothing to run it. Detaching the store
+    first (its rows stay in SQLite) keeps such a run due, so the next start catches it up.
+    Waits for the runs in progress.
+    """
+    sched.pause()
+    sched.remove_jobstore("default")  # the only store (see serve)
+    sched.shutdown(wait=True)
+
+
 def _on_event(event: Any) -> None:
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 
@@ -226,7 +239,7 @@ def serve(
                 _reload(sched, reload_jobs, settings, config)
         running = CHILDREN.stop()
         say(f"stopping: {running} run(s) in progress asked to stop at a safe point")
-        sched.shutdown(wait=True)
+        close(sched)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -92,9 +92,10 @@ class Attempt:
         r = self.record
         if r is None:
             return f"{who}: {self.error}"
+        why = f": {self.error}" if self.error and r.status == "failed" else ""
         return (
             f"{who} #{r.id} {r.status} {r.success_count}/{r.total_count} ok, "
-            f"{r.rows_written:,} rows, {r.error_count} errors"
+            f"{r.rows_written:,} rows, {r.error_count} errors{why}"
         )
 
 
