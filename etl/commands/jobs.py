@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, runtime
+from etl.errors import ConfigError
 from etl.tasks.runtime import Runtime
 
 __all__ = ["jobs_app", "register"]
@@ -32,6 +34,19 @@ JobsDirOpt = Annotated[
 
 def _folder(rt: Runtime, jobs_dir: Path | None) -> Path:
     return jobs_dir.resolve() if jobs_dir else rt.settings.jobs_dir
+
+
+def _problem(rt: Runtime) -> Callable[[str], str | None]:
+    """What is missing for a vendor to run (None: configured)."""
+
+    def check(vendor: str) -> str | None:
+        try:
+            rt.check_configured(vendor)
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    return check
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -54,7 +69,8 @@ def jobs_list(
         jobs = load_jobs(_folder(rt, jobs_dir), caps)
         now = rt.clock()
         last = last_runs(rt.store.list())
-        entries = [job_status(job, caps, now, last) for job in jobs.jobs.values()]
+        check = _problem(rt)
+        entries = [job_status(job, caps, now, last, check) for job in jobs.jobs.values()]
         doc = {
             "jobs_dir": str(jobs.folder),
             "jobs": entries,
@@ -131,10 +147,14 @@ def scheduler_command(
     """Run every job on its schedule until SIGTERM (one scheduler per data root)."""
     from etl.scheduler import load_jobs
     from etl.scheduler.daemon import serve
+    from etl.scheduler.status import config_warnings
 
     with runtime(data_dir, config, json_out, progress=False) as (rt, out):
         folder = _folder(rt, jobs_dir)
         jobs = load_jobs(folder, rt.capabilities())
+        for job in jobs.jobs.values():
+            for warning in config_warnings(job, _problem(rt)):
+                sys.stderr.write(f"warning: {warning}\n")
         code, doc = serve(
             rt.settings,
             jobs,

@@ -236,7 +236,7 @@ def serve(
         while not stop.wait(0.2):
             if reload.is_set():
                 reload.clear()
-                _reload(sched, reload_jobs, settings, config)
+                jobs = _reload(sched, reload_jobs, settings, config) or jobs
         running = CHILDREN.stop()
         say(f"stopping: {running} run(s) in progress asked to stop at a safe point")
         close(sched)
@@ -260,13 +260,14 @@ def serve(
 
 def _reload(
     sched: Any, reload_jobs: Callable[[], JobSet], settings: Settings, config: Path | None
-) -> None:
-    """SIGHUP: re-read jobs/; a folder with errors is reported and the old jobs kept."""
+) -> JobSet | None:
+    """SIGHUP: re-read jobs/; a folder with errors is reported and the old jobs kept (None)."""
     try:
         jobs = reload_jobs()
         jobs.raise_errors()
     except EtlError as exc:
         say(f"reload refused, keeping the running jobs: {exc}")
-        return
+        return None
     counts = sync_store(sched, jobs, settings, config)
     say("reloaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return jobs

@@ -197,16 +197,15 @@ def _run_chain(rt: JobRuntime, job: JobSpec, unit: Unit, result: JobResult) -> i
             result.attempts.append(Attempt(unit.label, vendor, latest, "interrupted", 130))
             result.interrupted = True
             return 130
-        except ConfigError as exc:
-            result.attempts.append(Attempt(unit.label, vendor, error=str(exc), code=3))
-            continue
         except EtlError as exc:
-            made = rt.store.created[before:]
+            made = rt.store.created[before:]  # the task it failed in, if it got that far
             failed = made[-1] if made else None
             result.attempts.append(Attempt(unit.label, vendor, failed, str(exc), exc.exit_code))
+            if isinstance(exc, ConfigError):
+                continue  # not configured, or credentials refused: the next vendor may do
             codes.append(exc.exit_code)
-            if isinstance(exc, BadInputError):
-                break  # the selection is wrong, not the vendor: the next one would fail alike
+            if isinstance(exc, BadInputError | TaskConflict):
+                break  # the selection, not the vendor: the next one would fail alike
             continue
         code = (
             130

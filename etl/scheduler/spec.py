@@ -117,6 +117,8 @@ class JobSpec:
         return JobTrigger(self.schedule.cron, self.schedule.timezone, markets)
 
     def selection_text(self) -> str:
+        if self.action == "compact":
+            return self.dataset or "every dataset"
         what = " ".join(x for x in (self.dataset, self.freq) if x)
         where = ",".join(self.markets) or (
             ",".join(self.symbols[:3]) + ("..." if len(self.symbols) > 3 else "")
@@ -263,12 +265,12 @@ def _selection(
             raise r.err("symbols", str(exc)) from None
     if markets and symbols:
         raise r.err("symbols", "give market(s) or symbols, not both")
+    if symbols and action in ("calendar-sync", "instruments-sync"):
+        raise r.err("symbols", f"{action} takes markets, not symbols")
     if action == "calendar-sync" and not markets:
         raise r.err("market", "missing: calendar-sync needs market or markets")
     if dataset in ("klines", *STATEMENTS) and not (markets or symbols):
         raise r.err("market", f"missing: {action} of {dataset} needs market, markets or symbols")
-    if symbols and action in ("calendar-sync", "instruments-sync"):
-        raise r.err("symbols", f"{action} takes markets, not symbols")
     if (markets or symbols) and (dataset in SNAPSHOTS or action == "compact"):
         raise r.err("market" if markets else "symbols", f"{action} of {dataset} takes no selection")
     return dataset, freq, markets, symbols
@@ -295,8 +297,6 @@ def _window(r: _Reader, action: str, dataset: str | None) -> Window | None:
     start, end = _date_text(r, "start"), _date_text(r, "end")
     if text is None and start is None:
         raise r.err("window", 'missing: e.g. window = "last 10 sessions", or start/end dates')
-    if text is None and end is not None and start is None:
-        raise r.err("start", "missing: end needs a start")
     try:
         window = parse_window(text, start, end)
     except WindowError as exc:

@@ -10,7 +10,7 @@ not trade around the clock the warning errs on the safe side.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from etl.names import MARKETS
@@ -20,7 +20,7 @@ from etl.scheduler.window import resolve_window
 from etl.tasks.records import TaskRecord
 from etl.vendors.base import Capabilities
 
-__all__ = ["depth_warnings", "job_status", "last_runs"]
+__all__ = ["config_warnings", "depth_warnings", "job_status", "last_runs"]
 
 BAR_SECONDS: Final = {
     "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86_400,
@@ -93,6 +93,16 @@ def depth_warnings(job: JobSpec, caps: Mapping[str, Capabilities], now: dt.datet
     return out
 
 
+def config_warnings(job: JobSpec, problem: Callable[[str], str | None]) -> list[str]:
+    """A warning per vendor of the job that is not configured (``problem(vendor)`` says why):
+    found now rather than at 17:30 by the run."""
+    problems = {v: why for v in job.vendors if (why := problem(v))}
+    effect = (
+        "its runs will exit 3" if len(problems) == len(job.vendors) else "its runs will skip it"
+    )
+    return [f"job {job.name}: {why}; {effect}" for why in problems.values()]
+
+
 def last_runs(records: Iterable[TaskRecord]) -> dict[str, dict[str, Any]]:
     """Per job name, the outcome of its latest run, from the task records alone."""
     runs: dict[str, dict[str, list[TaskRecord]]] = {}
@@ -132,6 +142,7 @@ def job_status(
     caps: Mapping[str, Capabilities],
     now: dt.datetime,
     last: Mapping[str, dict[str, Any]],
+    problem: Callable[[str], str | None] = lambda vendor: None,
 ) -> dict[str, Any]:
     """One job's entry of ``etl jobs list --json``."""
     trigger = job.trigger()
@@ -153,5 +164,5 @@ def job_status(
         },
         "next_run": upcoming.isoformat() if upcoming else None,
         "last_run": last.get(job.name),
-        "warnings": depth_warnings(job, caps, now),
+        "warnings": depth_warnings(job, caps, now) + config_warnings(job, problem),
     }

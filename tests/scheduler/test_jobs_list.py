@@ -58,3 +58,22 @@ def test_no_shipped_job_loses_data_between_runs() -> None:
     jobs = load_jobs(REPO / "jobs", caps)
     for job in jobs.jobs.values():
         assert depth_warnings(job, caps, NOW) == [], job.name
+
+
+def test_a_vendor_without_credentials_is_warned_before_any_run(tmp_path: Path) -> None:
+    jobs, data = tmp_path / "jobs", tmp_path / "data"
+    body = 'action = "instruments-sync"\nmarket = "SH"'
+    write_job(jobs, "alone", f'{body}\nvendor = "amazingdata"', "0 7 * * 6")
+    write_job(jobs, "chain", f'{body}\nvendors = ["amazingdata", "sim"]', "0 7 * * 6")
+    listed = subprocess.run(
+        [*ETL, "jobs", "list", "--jobs-dir", str(jobs)],
+        capture_output=True, text=True, env=etl_env(data), timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    needs = "amazingdata needs username: set ETL_AMAZINGDATA_USERNAME"
+    assert listed.stderr.splitlines() == [
+        f"warning: job alone: {needs} (or [vendors.amazingdata] username in etl.toml); "
+        "its runs will exit 3",
+        f"warning: job chain: {needs} (or [vendors.amazingdata] username in etl.toml); "
+        "its runs will skip it",
+    ]
