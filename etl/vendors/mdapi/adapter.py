@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -161,23 +162,24 @@ class MdapiAdapter(VendorAdapter):
         return list(rows.values())
 
     async def _symbols(self, category: str) -> list[tuple[str, object]]:
+        """Every (code, name) of a category: pages of 100 until ``total`` are read, an empty
+        page comes, or more pages were read than ``total`` needs (a total that never adds
+        up must not loop for ever)."""
         found: list[tuple[str, object]] = []
-        page, total = 1, None
-        while total is None or (len(found) < total and page <= total // PAGE_SIZE + 1):
+        for page in itertools.count(1):
             params: dict[str, str | int] = {
                 "category": category, "page": page, "pageSize": PAGE_SIZE,
             }  # fmt: skip
             data = await self._get("/getSymbolList.php", params, "list")
             items = data.get("list") if isinstance(data, dict) else None
-            count = data.get("total") if isinstance(data, dict) else None
-            if not isinstance(items, list) or isinstance(count, bool) or not isinstance(count, int):
+            total = data.get("total") if isinstance(data, dict) else None
+            if not isinstance(items, list) or isinstance(total, bool) or not isinstance(total, int):
                 raise SchemaError(f"getSymbolList.php category {category}: no total and list")
             if not all(isinstance(i, dict) and isinstance(i.get("code"), str) for i in items):
                 raise SchemaError(f"getSymbolList.php category {category}: an item has no code")
             found += [(i["code"], i.get("name")) for i in items]
-            if not items:
+            if not items or len(found) >= total or page > total // PAGE_SIZE:
                 break
-            page, total = page + 1, count
         return found
 
     async def quote(self, symbol: str) -> Quote:

@@ -12,6 +12,7 @@ them. Element 5 of a bar (the local time as text) is never read for the time: el
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -362,6 +363,6 @@ def instrument_row(code: str, name: object, category: str) -> dict[str, Any] | N
         "delist_date": None,
         "vendor_code": code,
         "vendor_id": None,
-        "vendor_extra": f'{{"category":"{category}"}}' if category.isdigit() else None,
+        "vendor_extra": json.dumps({"category": category}, separators=(",", ":")),
         "vendor": VENDOR,
     }
