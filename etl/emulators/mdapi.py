@@ -2,7 +2,9 @@
 
 No credentials: the vendor allow-lists IPs, and this emulator allows every client unless the
 switch ``ip_refused`` is on (then every endpoint answers 403 ``IP未授权``; ``auth_expired`` does
-the same, since mdapi has no other auth error). Bodies are gzipped when the client accepts it.
+the same, since mdapi has no other auth error; like every fault it answers after the limits are
+judged, so a client over a limit still sees 429 first). Bodies are gzipped when the client
+accepts it.
 
 Limits, each a sliding second with a 10 s ban: ``redis.php`` 5 per product ``code``,
 ``getQuote.php`` 3 per ``code``, the two list endpoints 2 together per client IP. The request
