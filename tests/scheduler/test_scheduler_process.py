@@ -59,8 +59,8 @@ def test_a_run_missed_while_down_is_caught_up_exactly_once(tmp_path: Path) -> No
     jobs, data = tmp_path / "jobs", tmp_path / "data"
     # Three fire times: F1 while the scheduler runs, F2 and F3 while it is down; the next
     # ones come a minute later, after the test.
-    second, f1 = seconds_from_now(5)
-    cron = f"{second},{(second + 5) % 60},{(second + 6) % 60} * * * * *"
+    second, f1 = seconds_from_now(6)
+    cron = f"{second},{(second + 6) % 60},{(second + 7) % 60} * * * * *"
     write_job(jobs, "catchup", COMPACT, cron, "grace_seconds = 60")
     sched = Scheduler(jobs, data)
     try:
@@ -70,8 +70,8 @@ def test_a_run_missed_while_down_is_caught_up_exactly_once(tmp_path: Path) -> No
         wait_for("its end", lambda: job_tasks(data, "catchup")[0].finished, timeout=20)
     finally:
         sched.stop()
-    assert time.time() < f1 + 5, "stopped after F2: the test cannot tell a catch-up from F2"
-    time.sleep(max(0.0, f1 + 7 - time.time()))  # F2 and F3 pass while it is down
+    assert time.time() < f1 + 6, "stopped after F2: the test cannot tell a catch-up from F2"
+    time.sleep(max(0.0, f1 + 8 - time.time()))  # F2 and F3 pass while it is down
 
     again = Scheduler(jobs, data)
     try:
