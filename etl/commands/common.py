@@ -65,7 +65,8 @@ class RedactingFilter(logging.Filter):
         if self.secrets:
             message = record.getMessage()
             for secret in self.secrets:
-                message = message.replace(secret, "***")
+                if len(secret) >= 4 or message == secret:  # see records.MIN_SCRUB_LEN
+                    message = message.replace(secret, "***")
             record.msg, record.args = message, None
         return True
 

@@ -29,6 +29,9 @@ Status = Literal["pending", "running", "completed", "failed", "cancelled", "inte
 STATUSES: Final = ("pending", "running", "completed", "failed", "cancelled", "interrupted")
 FINAL: Final = frozenset({"completed", "failed", "cancelled"})
 MAX_ERRORS_KEPT = 1000
+# Shorter secrets are replaced only where a value equals them: replacing every "k" in a
+# record would destroy it without protecting anything.
+MIN_SCRUB_LEN = 4
 
 PUBLIC_FIELDS: Final = (
     "id", "kind", "status", "progress", "total_count", "success_count", "error_count",
@@ -120,10 +123,22 @@ class TaskStore:
         return record
 
     def save(self, record: TaskRecord) -> None:
-        data = json.dumps(asdict(record), ensure_ascii=False, default=str)
-        for secret in self._secrets:
-            data = data.replace(secret, "***")
+        doc = self._scrub(asdict(record))
+        data = json.dumps(doc, ensure_ascii=False, default=str)
         atomic_write_bytes(self.path(record.id), data.encode("utf-8"))
+
+    def _scrub(self, value: Any) -> Any:
+        """Secrets out of every string value (never keys: a record must stay readable)."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if value == secret or (len(secret) >= MIN_SCRUB_LEN and secret in value):
+                    value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(v) for v in value]
+        return value
 
     def load(self, task_id: int) -> TaskRecord:
         try:

@@ -136,3 +136,19 @@ def test_products_without_calendar_are_not_judged(data_root: Path) -> None:
     assert doc["unjudged"] == [
         {"symbol": "HX_HSI.MDAPI", "reason": "no calendar is known for this product"}
     ]
+
+
+def test_task_records_scrub_secrets_from_values_not_keys(tmp_path: Path) -> None:
+    # Regression: a one-letter API key ("k") turned the record's "kind" key into "***ind".
+    from etl.tasks.records import TaskStore
+
+    store = TaskStore(tmp_path, secrets=["k", "s3cr3t-key"])
+    record = store.create("backfill", {"url": "http://v/?key=s3cr3t-key", "note": "k"}, now=NOW)
+    record.add_error("A.SH", None, None, "refused s3cr3t-key")
+    store.save(record)
+    text = store.path(record.id).read_text()
+    loaded = store.load(record.id)
+    assert "s3cr3t-key" not in text
+    assert loaded.kind == "backfill"
+    assert loaded.params == {"url": "http://v/?key=***", "note": "***"}
+    assert loaded.errors[0]["reason"] == "refused ***"
