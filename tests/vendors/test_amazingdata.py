@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from etl.errors import (
 from etl.normalize import validate, validate_klines
 from etl.vendors import ADAPTERS, adapter_class
 from etl.vendors.amazingdata import AmazingDataAdapter
-from etl.vendors.base import Failure, Span, Unavailable, VendorContext
+from etl.vendors.base import Failure, InstrumentMap, Span, Unavailable, VendorContext
 from tests.vendors._amazingdata_fake import (
     PASSWORD,
     SDK_FAILED,
@@ -363,7 +364,9 @@ def test_instruments(fake: tuple[FakeAmazing, str]) -> None:
     assert rows["600000.SH"] == {
         "symbol": "600000.SH", "market": "SH", "name": "浦发银行", "type": "stock",
         "currency": "CNY", "list_date": D(1999, 11, 10), "delist_date": None,
-        "vendor_code": "600000.SH", "vendor_id": None, "vendor_extra": None,
+        "vendor_code": "600000.SH", "vendor_id": None,
+        "vendor_extra": '{"delist_date": null, "list_date": "19991110", "name": "浦发银行", '
+                        '"type": "stock"}',
         "vendor": "amazingdata",
     }  # fmt: skip
     assert rows["IF2401.CFE"]["delist_date"] == D(2024, 1, 19)
@@ -371,14 +374,44 @@ def test_instruments(fake: tuple[FakeAmazing, str]) -> None:
         "600000.SH": "stock", "000001.SZ": "stock", "430047.BJ": "stock",
         "510300.SH": "etf", "000300.SH": "index", "IF2401.CFE": "future",
     }  # fmt: skip
-    # 000001.SZ is in today's list but its info answers 404: kept, without a name
+    # 000001.SZ is in today's list but its info answers 404: kept, without a name, and with
+    # nothing in vendor_extra, so that the next sync asks again
     assert rows["000001.SZ"]["name"] is None and rows["000001.SZ"]["market"] == "SZ"
+    assert rows["000001.SZ"]["vendor_extra"] is None
     assert not validate("instruments", table).issues
     platform.data_calls.clear()
     futures = run(adapter(url), lambda a: a.instruments("CFE"))
     assert futures.column("symbol").to_pylist() == ["IF2401.CFE"]
     asked = [c.query.get("security_type") or c.path for c in platform.data_calls]
     assert asked == ["EXTRA_FUTURE", "/api/v1/base/codes/IF2401.CFE/info"]
+
+
+def test_instruments_ask_only_for_codes_the_map_lacks(fake: tuple[FakeAmazing, str]) -> None:
+    platform, url = fake
+    first = run(adapter(url), lambda a: a.instruments())
+    # What the next run's instruments map holds: every row but 430047.BJ's, whose stored
+    # vendor_extra is damaged (an older writer's, say): that code is asked again.
+    rows = [r for r in first.to_pylist() if r["symbol"] != "430047.BJ"]
+    known = InstrumentMap(
+        codes={r["symbol"]: r["vendor_code"] for r in first.to_pylist()},
+        extra={
+            **{r["symbol"]: json.loads(r["vendor_extra"]) for r in rows if r["vendor_extra"]},
+            "430047.BJ": {"name": "诺思兰德", "type": "stock", "list_date": "2020-07-27"},
+        },
+    )  # fmt: skip
+    platform.data_calls.clear()
+    settings = adapter(url).settings
+    again = run(
+        AmazingDataAdapter(VendorContext(settings, now=lambda: NOW, instruments=known)),
+        lambda a: a.instruments(),
+    )
+    asked = [c.path.removeprefix("/api/v1") for c in platform.data_calls]
+    assert sorted(asked) == sorted([
+        "/base/codes", "/base/codes", "/base/codes", "/base/codes",  # the four lists
+        "/base/codes/000001.SZ/info",  # 404 last time: nothing was kept
+        "/base/codes/430047.BJ/info",  # kept badly
+    ])  # fmt: skip
+    assert again.to_pylist() == first.to_pylist()  # the same rows, from the map
 
 
 def test_varieties_and_main_contracts(fake: tuple[FakeAmazing, str]) -> None:

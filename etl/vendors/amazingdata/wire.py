@@ -12,6 +12,7 @@ counts them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -30,10 +31,12 @@ from etl.errors import (
 from etl.vendors.http import SessionExpired
 
 __all__ = [
+    "INFO_FIELDS",
     "PERIODS",
     "STATEMENT_PATHS",
     "UnknownCode",
     "bars_table",
+    "cached_info",
     "calendar_table",
     "instrument_row",
     "parse_envelope",
@@ -68,6 +71,8 @@ _IDENTITY: Final = {
 _STATEMENT_KEY: Final = ("REPORTING_PERIOD", "STATEMENT_TYPE", "ACTUAL_ANN_DATE")
 _STATEMENT_DATES: Final = frozenset({"reporting_period", "ann_date", "actual_ann_date"})
 _BAR_REQUIRED: Final = ("trade_date", "open", "high", "low", "close", "volume")
+# ``/base/codes/{code}/info`` fields an instruments row needs, kept in ``vendor_extra``.
+INFO_FIELDS: Final = ("name", "type", "list_date", "delist_date")
 
 
 class UnknownCode(PermanentVendorError):
@@ -276,17 +281,38 @@ def calendar_table(market: str, start: dt.date, end: dt.date, days: object) -> p
 
 
 def instrument_row(code: str, kind: str, info: Any) -> dict[str, Any]:
-    info = info if isinstance(info, dict) else {}
+    """One instruments row from today's list (``kind``) and the code's ``info`` answer (None
+    when it could not be had). The info fields also go to ``vendor_extra``, so that the next
+    sync can build the row again without asking (:func:`cached_info`)."""
+    found = info if isinstance(info, dict) else None
+    fields = found or {}
     return {
         "symbol": code,
         "market": code.rsplit(".", 1)[-1],
-        "name": info.get("name"),
-        "type": info.get("type") or kind,
+        "name": fields.get("name"),
+        "type": fields.get("type") or kind,
         "currency": "CNY",
-        "list_date": parse_ymd(info.get("list_date"), "list_date", required=False),
-        "delist_date": parse_ymd(info.get("delist_date"), "delist_date", required=False),
+        "list_date": parse_ymd(fields.get("list_date"), "list_date", required=False),
+        "delist_date": parse_ymd(fields.get("delist_date"), "delist_date", required=False),
         "vendor_code": code,
         "vendor_id": None,
-        "vendor_extra": None,
+        "vendor_extra": None if found is None else json.dumps(
+            {k: found.get(k) for k in INFO_FIELDS}, ensure_ascii=False, sort_keys=True
+        ),
         "vendor": VENDOR,
-    }
+    }  # fmt: skip
+
+
+def cached_info(extra: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``info`` fields an earlier sync kept in ``vendor_extra`` (decoded), in the wire's
+    own form; None if they are absent or malformed, so that the code is asked again."""
+    if not extra or not all(k in extra for k in INFO_FIELDS):
+        return None
+    if not all(extra[k] is None or isinstance(extra[k], str) for k in INFO_FIELDS):
+        return None
+    try:
+        for k in ("list_date", "delist_date"):
+            parse_ymd(extra[k], k, required=False)
+    except SchemaError:
+        return None
+    return {k: extra[k] for k in INFO_FIELDS}
