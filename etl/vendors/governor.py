@@ -255,13 +255,17 @@ class Governor:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _prune(self, state: State, now: float) -> None:
+    def _prune(self, state: State, now: float) -> bool:
         """Drop ended leases (expired, or of a dead pid: their requests count as answered now),
-        starts outside their window, and ended bans (in place)."""
+        starts outside their window, and ended bans (in place). True if anything changed:
+        the caller must then save the state, or a dead request's end would be re-stamped
+        "now" on every read and hold its window shut forever."""
+        changed = False
         leases = state["leases"]
         for key, lease in list(leases.items()):
             if float(lease.get("expires", 0)) <= now or not _pid_alive(int(lease.get("pid", 0))):
                 del leases[key]
+                changed = True
         starts = state["starts"]
         for key in list(starts):
             try:
@@ -272,9 +276,12 @@ class Governor:
             for entry in starts[key]:
                 if entry[1] is None and entry[2] not in leases:
                     entry[1] = now  # its process died mid-request
+                    changed = True
                 # An end "from the future" (the wall clock stepped back) counts one window.
                 if now - horizon < _counted_until(entry, now) <= now + horizon:
                     kept.append(entry)
+            if len(kept) != len(starts[key]):
+                changed = True
             if kept:
                 starts[key] = kept
             else:
@@ -283,11 +290,13 @@ class Governor:
         for key, until in list(bans.items()):
             if float(until) <= now:
                 del bans[key]
+                changed = True
+        return changed
 
     def _try(self, state: State, bucket: str | None, began: float) -> tuple[Lease | float, bool]:
         """Grant a lease (and record it) if no limit is at its cap, else say how long to wait."""
         now = self._clock()
-        self._prune(state, now)
+        pruned = self._prune(state, now)
         bans = state["bans"]
         wait = max((float(bans.get(k, 0.0)) - now for k in _ban_keys(bucket)), default=0.0)
         applicable = [lim for lim in self._limits if lim.applies(bucket)]
@@ -309,7 +318,7 @@ class Governor:
                     wait = max(wait, self.poll)
                 flights.append(scope)
         if wait > 0:
-            return wait, False
+            return wait, pruned
         lease_id = uuid.uuid4().hex
         for counter in counters:
             state["starts"].setdefault(counter, []).append([now, None, lease_id])

@@ -2,6 +2,7 @@
 
 python _governor_worker.py run  STATE_DIR OUT N START_AT   record N grant times in OUT
 python _governor_worker.py hold STATE_DIR                  hold one in-flight lease forever
+python _governor_worker.py hold-rate STATE_DIR             one counted request, never answered
 python _governor_worker.py ban  STATE_DIR BUCKET SECONDS   ban BUCKET and exit
 """
 
@@ -42,12 +43,22 @@ async def hold(state_dir: Path) -> None:
         await asyncio.sleep(600)
 
 
+async def hold_rate(state_dir: Path) -> None:
+    """One request started under a 1-per-second window and never answered."""
+    gov = Governor("shared", (Limit(requests=1, seconds=1.0),), state_dir=state_dir, lease_ttl=600)
+    async with gov.slot():
+        print("held", flush=True)
+        await asyncio.sleep(600)
+
+
 def main() -> None:
     mode, state_dir = sys.argv[1], Path(sys.argv[2])
     if mode == "run":
         asyncio.run(run(state_dir, Path(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])))
     elif mode == "hold":
         asyncio.run(hold(state_dir))
+    elif mode == "hold-rate":
+        asyncio.run(hold_rate(state_dir))
     elif mode == "ban":
         Governor("shared", LIMITS, state_dir=state_dir).ban(sys.argv[3], float(sys.argv[4]))
     else:

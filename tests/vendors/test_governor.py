@@ -236,3 +236,27 @@ def test_sigkilled_holder_does_not_leak_its_lease(tmp_path: Path) -> None:
         holder.wait(timeout=10)
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_a_killed_request_frees_its_window_for_good(tmp_path: Path) -> None:
+    # Regression: a request whose process was SIGKILLed before its answer had its end
+    # re-stamped "now" on every read (the pruned state was not saved while others waited),
+    # so a 1-per-second window stayed shut forever and a resumed fill hung.
+    holder = _worker("hold-rate", str(tmp_path), pipe=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        gov = Governor("shared", [Limit(requests=1, seconds=1.0)], state_dir=tmp_path)
+
+        async def take() -> float:
+            lease = await asyncio.wait_for(gov.acquire(), 5.0)
+            gov.release(lease)
+            return lease.waited
+
+        assert asyncio.run(take()) < 2.0  # one window after its death, at most
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
