@@ -95,7 +95,9 @@ def _rate(value: object, source: str) -> float | None:
     try:
         rate = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigError(f"{source} must be a number of requests per second, got {value!r}") from None
+        raise ConfigError(
+            f"{source} must be a number of requests per second, got {value!r}"
+        ) from None
     if not rate > 0:
         raise ConfigError(f"{source} must be positive, got {value!r}")
     return rate
@@ -160,7 +162,9 @@ def load_settings(
             raise ConfigError(
                 f"etl.toml names an unknown vendor {name!r}: use one of {', '.join(VENDOR_NAMES)}"
             )
-    return Settings(data_dir=root.resolve(), vendors=vendors, jobs_dir=jobs, config_file=config_path)
+    return Settings(
+        data_dir=root.resolve(), vendors=vendors, jobs_dir=jobs, config_file=config_path
+    )
 
 
 _KNOWN_KEYS: Final = frozenset({"base_url", "ws_url", "api_key", "username", "password", "rate"})

@@ -86,7 +86,11 @@ class Capabilities:
         return self.find(dataset, exchange, freq) is not None
 
     def require(
-        self, dataset: str, exchange: str | None = None, freq: str | None = None, *,
+        self,
+        dataset: str,
+        exchange: str | None = None,
+        freq: str | None = None,
+        *,
         others: Mapping[str, Capabilities] | None = None,
     ) -> DatasetCapability:
         """The matching row, or a :class:`CapabilityError` naming the vendors that can."""
@@ -94,7 +98,8 @@ class Capabilities:
         if cap is not None:
             return cap
         able = sorted(
-            name for name, caps in (others or {}).items()
+            name
+            for name, caps in (others or {}).items()
             if name != self.vendor and caps.serves(dataset, exchange, freq)
         )
         what = " ".join(x for x in (dataset, freq, exchange and f"for {exchange}") if x)
@@ -159,8 +164,11 @@ class CheckResult:
     response_time: float  # seconds
 
     def as_dict(self) -> dict[str, object]:
-        return {"success": self.success, "message": self.message,
-                "response_time": round(self.response_time, 4)}
+        return {
+            "success": self.success,
+            "message": self.message,
+            "response_time": round(self.response_time, 4),
+        }
 
 
 @dataclass(frozen=True)
