@@ -12,8 +12,8 @@ import duckdb
 
 from etl.catalog import ReadOnlySession
 from etl.tasks.records import TaskStore
-
 from tests.conftest import ETL, etl_env
+
 
 def _symbols(n: int) -> str:
     """SH shares of the sim universe listed for the whole range."""
@@ -21,22 +21,45 @@ def _symbols(n: int) -> str:
 
     from etl.synthetic import instruments
 
-    live = [i.symbol for i in instruments(dt.datetime(2024, 6, 30, tzinfo=dt.UTC), market="SH")
-            if i.type == "stock" and i.list_date and i.list_date < dt.date(2023, 1, 1)]
+    live = [
+        i.symbol
+        for i in instruments(dt.datetime(2024, 6, 30, tzinfo=dt.UTC), market="SH")
+        if i.type == "stock" and i.list_date and i.list_date < dt.date(2023, 1, 1)
+    ]
     return ",".join(sorted(live)[:n])
 
 
 def run(data_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ETL, *args], capture_output=True, text=True, env=etl_env(data_root),
-                          timeout=60)
+    return subprocess.run(
+        [*ETL, *args], capture_output=True, text=True, env=etl_env(data_root), timeout=60
+    )
 
 
 def test_readers_answer_while_a_backfill_writes(data_root: Path) -> None:
     assert run(data_root, "catalog", "rebuild").returncode == 0
     writer = subprocess.Popen(
-        [*ETL, "backfill", "--vendor", "sim", "--dataset", "klines", "--freq", "1m",
-         "--symbols", _symbols(40), "--start", "2023-07-03", "--end", "2024-06-28", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=etl_env(data_root))
+        [
+            *ETL,
+            "backfill",
+            "--vendor",
+            "sim",
+            "--dataset",
+            "klines",
+            "--freq",
+            "1m",
+            "--symbols",
+            _symbols(40),
+            "--start",
+            "2023-07-03",
+            "--end",
+            "2024-06-28",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=etl_env(data_root),
+    )
     store = TaskStore(data_root)
     seen: list[tuple[float, int]] = []
     cli_checked = False
