@@ -12,9 +12,9 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from etl.calendars.markets import market_of_symbol
 from etl.calendars.sessions import sessions
 from etl.errors import BadInputError
+from etl.names import MARKETS
 
 __all__ = ["bar_end"]
 
@@ -26,23 +26,31 @@ def bar_end(frame: pl.DataFrame, freq: str, now: dt.datetime | None = None) -> p
     """End instant (UTC) of each bar of ``frame`` (columns symbol, ts, trade_date)."""
     if freq in _MINUTES:
         return frame.select(pl.col("ts") + pl.duration(minutes=_MINUTES[freq])).to_series()
-    ends = frame.select(pl.col("ts") + pl.duration(days=1)).to_series().to_list()
-    markets = [market_of_symbol(s) for s in frame["symbol"].to_list()]
-    dates = frame["trade_date"].to_list()
-    ts_list = frame["ts"].to_list()
-    cutoff = (now - _RECENT) if now is not None else None
-    wanted: dict[str, set[dt.date]] = {}
-    for i, (market, day) in enumerate(zip(markets, dates, strict=True)):
-        if market is None or (cutoff is not None and ts_list[i] < cutoff):
-            continue
-        wanted.setdefault(market, set()).add(day)
-    closes: dict[tuple[str, dt.date], dt.datetime] = {}
-    for market, days in wanted.items():
-        closes.update(_period_closes(market, freq, min(days), max(days)))
-    for i, (market, day) in enumerate(zip(markets, dates, strict=True)):
-        if market is not None and (market, day) in closes:
-            ends[i] = closes[(market, day)]
-    return pl.Series("end", ends, dtype=pl.Datetime("us", "UTC"))
+    tagged = frame.select(
+        "ts",
+        "trade_date",
+        pl.col("symbol").str.extract(r"\.([A-Z]+)$").alias("market"),
+    ).with_columns(pl.when(pl.col("market").is_in(list(MARKETS))).then("market").alias("market"))
+    recent = tagged.filter(pl.col("market").is_not_null())
+    if now is not None:  # only bars near `now` can still be forming: skip the calendar for the rest
+        recent = recent.filter(pl.col("ts") >= now - _RECENT)
+    pairs = recent.select("market", "trade_date").unique()
+    rows: list[tuple[str, dt.date, dt.datetime]] = []
+    for (market,), days in pairs.group_by(["market"]):
+        dates = days["trade_date"]
+        closes = _period_closes(str(market), freq, dates.min(), dates.max())  # type: ignore[arg-type]
+        rows += [(m, d, end) for (m, d), end in closes.items()]
+    closes_frame = pl.DataFrame(
+        rows,
+        schema={"market": pl.String, "trade_date": pl.Date, "end": pl.Datetime("us", "UTC")},
+        orient="row",
+    )
+    joined = tagged.join(
+        closes_frame, on=["market", "trade_date"], how="left", maintain_order="left"
+    )
+    return joined.select(
+        pl.coalesce(pl.col("end"), pl.col("ts") + pl.duration(days=1)).alias("end")
+    ).to_series()
 
 
 def _period_closes(
