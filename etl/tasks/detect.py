@@ -172,22 +172,29 @@ def find_slots(
     params = {"start": sel.start, "end": sel.end}
     present = _present_sql(root, sel, only_judged=False)
     ledger = _ledger_sql(root, sel)
+    # Symbols listed over the whole range need no per-row date test (the usual case).
+    clipped = exp.judged.filter(
+        (pl.col("first_day") > sel.start) | (pl.col("last_day") < sel.end)
+    ).height
+    life = " WHERE g.trade_date BETWEEN j.first_day AND j.last_day" if clipped else ""
     sql = (
         "CREATE OR REPLACE TEMP TABLE absent AS "
-        "WITH expected AS (SELECT j.symbol, j.profile, g.ts FROM judged j "
-        "JOIN grids g ON g.profile = j.profile "
-        "WHERE g.trade_date BETWEEN j.first_day AND j.last_day), "
+        "WITH expected AS (SELECT j.symbol, g.ts FROM judged j "
+        f"JOIN grids g ON g.profile = j.profile{life}), "
         f"present AS ({present}) "
-        "SELECT e.symbol, e.profile, e.ts FROM expected e ANTI JOIN present p "
+        "SELECT e.symbol, e.ts FROM expected e ANTI JOIN present p "
         "ON p.symbol = e.symbol AND p.ts = e.ts"
     )
     con.execute(sql, params if "$start" in sql else None)
-    # Only the (usually few) absent slots get their market, trade date and ledger state.
+    # Only the (usually few) absent slots get their market, trade date and ledger state, one
+    # join at a time: left to itself the optimiser may join judged x grids (every slot) first.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE absent_of AS SELECT a.symbol, j.market, j.profile, a.ts "
+        "FROM absent a JOIN judged j ON j.symbol = a.symbol"
+    )
     sql = (
         "CREATE OR REPLACE TEMP TABLE slots AS "
-        "WITH a AS (SELECT a.symbol, j.market, a.profile, a.ts FROM absent a "
-        "JOIN judged j ON j.symbol = a.symbol), "
-        "b AS (SELECT a.symbol, a.market, a.ts, g.trade_date FROM a "
+        "WITH b AS (SELECT a.symbol, a.market, a.ts, g.trade_date FROM absent_of a "
         "JOIN grids g ON g.profile = a.profile AND g.ts = a.ts) "
         "SELECT b.symbol, b.market, b.ts, b.trade_date, coalesce(l.state, 'missing') AS state, "
         f"l.reason FROM b LEFT JOIN ({ledger}) l ON l.symbol = b.symbol AND l.ts = b.ts"
