@@ -6,7 +6,10 @@ import importlib
 import json
 import sys
 
-ALL = ["ingest", "query", "detect", "layout"]
+ALL = [
+    "ingest", "ingest_json", "query", "detect", "layout",
+    "amazingdata_rate", "infoway_rate", "stocktv_rate", "mdapi_rate",
+]  # fmt: skip
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ same range share calls up to the vendor's symbols-per-call.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from etl.vendors.base import Capabilities, DatasetCapability
 __all__ = ["FillPlan", "PlannedCall", "plan_fill"]
 
 MAX_SYMBOLS_PER_UNIT = 50
+MAX_UNIT_BARS = 1_000_000
 RUN_BREAK_DAYS = 7
 BARS_PER_SESSION = {"1m": 240, "5m": 48, "15m": 16, "30m": 8, "1h": 4, "1d": 1, "1w": 0.2,
                     "1M": 0.05}  # fmt: skip
@@ -83,15 +85,26 @@ class FillPlan:
         }
 
 
-def _cost(cap: DatasetCapability, freq: str, start: dt.date, end: dt.date) -> int:
-    """Estimated requests for one symbol over ``[start, end]``."""
+def _cost(
+    cap: DatasetCapability, freq: str, start: dt.date, end: dt.date, market: str | None = None
+) -> int:
+    """Requests for one symbol over ``[start, end]``: the span limit, and pages of
+    ``rows_per_call`` bars counted on the market's calendar (estimated without one)."""
     days = (end - start).days + 1
     span = cap.span_days_per_call.get(freq)
     calls = math.ceil(days / span) if span else 1
     if cap.rows_per_call:
-        bars = BARS_PER_SESSION.get(freq, 1) * max(1, round(days * 5 / 7))
+        if market is not None and freq in BARS_PER_SESSION:
+            bars = _bars_between(market, freq, start, end)
+        else:
+            bars = int(BARS_PER_SESSION.get(freq, 1) * max(1, round(days * 5 / 7)))
         calls = max(calls, math.ceil(bars / cap.rows_per_call))
     return max(1, calls)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bars_between(market: str, freq: str, start: dt.date, end: dt.date) -> int:
+    return len(bar_grid(market, freq, start, end))
 
 
 def _window_starts(
@@ -198,8 +211,11 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
         cap = caps.find(sel.dataset, exchange, sel.freq)
         assert cap is not None
         if current is not None and current[0] == symbol:
-            merged = _cost(cap, freq, current[2], end)
-            apart = _cost(cap, freq, current[2], current[3]) + _cost(cap, freq, start, end)
+            market = market_of_symbol(symbol)
+            merged = _cost(cap, freq, current[2], end, market)
+            apart = _cost(cap, freq, current[2], current[3], market) + _cost(
+                cap, freq, start, end, market
+            )
             if merged <= apart:
                 current[3], current[4] = end, current[4] + slots
                 continue
@@ -216,12 +232,15 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
         cap = caps.find(sel.dataset, exchange, sel.freq)
         assert cap is not None
         size = max(1, min(cap.symbols_per_call, MAX_SYMBOLS_PER_UNIT))
-        windows = _windows(cap, sel.freq, exchange, start, end)
         for i in range(0, len(members), size):
             chunk = members[i : i + size]
             symbols = tuple(s for s, _ in chunk)
+            # A page per call for paging vendors; otherwise about a million bars per call,
+            # so memory stays bounded and a killed fill loses little.
+            budget = cap.rows_per_call or max(1, MAX_UNIT_BARS // len(symbols))
+            windows = _windows(cap, sel.freq, exchange, start, end, budget)
             if len(windows) == 1:
-                per_symbol_cost = _cost(cap, freq, start, end)
+                per_symbol_cost = _cost(cap, freq, start, end, market_of_symbol(symbols[0]))
                 requests = per_symbol_cost * (len(chunk) if cap.symbols_per_call == 1 else 1)
                 calls.append(PlannedCall(symbols, start, end, sum(n for _, n in chunk), requests))
                 continue
@@ -229,24 +248,30 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
             for w_start, w_end in windows:
                 n = int(counts.filter(pl.col("trade_date").is_between(w_start, w_end))["len"].sum())
                 if n:
-                    cost = _cost(cap, freq, w_start, w_end) * len(symbols)
+                    market = market_of_symbol(symbols[0])
+                    cost = _cost(cap, freq, w_start, w_end, market) * len(symbols)
                     calls.append(PlannedCall(symbols, w_start, w_end, n, cost))
     return calls
 
 
 def _windows(
-    cap: DatasetCapability, freq: str | None, exchange: str, start: dt.date, end: dt.date
+    cap: DatasetCapability,
+    freq: str | None,
+    exchange: str,
+    start: dt.date,
+    end: dt.date,
+    budget: int,
 ) -> list[tuple[dt.date, dt.date]]:
-    """Cut a paging vendor's range into windows of at most one page of bars each.
+    """Cut a range into windows of at most ``budget`` bars (per symbol).
 
-    One call per window keeps a killed or failed fill's loss to a page and lets progress and
-    resume move page by page. Vendors that only serve their latest N bars are not cut (every
-    call would return the same N bars)."""
+    For a paging vendor the budget is one page: a killed or failed fill loses a page, and
+    progress and resume move page by page. Vendors that only serve their latest N bars are
+    not cut (every call would return the same N bars)."""
     market = market_of_symbol(f"X.{exchange}")
-    if not cap.rows_per_call or not freq or cap.depth.get(freq) or market is None:
+    if not freq or cap.depth.get(freq) or market is None:
         return [(start, end)]
     grid = bar_grid(market, freq, start, end)
-    if len(grid) <= cap.rows_per_call:
+    if len(grid) <= budget:
         return [(start, end)]
     days, counts = np.unique(grid.trade_date, return_counts=True)
     windows: list[tuple[dt.date, dt.date]] = []
@@ -254,7 +279,7 @@ def _windows(
     filled = 0
     for day64, n in zip(days, counts, strict=True):
         day = day64.astype(dt.date)
-        if filled and filled + int(n) > cap.rows_per_call:
+        if filled and filled + int(n) > budget:
             windows.append((first, last))
             first, filled = day, 0
         filled += int(n)

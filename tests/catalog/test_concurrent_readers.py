@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from etl.catalog import ReadOnlySession
 from etl.tasks.records import TaskStore
@@ -35,12 +36,13 @@ def run(data_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_readers_answer_while_a_backfill_writes(data_root: Path) -> None:
+@pytest.mark.parametrize("command", ["backfill", "fill-missing"])
+def test_readers_answer_while_a_writer_writes(data_root: Path, command: str) -> None:
     assert run(data_root, "catalog", "rebuild").returncode == 0
     writer = subprocess.Popen(
         [
             *ETL,
-            "backfill",
+            command,
             "--vendor",
             "sim",
             "--dataset",

@@ -127,3 +127,18 @@ def test_unserved_market_names_the_vendors_that_can() -> None:
     pl_slots = slots([("A.SH", 0)]).with_columns(pl.lit("7203.JP").alias("symbol"))
     plan = plan_fill(sel, pl_slots, "v", caps(1), NOW, others={"w": other})
     assert "does not serve klines 1d for JP" in plan.unfillable["reason"][0]
+
+
+def test_long_ranges_are_cut_into_pages_or_bounded_units() -> None:
+    # A paging vendor (20 rows per call): 150 calendar days of 1d = ~100 sessions -> ~5 pages
+    sel = Selection("klines", BASE, BASE + dt.timedelta(days=150), "1d", ("A.SH",))
+    every_day = [("A.SH", d) for d in range(0, 151)]
+    plan = plan_fill(sel, slots(every_day), "v", caps(1, rows=20), NOW)
+    assert len(plan.calls) >= 5
+    assert all(c.requests == 1 for c in plan.calls)
+    # contiguous and covering: each window starts the day after the previous one ends
+    assert plan.calls[0].start == BASE and plan.calls[-1].end == BASE + dt.timedelta(days=150)
+    for a, b in zip(plan.calls, plan.calls[1:], strict=False):
+        assert b.start == a.end + dt.timedelta(days=1)
+    # a vendor serving only its latest bars is never cut: every call would return the same
+    assert len(plan_fill(sel, slots(every_day), "v", caps(1, rows=20, depth=500), NOW).calls) == 1
