@@ -37,17 +37,19 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from json import JSONDecodeError
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import httpx
 
 from etl.config import VendorSettings
 from etl.errors import AuthError, ConfigError, EtlError, RateLimited, TransientVendorError
-from etl.vendors.governor import Governor
+from etl.vendors.base import VendorContext
+from etl.vendors.governor import Governor, Limit
 from etl.vendors.redact import RedactingFilter, redact_text, redact_url
 
 __all__ = ["RetryPolicy", "SessionExpired", "Tally", "VendorHttp", "timeouts_from"]
@@ -180,6 +182,27 @@ class VendorHttp:
         kwargs.setdefault("retry", RetryPolicy.from_settings(settings))
         kwargs.setdefault("timeout", timeouts_from(settings))
         return cls(settings.name, base, secrets=settings.secrets(), **kwargs)
+
+    @classmethod
+    def for_context(
+        cls,
+        context: VendorContext,
+        limits: Sequence[Limit],
+        *,
+        public_url: str | None,
+        **kwargs: Any,
+    ) -> VendorHttp:
+        """An adapter's client: :meth:`from_settings` behind a governor with ``limits``,
+        shared through the data root's ``state/`` (in-process only without one)."""
+        state = context.state_dir
+        governor = Governor(
+            context.settings.name,
+            limits,
+            state_dir=Path(str(state)) if state is not None else None,
+        )
+        return cls.from_settings(
+            context.settings, public_url=public_url, governor=governor, **kwargs
+        )
 
     def add_secret(self, *values: str) -> None:
         """Redact ``values`` too from now on (a session token once it is issued)."""

@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -76,7 +75,7 @@ from etl.vendors.base import (
     Unavailable,
     VendorAdapter,
 )
-from etl.vendors.governor import Governor, limits_for
+from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
 
 __all__ = ["AmazingDataAdapter"]
@@ -111,16 +110,10 @@ class AmazingDataAdapter(VendorAdapter):
     @property
     def http(self) -> VendorHttp:
         if self._http is None:
-            state = self.context.state_dir
-            governor = Governor(
-                self.name,
+            self._http = VendorHttp.for_context(
+                self.context,
                 limits_for(self.capabilities().rate),
-                state_dir=Path(str(state)) if state is not None else None,
-            )
-            self._http = VendorHttp.from_settings(
-                self.settings,
                 public_url=self.public_base_url,
-                governor=governor,
                 session_headers=self._session_headers,
                 reauth=self._reauth,
                 max_connections=IN_FLIGHT * 2,

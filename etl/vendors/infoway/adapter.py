@@ -21,7 +21,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import pyarrow as pa
@@ -43,7 +42,7 @@ from etl.vendors.base import (
     VendorAdapter,
     VendorContext,
 )
-from etl.vendors.governor import Governor, limits_for
+from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
 from etl.vendors.infoway import plan as p
 from etl.vendors.infoway.fetch import KlineCall, Outcome
@@ -94,16 +93,10 @@ class InfowayAdapter(VendorAdapter):
             key = self.settings.api_key
             if key is None or not key.reveal():
                 raise ConfigError("infoway needs an API key: set ETL_INFOWAY_API_KEY")
-            state = self.context.state_dir
-            governor = Governor(
-                self.name,
+            self._http = VendorHttp.for_context(
+                self.context,
                 limits_for(self.capabilities().rate),
-                state_dir=Path(str(state)) if state is not None else None,
-            )
-            self._http = VendorHttp.from_settings(
-                self.settings,
                 public_url=self.public_base_url,
-                governor=governor,
                 headers={"apiKey": key.reveal(), "Accept": "application/json"},
                 max_connections=p.IN_FLIGHT * 2,
             )

@@ -25,7 +25,6 @@ import datetime as dt
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import pyarrow as pa
@@ -40,7 +39,6 @@ from etl.vendors.base import (
     VendorAdapter,
     VendorContext,
 )
-from etl.vendors.governor import Governor
 from etl.vendors.http import Tally, VendorHttp
 from etl.vendors.mdapi.window import (
     BAN_SECONDS,
@@ -90,16 +88,10 @@ class MdapiAdapter(VendorAdapter):
     @property
     def http(self) -> VendorHttp:
         if self._http is None:
-            state = self.context.state_dir
-            governor = Governor(
-                self.name,
+            self._http = VendorHttp.for_context(
+                self.context,
                 governor_limits(self.settings.rate),
-                state_dir=Path(str(state)) if state is not None else None,
-            )
-            self._http = VendorHttp.from_settings(
-                self.settings,
                 public_url=self.public_base_url,
-                governor=governor,
                 headers={"Accept-Encoding": "gzip"},
                 rate_limit_ban=self.ban_seconds,
                 max_connections=CONNECTIONS,

@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import pyarrow as pa
@@ -51,7 +50,7 @@ from etl.vendors.base import (
     VendorAdapter,
     VendorContext,
 )
-from etl.vendors.governor import Governor, limits_for
+from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
 from etl.vendors.stocktv.plan import (
     BARS_PER_CALL,
@@ -108,14 +107,8 @@ class StockTVAdapter(VendorAdapter):
     @property
     def http(self) -> VendorHttp:
         if self._http is None:
-            state = self.context.state_dir
-            governor = Governor(
-                self.name,
-                limits_for(self.capabilities().rate),
-                state_dir=Path(str(state)) if state is not None else None,
-            )
-            self._http = VendorHttp.from_settings(
-                self.settings, public_url=self.public_base_url, governor=governor
+            self._http = VendorHttp.for_context(
+                self.context, limits_for(self.capabilities().rate), public_url=self.public_base_url
             )
         return self._http
 
