@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -49,14 +50,10 @@ LIMIT 5"""
 
 def _last_session(clock: Callable[[], dt.datetime]) -> dt.date:
     """The latest SH session that has closed (15:00 Asia/Shanghai) at the clock's time."""
-    now = clock()
-    today = now.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
-    days = trading_days("SH", today - dt.timedelta(days=20), today)
-    closed = [
-        d.astype(dt.date)
-        for d in days
-        if d.astype(dt.date) < today or now.astimezone(dt.UTC).hour >= 7
-    ]
+    local = clock().astimezone(ZoneInfo("Asia/Shanghai"))
+    today = local.date()
+    days = [d.astype(dt.date) for d in trading_days("SH", today - dt.timedelta(days=20), today)]
+    closed = [d for d in days if d < today or local.time() >= dt.time(15, 30)]
     last: dt.date = closed[-1]
     return last
 
