@@ -36,10 +36,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from json import JSONDecodeError
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -51,6 +49,13 @@ from etl.errors import AuthError, ConfigError, EtlError, RateLimited, TransientV
 from etl.vendors.base import VendorContext
 from etl.vendors.governor import Governor, Limit
 from etl.vendors.redact import RedactingFilter, redact_text, redact_url
+from etl.vendors.retry import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    RetryPolicy,
+    retry_after,
+    timeouts_from,
+)
 
 __all__ = ["RetryPolicy", "SessionExpired", "Tally", "VendorHttp", "timeouts_from"]
 
@@ -61,8 +66,6 @@ SessionHeaders = Callable[[], Awaitable[Mapping[str, str]]]
 Reauth = Callable[[Mapping[str, str]], Awaitable[None]]
 Params = Mapping[str, str | int | float]
 
-DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-DEFAULT_READ_TIMEOUT: Final = 30.0
 _SNIPPET: Final = 200
 # httpx logs every request line (URL included) at INFO; their records are redacted too.
 _LIBRARY_FILTER: Final = RedactingFilter()
@@ -71,48 +74,6 @@ _LIBRARY_FILTER: Final = RedactingFilter()
 class SessionExpired(AuthError):
     """Raised by a vendor's ``parse`` when its session token is refused: the layer calls
     ``reauth`` once and repeats the request once. If it escapes, it is an auth error."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried (vendor specs: ≤ 3 retries, backoff 1, 2, 4, 8 s)."""
-
-    retries: int = 3
-    base: float = 1.0
-    cap: float = 8.0
-    jitter: float = 0.1
-    max_retry_after: float = 120.0  # a longer Retry-After fails now instead of stalling a task
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """The pause before retry number ``retry`` (1-based)."""
-        return min(self.cap, self.base * 2.0 ** (retry - 1)) * (1 + self.jitter * rng.random())
-
-    @classmethod
-    def from_settings(cls, settings: VendorSettings) -> RetryPolicy:
-        """Defaults, overridden by ``[vendors.<name>]`` keys ``retries``, ``backoff_base``,
-        ``backoff_cap`` and ``backoff_jitter`` (tests make the backoff fast this way)."""
-        extra = settings.extra
-        return cls(
-            retries=int(_number(extra, "retries", cls.retries, settings.name)),
-            base=_number(extra, "backoff_base", cls.base, settings.name),
-            cap=_number(extra, "backoff_cap", cls.cap, settings.name),
-            jitter=_number(extra, "backoff_jitter", cls.jitter, settings.name),
-        )
-
-
-def _number(extra: Mapping[str, Any], key: str, default: float, vendor: str) -> float:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"[vendors.{vendor}] {key} must be a number ≥ 0, got {value!r}")
-    return float(value)
-
-
-def timeouts_from(settings: VendorSettings) -> httpx.Timeout:
-    """Connect and read timeouts: ``connect_timeout`` / ``read_timeout`` settings, else 10 s
-    and 30 s. Writes share the read timeout; waiting for a pooled connection gets twice it."""
-    connect = _number(settings.extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, settings.name)
-    read = _number(settings.extra, "read_timeout", DEFAULT_READ_TIMEOUT, settings.name)
-    return httpx.Timeout(connect=connect, read=read, write=read, pool=2 * read)
 
 
 @dataclass
@@ -331,7 +292,7 @@ class VendorHttp:
         if status == 429:
             raise RateLimited(
                 f"HTTP 429: {self._snippet(response)}",
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
                 vendor=self.vendor,
                 url=url,
             )
@@ -360,7 +321,7 @@ class VendorHttp:
             return delay
         after = error.retry_after
         if after is None and response is not None:
-            after = _retry_after(response)
+            after = retry_after(response)
         if after is not None and after > self.retry.max_retry_after:
             raise self._final(error, url, retry)
         ban = self._rate_limit_ban or after
@@ -387,19 +348,3 @@ class VendorHttp:
             return f"{len(response.content)} bytes"
         text = " ".join(text.split())
         return self.redact(text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")) or "(empty)"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (a number, or an HTTP date), or None."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
