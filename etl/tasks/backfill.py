@@ -221,6 +221,7 @@ def _loop() -> Any:
 async def backfill(rt: Runtime, req: BackfillRequest) -> TaskRecord:
     """Check, then run a backfill as a new task; returns its final record."""
     check_request(rt, req)
+    rt.check_configured(req.vendor)  # exit 3 before a task record exists
     record = rt.store.create("backfill", req.params(), now=rt.clock())
     return await _execute(rt, record, req)
 

@@ -23,6 +23,7 @@ async def sync_instruments(rt: Runtime, vendor: str, market: str | None) -> Task
     cap = caps[vendor].require("instruments", market, others=caps)
     markets = [market] if market else sorted(cap.exchanges)
     params: dict[str, Any] = {"vendor": vendor, "market": market}
+    rt.check_configured(vendor)  # exit 3 before a task record exists
     record = rt.store.create("instruments-sync", params, now=rt.clock())
     adapter = rt.adapter(vendor)
 
@@ -57,6 +58,7 @@ async def sync_calendar(
         "start": start.isoformat(),
         "end": end.isoformat(),
     }
+    rt.check_configured(vendor)
     record = rt.store.create("calendar-sync", params, now=rt.clock())
     adapter = rt.adapter(vendor)
 

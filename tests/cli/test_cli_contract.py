@@ -222,3 +222,24 @@ def test_compact_and_catalog_rebuild(data_root: Path) -> None:
     assert rebuilt["datasets"]["klines"]["rows"] == 9  # 4 + 5 sessions
     cov = one_json(etl(data_root, "sql", 'SELECT entity, "rows" FROM coverage', "--json"))
     assert cov == [{"entity": "600000.SH", "rows": 9}]
+
+
+def test_missing_credentials_exit_3_and_leave_no_task(data_root: Path) -> None:
+    # Regression: the backfill created a failed task record before checking the key.
+    proc = etl(
+        data_root,
+        "backfill",
+        "--vendor",
+        "infoway",
+        "--dataset",
+        "klines",
+        "--freq",
+        "1d",
+        "--symbols",
+        "AAPL.US",
+        *RANGE,
+        check=3,
+    )
+    assert "ETL_INFOWAY_API_KEY" in proc.stderr
+    assert not (data_root / "tasks").exists() or not list((data_root / "tasks").glob("*.json"))
+    assert not (data_root / "lake" / "klines").exists()
