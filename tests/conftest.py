@@ -73,3 +73,17 @@ def etl_env(data_root: Path, **extra: str) -> dict[str, str]:
     env["ETL_DATA_DIR"] = str(data_root)
     env.update(extra)
     return env
+
+
+def sim_stocks(market: str, n: int, listed_before: dt.date) -> str:
+    """A comma list of ``n`` stocks of the sim universe listed before ``listed_before`` and
+    still listed mid-2024: symbols whose every session in the tests' ranges has bars."""
+    from etl.synthetic import instruments
+
+    at = dt.datetime(2024, 6, 28, tzinfo=dt.UTC)
+    live = [
+        i.symbol
+        for i in instruments(at, market=market)
+        if i.type == "stock" and i.list_date and i.list_date < listed_before
+    ]
+    return ",".join(sorted(live)[:n])

@@ -3,6 +3,7 @@ all answer from other processes, and they see the task's progress move."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import time
@@ -13,21 +14,7 @@ import pytest
 
 from etl.catalog import ReadOnlySession
 from etl.tasks.records import TaskStore
-from tests.conftest import ETL, etl_env
-
-
-def _symbols(n: int) -> str:
-    """SH shares of the sim universe listed for the whole range."""
-    import datetime as dt
-
-    from etl.synthetic import instruments
-
-    live = [
-        i.symbol
-        for i in instruments(dt.datetime(2024, 6, 30, tzinfo=dt.UTC), market="SH")
-        if i.type == "stock" and i.list_date and i.list_date < dt.date(2023, 1, 1)
-    ]
-    return ",".join(sorted(live)[:n])
+from tests.conftest import ETL, etl_env, sim_stocks
 
 
 def run(data_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +37,7 @@ def test_readers_answer_while_a_writer_writes(data_root: Path, command: str) -> 
             "--freq",
             "1m",
             "--symbols",
-            _symbols(40),
+            sim_stocks("SH", 40, dt.date(2023, 1, 1)),
             "--start",
             "2023-07-03",
             "--end",

@@ -17,25 +17,13 @@ import pytest
 
 from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate
 from etl.tasks.records import TaskStore
-from tests.conftest import ETL, etl_env
+from tests.conftest import ETL, etl_env, sim_stocks
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KILLS = 10
 EMULATOR_NOW = "2024-06-28T12:00:00Z"
 START, END = "2024-04-22", "2024-06-27"
-
-
-def _symbols(n: int) -> str:
-    from etl.synthetic import instruments
-
-    at = dt.datetime(2024, 6, 28, tzinfo=dt.UTC)
-    live = [
-        i.symbol
-        for i in instruments(at, market="US")
-        if i.type == "stock" and i.list_date and i.list_date < dt.date(2020, 1, 1)
-    ]
-    return ",".join(sorted(live)[:n])
 
 
 def _fill_args(symbols: str) -> list[str]:
@@ -68,7 +56,7 @@ def _lake(root: Path) -> pl.DataFrame:
 
 def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: Path) -> None:
     rng = random.Random(7)
-    symbols = _symbols(3)
+    symbols = sim_stocks("US", 3, dt.date(2020, 1, 1))
     with spawn_emulate("infoway", "--now", EMULATOR_NOW) as emulator:
         env = {"ETL_INFOWAY_BASE_URL": emulator.base_url, "ETL_INFOWAY_API_KEY": "test-key"}
 

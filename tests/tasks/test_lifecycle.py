@@ -16,18 +16,7 @@ from etl.errors import TaskConflict
 from etl.tasks.claims import claim
 from etl.tasks.expected import Selection
 from etl.tasks.records import TaskStore
-from tests.conftest import ETL, etl_env
-
-
-def _symbols(n: int) -> str:
-    from etl.synthetic import instruments
-
-    live = [
-        i.symbol
-        for i in instruments(dt.datetime(2024, 6, 30, tzinfo=dt.UTC), market="SZ")
-        if i.type == "stock" and i.list_date and i.list_date < dt.date(2022, 1, 1)
-    ]
-    return ",".join(sorted(live)[:n])
+from tests.conftest import ETL, etl_env, sim_stocks
 
 
 def start_backfill(data_root: Path, n: int = 40) -> subprocess.Popen[str]:
@@ -42,7 +31,7 @@ def start_backfill(data_root: Path, n: int = 40) -> subprocess.Popen[str]:
             "--freq",
             "1m",
             "--symbols",
-            _symbols(n),
+            sim_stocks("SZ", n, dt.date(2022, 1, 1)),
             "--start",
             "2023-07-03",
             "--end",
