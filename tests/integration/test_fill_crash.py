@@ -56,7 +56,7 @@ def _lake(root: Path) -> pl.DataFrame:
 
 def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: Path) -> None:
     rng = random.Random(7)
-    symbols = sim_stocks("US", 3, dt.date(2020, 1, 1))
+    symbols = sim_stocks("US", 8, dt.date(2020, 1, 1))
     with spawn_emulate("infoway", "--now", EMULATOR_NOW) as emulator:
         env = {"ETL_INFOWAY_BASE_URL": emulator.base_url, "ETL_INFOWAY_API_KEY": "test-key"}
 
