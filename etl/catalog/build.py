@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from etl import schema as schemas
 from etl.catalog.ddl import anchor_path, catalog_sql
+from etl.dataroot import DataRoot
 from etl.lake.fsutil import atomic_write_bytes
 from etl.schema import DatasetSchema
 
@@ -47,10 +48,11 @@ def catalog_fingerprint(root: Path, datasets: Iterable[DatasetSchema]) -> str:
 def ensure_anchors(root: Path) -> None:
     """Zero-row files that keep every view typed while its dataset is still empty."""
     datasets = list(schemas.schemas().values())
-    stamp = root / "lake" / ".schema" / "FINGERPRINT"
+    layout = DataRoot(root)
+    stamp = layout.schema_fingerprint
     want = catalog_fingerprint(root, datasets)
-    manifest_anchor = root / "lake" / ".manifest" / "_anchor" / "anchor.json"
-    task_anchor = root / "tasks" / "_anchor" / "anchor.json"
+    manifest_anchor = layout.manifest_anchor
+    task_anchor = layout.task_anchor
     fresh = stamp.is_file() and stamp.read_text() == want
     if fresh and manifest_anchor.is_file() and task_anchor.is_file():
         return
@@ -71,7 +73,7 @@ def build_catalog(root: Path, *, now: dt.datetime) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     ensure_anchors(root)
     datasets = list(schemas.schemas().values())
-    target = root / CATALOG_NAME
+    target = DataRoot(root).catalog
     tmp = root / f".{CATALOG_NAME}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         con = duckdb.connect(str(tmp))
@@ -100,7 +102,7 @@ def build_catalog(root: Path, *, now: dt.datetime) -> Path:
 def ensure_catalog(root: Path, *, now: dt.datetime) -> bool:
     """Build the catalog if it is missing or out of date; True if it was (re)built."""
     root = root.resolve()
-    target = root / CATALOG_NAME
+    target = DataRoot(root).catalog
     want = catalog_fingerprint(root, schemas.schemas().values())
     if target.is_file():
         try:

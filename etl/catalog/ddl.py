@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
+from etl.dataroot import DataRoot
 from etl.schema import DatasetSchema
 
 __all__ = ["catalog_sql", "quote_path"]
@@ -53,15 +54,12 @@ def _ident(name: str) -> str:
 
 
 def anchor_path(root: Path, schema: DatasetSchema) -> Path:
-    folder = root / "lake" / ".schema" / schema.name
-    for part in schema.partitions:
-        folder = folder / f"{part.name}={'0' if part.type.startswith('int') else '_'}"
-    return folder / "anchor.parquet"
+    return DataRoot(root).schema_anchor(schema)
 
 
 def dataset_glob(root: Path, schema: DatasetSchema) -> str:
     depth = "/".join("*" for _ in schema.partitions)
-    base = root / ("state" if schema.area == "state" else "lake") / schema.name
+    base = DataRoot(root).dataset(schema.name)
     return f"{base}/{depth}/*.parquet" if depth else f"{base}/*.parquet"
 
 
@@ -86,7 +84,7 @@ _DUCK: Final = {"string": "VARCHAR", "int32": "INTEGER", "int64": "BIGINT", "dat
 
 
 def _manifests(root: Path) -> str:
-    glob = quote_path(root / "lake" / ".manifest" / "*" / "**" / "*.json")
+    glob = quote_path(DataRoot(root).manifests / "*" / "**" / "*.json")
     return (
         f"(SELECT * FROM read_json({glob}, columns = {MANIFEST_COLUMNS}, "
         f"hive_partitioning = false, format = 'auto') WHERE dataset IS NOT NULL)"
@@ -125,7 +123,7 @@ GROUP BY ALL;""",
 
 
 def task_view(root: Path) -> str:
-    glob = quote_path(root / "tasks" / "**" / "*.json")
+    glob = quote_path(DataRoot(root).tasks / "**" / "*.json")
     return (
         "CREATE OR REPLACE VIEW tasks AS SELECT * FROM read_json("
         f"{glob}, columns = {TASK_COLUMNS}, hive_partitioning = false) WHERE id IS NOT NULL;"

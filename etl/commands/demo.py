@@ -23,6 +23,7 @@ from etl.calendars import trading_days
 from etl.catalog import ReadOnlySession, ensure_catalog
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, run_async, runtime
 from etl.commands.query import render_table, rows_as_dicts
+from etl.dataroot import DataRoot
 from etl.errors import PartialFailure
 from etl.tasks.backfill import BackfillRequest, backfill
 from etl.tasks.records import TaskRecord
@@ -80,7 +81,7 @@ def _backfill(rt: Runtime, req: BackfillRequest) -> TaskRecord:
 
 
 def _pick_symbols(rt: Runtime, start: dt.date) -> list[str]:
-    files = list((rt.root / "lake" / "instruments").glob("*/*.parquet"))
+    files = list(DataRoot(rt.root).dataset("instruments").glob("*/*.parquet"))
     frame = (
         pl.scan_parquet(files, hive_partitioning=True)
         .filter(
@@ -172,7 +173,7 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
         doc["sql"] = rows_as_dicts(top)
 
     symbol = info["symbols"][0]
-    lake = rt.root / "lake"
+    lake = DataRoot(rt.root).lake
     console.print("\n[bold]2. polars[/], straight from the Parquet lake")
     polars_code = (
         f'pl.scan_parquet("{lake}/klines/**/*.parquet", hive_partitioning=True)\n'

@@ -1,106 +1,22 @@
-"""Where rows live: Hive partition folders, file buckets and the lake's private folders.
+"""Which partition and which file bucket each row belongs to.
 
-    <root>/lake/<dataset>/<k>=<v>/.../part-<bucket>-<id>.parquet   data (only .parquet here)
-    <root>/lake/.manifest/<dataset>/<k>=<v>/....json                 one manifest per partition
-    <root>/lake/.staging/                                            partitions being built
-    <root>/lake/.locks/                                              per-partition write locks
-    <root>/lake/.schema/<dataset>/...                                zero-row schema anchors
-
+Where partitions live on disk is :mod:`etl.dataroot`'s business (the one owner of the data
+root's layout); this module splits rows into :class:`PartitionKey` groups and labels buckets.
 Only Parquet files are ever under ``lake/<dataset>/``, because polars refuses a directory
-holding anything else. Partition values are checked against a strict pattern before they
-become folder names.
+holding anything else.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Final
 
 import polars as pl
 
+from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
 from etl.schema import DatasetSchema
 
-__all__ = ["LakePaths", "PartitionKey", "bucket_expr", "partition_frames"]
-
-_SAFE_VALUE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-@dataclass(frozen=True, order=True)
-class PartitionKey:
-    """One partition: its folder values in declaration order (empty for unpartitioned)."""
-
-    items: tuple[tuple[str, str], ...]
-
-    @property
-    def relpath(self) -> str:
-        return "/".join(f"{k}={v}" for k, v in self.items)
-
-    @property
-    def values(self) -> dict[str, str]:
-        return dict(self.items)
-
-    @property
-    def flat(self) -> str:
-        """A file-name-safe label (``freq=1d~year=2024``, ``_root``)."""
-        return "~".join(f"{k}={v}" for k, v in self.items) or "_root"
-
-    @classmethod
-    def from_values(cls, schema: DatasetSchema, values: Mapping[str, object]) -> PartitionKey:
-        items = []
-        for part in schema.partitions:
-            text = str(values[part.name])
-            if not _SAFE_VALUE.match(text):
-                raise LakeError(f"unsafe partition value {text!r} for {part.name}")
-            items.append((part.name, text))
-        return cls(tuple(items))
-
-    @classmethod
-    def parse(cls, schema: DatasetSchema, relpath: str) -> PartitionKey:
-        parts = [p for p in relpath.split("/") if p]
-        values = dict(p.split("=", 1) for p in parts)
-        if list(values) != [p.name for p in schema.partitions]:
-            raise LakeError(f"{relpath!r} is not a partition of {schema.name}")
-        return cls.from_values(schema, values)
-
-
-@dataclass(frozen=True)
-class LakePaths:
-    root: Path  # the data root; the lake is root/lake
-
-    @property
-    def lake(self) -> Path:
-        return self.root / "lake"
-
-    def dataset(self, name: str) -> Path:
-        """``lake/<name>`` for user datasets; ``state/<name>`` for the warehouse's own."""
-        from etl import schema as schemas
-
-        area = schemas.get(name).area
-        return (self.root / "state" / name) if area == "state" else (self.lake / name)
-
-    def partition(self, dataset: str, key: PartitionKey) -> Path:
-        base = self.dataset(dataset)
-        return base / key.relpath if key.items else base
-
-    def manifest(self, dataset: str, key: PartitionKey) -> Path:
-        rel = key.relpath if key.items else "_root"
-        return self.lake / ".manifest" / dataset / f"{rel}.json"
-
-    @property
-    def staging(self) -> Path:
-        return self.lake / ".staging"
-
-    def lock(self, dataset: str, key: PartitionKey) -> Path:
-        return self.lake / ".locks" / dataset / f"{key.flat}.lock"
-
-    @property
-    def schema_anchors(self) -> Path:
-        return self.lake / ".schema"
+__all__ = ["DataRoot", "PartitionKey", "bucket_expr", "iso", "partition_frames"]
 
 
 def partition_frames(

@@ -17,8 +17,9 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from etl.dataroot import DataRoot, PartitionKey
 from etl.lake.fsutil import atomic_write_bytes
-from etl.lake.layout import LakePaths, PartitionKey, iso
+from etl.lake.layout import iso
 from etl.schema import DatasetSchema
 
 __all__ = [
@@ -136,7 +137,7 @@ def _parquet_names(folder: Path) -> set[str]:
 
 
 def load_manifest(
-    paths: LakePaths, schema: DatasetSchema, key: PartitionKey, *, now: dt.datetime | None = None
+    paths: DataRoot, schema: DatasetSchema, key: PartitionKey, *, now: dt.datetime | None = None
 ) -> PartitionManifest:
     """The partition's manifest, rebuilt from its files if missing or out of step."""
     folder = paths.partition(schema.name, key)
@@ -155,7 +156,7 @@ def load_manifest(
 
 
 def rebuild_manifest(
-    paths: LakePaths,
+    paths: DataRoot,
     schema: DatasetSchema,
     key: PartitionKey,
     *,

@@ -16,7 +16,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from etl.lake.layout import PartitionKey, bucket_expr, iso
+from etl.dataroot import PartitionKey
+from etl.lake.layout import bucket_expr, iso
 from etl.lake.manifest import FileEntry, PartitionManifest
 from etl.schema import DatasetSchema
 

@@ -28,9 +28,10 @@ import polars as pl
 import pyarrow as pa
 
 from etl import schema as schemas
+from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
 from etl.lake.fsutil import exchange_dirs, fsync_dir, remove_tree
-from etl.lake.layout import LakePaths, PartitionKey, iso, partition_frames
+from etl.lake.layout import iso, partition_frames
 from etl.lake.locks import file_lock, try_lock
 from etl.lake.manifest import (
     CommitRecord,
@@ -99,7 +100,7 @@ class Lake:
         compact_min_files: int = COMPACT_MIN_FILES,
         lock_timeout: float = 600.0,
     ) -> None:
-        self.paths = LakePaths(Path(root))
+        self.paths = DataRoot(Path(root))
         self.compact_min_files = compact_min_files
         self.lock_timeout = lock_timeout
         self._swept = False
@@ -200,7 +201,10 @@ class Lake:
                 removed += 1
                 continue
             dataset, flat = parts[0], "~".join(parts[1:-1])
-            lock = try_lock(self.paths.lake / ".locks" / dataset / f"{flat}.lock")
+            try:
+                lock = try_lock(self.paths.lock_by_flat(dataset, flat))
+            except LakeError:
+                continue  # not a name this lake gives: leave it for a person to look at
             if lock is None:
                 continue  # a live writer owns it
             try:

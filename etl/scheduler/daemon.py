@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from etl.config import Settings
+from etl.dataroot import DataRoot
 from etl.errors import EtlError, TaskConflict
 from etl.scheduler.load import JobSet
 from etl.scheduler.lock import PidLock
@@ -206,15 +207,15 @@ def serve(
     from apscheduler.schedulers.background import BackgroundScheduler
 
     jobs.raise_errors()
-    state = settings.data_dir / "state"
-    lock = PidLock(state / "scheduler.lock")
+    layout = DataRoot(settings.data_dir)
+    lock = PidLock(layout.scheduler_lock)
     if not lock.acquire():
         raise TaskConflict(
             f"another etl scheduler is running on data root {settings.data_dir} "
             f"(pid {lock.holder()}); not started"
         )
     CHILDREN.reset()
-    store_path = state / "scheduler.sqlite"
+    store_path = layout.scheduler_store
     stop, reload = threading.Event(), threading.Event()
     previous = _handlers(stop, reload)
     started = dt.datetime.now(dt.UTC)

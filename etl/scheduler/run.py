@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
 
+from etl.dataroot import DataRoot
 from etl.errors import BadInputError, ConfigError, EtlError, TaskConflict
 from etl.scheduler.actions import (
     Unit,
@@ -232,7 +233,7 @@ def run_job(job: JobSpec, rt: JobRuntime, *, force: bool = False) -> JobResult:
         result.skipped = reason
         result.finished_at = now
         return result
-    lock = PidLock(rt.root / "state" / "jobs" / f"{job.name}.lock")
+    lock = PidLock(DataRoot(rt.root).job_lock(job.name))
     if not lock.acquire():
         raise TaskConflict(f"job {job.name} is already running (pid {lock.holder()}); not started")
     previous = signal.getsignal(signal.SIGTERM)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from etl.dataroot import DataRoot
 from etl.errors import TaskConflict
 from etl.lake.fsutil import atomic_write_bytes
 from etl.lake.locks import file_lock, try_lock
@@ -23,7 +24,7 @@ __all__ = ["claim"]
 
 @contextmanager
 def claim(root: Path, task_id: int, sel: Selection, symbols: Sequence[str]) -> Iterator[None]:
-    folder = root / "state" / "claims"
+    folder = DataRoot(root).claims
     folder.mkdir(parents=True, exist_ok=True)
     mine = folder / f"{task_id}.json"
     wanted = set(symbols)
@@ -59,7 +60,7 @@ def claim(root: Path, task_id: int, sel: Selection, symbols: Sequence[str]) -> I
 
 
 def _alive(root: Path, task_id: int) -> bool:
-    lock = try_lock(root / "tasks" / f"{task_id}.lock")
+    lock = try_lock(DataRoot(root).task_lock(task_id))
     if lock is None:
         return True  # its process holds the task lock
     lock.release()

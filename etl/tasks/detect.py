@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from etl.catalog.ddl import quote_path
+from etl.dataroot import DataRoot
 from etl.tasks.expected import (
     STATEMENT_DATASETS,
     Expectation,
@@ -113,13 +114,14 @@ def _z(value: dt.datetime | dt.date) -> str:
 
 
 def _files(root: Path, sel: Selection) -> list[Path]:
-    if sel.dataset == "klines":
-        base = root / "lake" / "klines" / f"freq={sel.freq}"
-    else:
-        base = root / "lake" / sel.dataset
+    layout = DataRoot(root)
     files: list[Path] = []
     for year in range(sel.start.year, sel.end.year + 1):
-        files += sorted((base / f"year={year}").glob("*.parquet"))
+        if sel.dataset == "klines":
+            folder = layout.partition_of("klines", freq=sel.freq, year=year)
+        else:
+            folder = layout.partition_of(sel.dataset, year=year)
+        files += sorted(folder.glob("*.parquet"))
     return files
 
 
@@ -144,7 +146,7 @@ def _present_sql(root: Path, sel: Selection, *, only_judged: bool) -> str:
 
 
 def _ledger_sql(root: Path, sel: Selection) -> str:
-    folder = root / "state" / "gap_ledger" / f"dataset={sel.dataset}" / f"freq={sel.slot_freq}"
+    folder = DataRoot(root).partition_of("gap_ledger", dataset=sel.dataset, freq=sel.slot_freq)
     files = sorted(folder.glob("*.parquet"))
     if not files:
         return (

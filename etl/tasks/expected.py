@@ -27,6 +27,7 @@ from etl.calendars.markets import (
     market_of_symbol,
     market_spec,
 )
+from etl.dataroot import DataRoot
 from etl.errors import BadInputError
 
 __all__ = [
@@ -129,7 +130,7 @@ def statement_deadline(period: dt.date) -> dt.date:
 
 def _listing(root: Path) -> pl.DataFrame:
     """symbol -> market, type, list_date, delist_date, from every vendor's instruments."""
-    files = list((root / "lake" / "instruments").glob("*/*.parquet"))
+    files = list(DataRoot(root).dataset("instruments").glob("*/*.parquet"))
     empty = pl.DataFrame(
         schema={
             "symbol": pl.String,
@@ -163,7 +164,7 @@ def _profile(symbol: str, market: str) -> str:
 
 def _lake_days(root: Path, market: str, start: dt.date, end: dt.date) -> list[dt.date] | None:
     """Open days from the lake's calendar if it covers every day of the range, else None."""
-    folder = root / "lake" / "calendar" / f"market={market}"
+    folder = DataRoot(root).partition_of("calendar", market=market)
     files = list(folder.glob("*.parquet"))
     if not files:
         return None

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from etl.dataroot import DataRoot
 from etl.errors import BadInputError
 from etl.lake.fsutil import atomic_write_bytes
 from etl.lake.locks import FileLock, file_lock, try_lock
@@ -88,30 +89,31 @@ class TaskStore:
     """The folder of task records. It receives its root and the secrets to scrub."""
 
     def __init__(self, root: Path, *, secrets: Iterable[str] = ()) -> None:
-        self.dir = Path(root) / "tasks"
+        self.layout = DataRoot(Path(root))
+        self.dir = self.layout.tasks
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     # -- paths -----------------------------------------------------------------------------
 
     def path(self, task_id: int) -> Path:
-        return self.dir / f"{task_id}.json"
+        return self.layout.task_record(task_id)
 
     def lock_path(self, task_id: int) -> Path:
-        return self.dir / f"{task_id}.lock"
+        return self.layout.task_lock(task_id)
 
     def state_path(self, task_id: int) -> Path:
         """Resume state (what is already committed); not JSON-globbed by the catalog."""
-        return self.dir / f"{task_id}.state"
+        return self.layout.task_state(task_id)
 
     def cancel_path(self, task_id: int) -> Path:
-        return self.dir / f"{task_id}.cancel"
+        return self.layout.task_cancel(task_id)
 
     # -- records ---------------------------------------------------------------------------
 
     def create(self, kind: str, params: dict[str, Any], *, now: dt.datetime) -> TaskRecord:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.dir / ".seq.lock", timeout=30):
-            seq_file = self.dir / ".seq"
+        with file_lock(self.layout.task_seq_lock, timeout=30):
+            seq_file = self.layout.task_seq
             last = int(seq_file.read_text() or 0) if seq_file.exists() else 0
             existing = [int(p.stem) for p in self.dir.glob("*.json") if p.stem.isdigit()]
             task_id = max([last, *existing]) + 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from etl.config import Settings
+from etl.dataroot import DataRoot
 from etl.errors import ConfigError
 from etl.lake import Lake
 from etl.tasks.progress import ProgressUI
@@ -72,7 +73,7 @@ class Runtime:
             context = VendorContext(
                 settings=self.settings.vendor(vendor),
                 now=self.clock,
-                state_dir=self.root / "state",
+                state_dir=DataRoot(self.root).governor,
                 instruments=instrument_map(self.root, vendor),
             )
             self._adapters[vendor] = cls(context)
@@ -94,7 +95,7 @@ class Runtime:
 
 def instrument_map(root: Path, vendor: str) -> InstrumentMap:
     """The vendor's code map from the lake's ``instruments`` dataset (empty if never synced)."""
-    folder = root / "lake" / "instruments"
+    folder = DataRoot(root).dataset("instruments")
     files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []
     if not files:
         return InstrumentMap()

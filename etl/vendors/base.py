@@ -203,7 +203,7 @@ class VendorContext:
 
     settings: VendorSettings
     now: Clock
-    state_dir: object | None = None  # pathlib.Path of <data root>/state, for shared limits
+    state_dir: object | None = None  # the governor's folder (DataRoot.governor): shared limits
     instruments: InstrumentMap = field(default_factory=InstrumentMap)
 
 

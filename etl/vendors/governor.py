@@ -2,9 +2,9 @@
 
 Vendors count requests per key (or per product, or per client), not per process: two ``etl``
 commands running side by side must stay under the limit *together*. So the governor keeps its
-counts in a small JSON file per vendor, ``<state_dir>/governor/<vendor>.json``, changed only
-under an exclusive ``flock`` on ``<vendor>.lock`` (the etl/lake/locks.py idea: the lock dies
-with its process). With ``state_dir=None`` the same logic runs on an in-process dict.
+counts in a small JSON file per vendor, ``<state_dir>/<vendor>.json`` (``state/governor/``),
+changed only under an exclusive ``flock`` on ``<vendor>.lock`` (the etl/lake/locks.py idea: the
+lock dies with its process). With ``state_dir=None`` the same logic runs on an in-process dict.
 
 What it keeps to (:class:`Limit`, any number of them):
 
@@ -178,9 +178,7 @@ class Governor:
         self.poll = poll
         self._clock = clock
         self._store: _MemoryStore | _FileStore = (
-            _MemoryStore()
-            if state_dir is None
-            else _FileStore(Path(state_dir) / "governor", vendor)
+            _MemoryStore() if state_dir is None else _FileStore(Path(state_dir), vendor)
         )
         self._waiters: set[asyncio.Future[None]] = set()
         self._queues: dict[str | None, asyncio.Lock] = {}

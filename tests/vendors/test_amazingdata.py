@@ -447,5 +447,5 @@ def test_secrets_stay_out_of_errors_and_logs(
     text = caplog.text + str(info.value)
     assert "SDK调用失败" in text and "retry 3 of 3" in text
     assert PASSWORD not in text and token not in text
-    assert (tmp_path / "governor" / "amazingdata.json").is_file()  # the shared governor
-    assert token not in (tmp_path / "governor" / "amazingdata.json").read_text()
+    assert (tmp_path / "amazingdata.json").is_file()  # the shared governor
+    assert token not in (tmp_path / "amazingdata.json").read_text()

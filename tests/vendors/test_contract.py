@@ -151,7 +151,7 @@ def vendor(
             pytest.skip(f"{name} has no emulator: it cannot be tested offline")
         root = tmp_path_factory.mktemp(f"contract-{name}")
         settings = load_settings(data_dir=root, env=env, cwd=root)
-        found = Vendor(name, settings.vendor(name), state_dir=root / "state")
+        found = Vendor(name, settings.vendor(name), state_dir=root / "state" / "governor")
         market = probe_market(found.caps)
         listed: list[str] = []
         if found.caps.serves("instruments", market):

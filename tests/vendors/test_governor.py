@@ -168,11 +168,11 @@ def test_limit_construction() -> None:
 
 
 def test_unreadable_state_starts_afresh(tmp_path: Path) -> None:
-    (tmp_path / "governor").mkdir()
-    (tmp_path / "governor" / "t.json").write_text("{not json")
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "t.json").write_text("{not json")
     gov = Governor("t", [Limit(requests=1, seconds=5.0)], state_dir=tmp_path)
     assert asyncio.run(gov.acquire()).waited < 0.05
-    state = json.loads((tmp_path / "governor" / "t.json").read_text())
+    state = json.loads((tmp_path / "t.json").read_text())
     assert list(state["starts"]) == ["*@5.0"]
 
 
