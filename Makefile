@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck bench clean
+.PHONY: demo test test-fast soak lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/etl demo
 
-# Lint, types, then every test but the benchmarks (slow crash tests included: they fit).
+# Lint, types, then every test but the benchmarks and soaks (slow crash tests included: they
+# fit). Two workers: most tests wait on subprocesses, sockets and fsyncs rather than the CPU.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not benchmark"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not benchmark and not soak"
 
 # Quick loop while developing: no slow tests.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not benchmark and not slow"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not benchmark and not slow and not soak"
+
+# On demand: the long soak tests (memory flat over compressed hours; figures in BENCHMARKS.md).
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q -m soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check etl tests bench
