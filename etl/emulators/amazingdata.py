@@ -9,17 +9,14 @@ Conventions of this emulator where amazingdata.md leaves a detail open:
 
 - an unknown path answers 404 ``Not Found`` in the envelope (the ``代码不存在`` message needs
   a code), a known path with another method 405;
-- a bad parameter names the first wrong one: ``codes`` (missing, > 50), ``start_date``
-  (missing, not ``YYYYMMDD``, after ``end_date``), ``end_date`` (missing, bad, minute span
-  over 31 calendar days, both ends counted), ``period``, ``security_type``, ``market``;
+- a bad parameter names the first wrong one, as :mod:`etl.vendors.amazingdata.api` reads
+  requests (the same reading as the adapter's and ``etl serve``'s);
 - a batch with no known code answers 404 ``代码不存在: <the requested codes>``;
 - ``schema_drift:extra`` adds ``turnover_rate`` to bars and ``MEMO`` to statement rows.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import secrets
 import threading
 import time
@@ -33,36 +30,28 @@ from etl.emulators.limits import Rate
 from etl.emulators.payload import apply_bar_faults, drift_rows
 from etl.emulators.wire import Call, Principal, Reply, Request, Route, json_reply
 from etl.errors import BadInputError
+from etl.vendors.amazingdata import api
+from etl.vendors.amazingdata.api import (
+    MSG_LOGIN_FAILED,
+    MSG_LOGIN_OK,
+    MSG_SDK,
+    MSG_TOKEN,
+    MSG_TOO_MANY,
+    ParamError,
+)
 
 __all__ = ["AmazingDataEmulator"]
 
-MAX_CODES: Final = 50
-MAX_MINUTE_DAYS: Final = 31
 TOKEN_TTL: Final = 86_400
 LIMITS: Final = (Rate(5, 1.0),)
 IN_FLIGHT: Final = 2
 
-MSG_LOGIN_FAILED: Final = "用户名或密码错误"
-MSG_TOKEN: Final = "Token无效或已过期"  # noqa: S105 - a message, not a secret
-MSG_TOO_MANY: Final = "请求过于频繁"
-MSG_SDK: Final = "SDK调用失败"
-
-_YMD: Final = re.compile(r"\d{8}")
-
-
-class _ParamError(Exception):
-    """A 400 ``参数错误: <param>``."""
-
-    def __init__(self, param: str) -> None:
-        super().__init__(param)
-        self.param = param
-
 
 def _envelope(status: int, message: str, data: Any) -> Reply:
-    return json_reply(status, {"code": status, "message": message, "data": data})
+    return json_reply(status, api.envelope(status, message, data))
 
 
-def _ok(data: Any, message: str = "success") -> Reply:
+def _ok(data: Any, message: str = api.MSG_OK) -> Reply:
     return _envelope(200, message, data)
 
 
@@ -70,36 +59,13 @@ def _error(status: int, message: str) -> Reply:
     return _envelope(status, message, None)
 
 
-def _date(value: object, name: str, *, required: bool = True) -> dt.date | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not _YMD.fullmatch(value):
-        raise _ParamError(name)
-    try:
-        return dt.datetime.strptime(value, "%Y%m%d").date()  # noqa: DTZ007 - a date only
-    except ValueError:
-        raise _ParamError(name) from None
-
-
-def _codes(values: Sequence[object]) -> list[str]:
-    if not all(isinstance(v, str) for v in values):
-        raise _ParamError("codes")
-    found = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
-    if not found or len(found) > MAX_CODES:
-        raise _ParamError("codes")
-    return found
+def _bad(exc: ParamError) -> Reply:
+    return _error(400, api.param_message(exc.param))
 
 
 def _same(given: str, wanted: str) -> bool:
     """Constant-time comparison; bytes, since compare_digest refuses non-ASCII str."""
     return secrets.compare_digest(given.encode("utf-8"), wanted.encode("utf-8"))
-
-
-def _range(query: dict[str, Any]) -> tuple[dt.date, dt.date]:
-    start = _date(query.get("start_date"), "start_date")
-    end = _date(query.get("end_date"), "end_date")
-    assert start is not None and end is not None
-    return start, end
 
 
 class AmazingDataEmulator(Emulator):
@@ -209,19 +175,19 @@ class AmazingDataEmulator(Emulator):
         try:
             body = call.request.json()
         except ValueError:
-            return _error(400, "参数错误: body")
+            return _error(400, api.param_message("body"))
         if not isinstance(body, dict):
-            return _error(400, "参数错误: body")
+            return _error(400, api.param_message("body"))
         for name in ("username", "password"):
             if not isinstance(body.get(name), str):
-                return _error(400, f"参数错误: {name}")
+                return _error(400, api.param_message(name))
         if not self._accepts(body["username"], body["password"]):
             return _error(401, MSG_LOGIN_FAILED)
         token = secrets.token_urlsafe(24)
         with self._tokens_lock:
             self._tokens[token] = (body["username"], time.monotonic() + self.token_ttl)
         data = {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl}
-        return _ok(data, "登录成功")
+        return _ok(data, MSG_LOGIN_OK)
 
     def _me(self, call: Call) -> Reply:
         user = call.principal.name
@@ -236,75 +202,45 @@ class AmazingDataEmulator(Emulator):
         )
 
     def _codes(self, call: Call) -> Reply:
-        kind = call.param("security_type")
-        if kind not in rows.SECURITY_TYPES:
-            return _error(400, "参数错误: security_type")
+        try:
+            kind = api.security_type(dict(call.request.params))
+        except ParamError as exc:
+            return _bad(exc)
         return _ok(rows.codes_of(kind, self.now(), self.seed))
 
     def _calendar(self, call: Call) -> Reply:
-        market = call.param("market")
-        if market not in rows.CALENDAR_MARKETS:
-            return _error(400, "参数错误: market")
         try:
-            start, end = _range(dict(call.request.params))
-            if start > end:
-                raise _ParamError("start_date")
-        except _ParamError as exc:
-            return _error(400, f"参数错误: {exc.param}")
+            market, start, end = api.calendar_query(dict(call.request.params))
+        except ParamError as exc:
+            return _bad(exc)
         return _ok(rows.calendar_days(market, start, end, self.now()))
 
     def _info(self, call: Call) -> Reply:
         code = call.path_params["code"]
         info = rows.code_info(code, self.now(), self.seed)
         if info is None:
-            return _error(404, f"代码不存在: {code}")
+            return _error(404, api.unknown_message([code]))
         return _ok(info)
 
     def _kline_handler(self, board: rows.Board, *, batch: bool) -> Callable[[Call], Reply]:
         def handler(call: Call) -> Reply:
             try:
-                codes, start, end, period = self._kline_query(call, batch=batch)
-            except _ParamError as exc:
-                return _error(400, f"参数错误: {exc.param}")
-            return self._klines(call, board, codes, start, end, period)
+                if batch:
+                    try:
+                        body = call.request.json()
+                    except ValueError:
+                        raise ParamError("body") from None
+                    query = api.kline_query(body, batch=True)
+                else:
+                    query = api.kline_query(dict(call.request.params), batch=False)
+            except ParamError as exc:
+                return _bad(exc)
+            return self._klines(call, board, query)
 
         return handler
 
-    def _kline_query(self, call: Call, *, batch: bool) -> tuple[list[str], dt.date, dt.date, str]:
-        if batch:
-            try:
-                query = call.request.json()
-            except ValueError:
-                raise _ParamError("body") from None
-            if not isinstance(query, dict):
-                raise _ParamError("body")
-            listed = query.get("codes")
-            if not isinstance(listed, list):
-                raise _ParamError("codes")
-            codes = _codes(listed)
-            query.setdefault("period", "daily")
-        else:
-            query = dict(call.request.params)
-            codes = _codes(str(query.get("codes") or "").split(","))
-        start, end = _range(query)
-        period = query.get("period")
-        if not isinstance(period, str) or period not in rows.PERIODS:
-            raise _ParamError("period")
-        if start > end:
-            raise _ParamError("start_date")
-        if period.startswith("min") and (end - start).days + 1 > MAX_MINUTE_DAYS:
-            raise _ParamError("end_date")
-        return codes, start, end, period
-
-    def _klines(
-        self,
-        call: Call,
-        board: rows.Board,
-        codes: list[str],
-        start: dt.date,
-        end: dt.date,
-        period: str,
-    ) -> Reply:
+    def _klines(self, call: Call, board: rows.Board, query: api.KlineQuery) -> Reply:
+        codes, start, end, period = query.codes, query.start, query.end, query.period
         now, future = self.now(), board == "future"
         data: dict[str, list[dict[str, Any]]] = {}
         for code in codes:
@@ -321,19 +257,15 @@ class AmazingDataEmulator(Emulator):
                 rename=("trade_date", "kline_time"),
             )
         if not data:
-            return _error(404, f"代码不存在: {','.join(codes)}")
+            return _error(404, api.unknown_message(codes))
         return _ok(data)
 
     def _finance_handler(self, dataset: str) -> Callable[[Call], Reply]:
         def handler(call: Call) -> Reply:
             try:
-                codes = _codes(str(call.param("codes") or "").split(","))
-                start = _date(call.param("start_date"), "start_date", required=False)
-                end = _date(call.param("end_date"), "end_date", required=False)
-                if start is not None and end is not None and start > end:
-                    raise _ParamError("start_date")
-            except _ParamError as exc:
-                return _error(400, f"参数错误: {exc.param}")
+                codes, start, end = api.finance_query(dict(call.request.params))
+            except ParamError as exc:
+                return _bad(exc)
             now = self.now()
             data: dict[str, list[dict[str, Any]]] = {}
             for code in codes:
@@ -347,7 +279,7 @@ class AmazingDataEmulator(Emulator):
                         rename=("REPORTING_PERIOD", "REPORT_PERIOD"),
                     )
             if not data:
-                return _error(404, f"代码不存在: {','.join(codes)}")
+                return _error(404, api.unknown_message(codes))
             return _ok(data)
 
         return handler

@@ -28,6 +28,7 @@ from etl.synthetic import (
     statements,
     universe,
 )
+from etl.vendors.amazingdata import api
 
 __all__ = [
     "FINANCE_DATASETS",
@@ -47,33 +48,22 @@ __all__ = [
 
 Board = Literal["stock", "future", "finance"]
 
-# period -> canonical frequency (vendors/README.md "Frequencies").
-PERIODS: Final = {
-    "min1": "1m", "min5": "5m", "min15": "15m", "min30": "30m", "min60": "1h",
-    "daily": "1d", "weekly": "1w", "monthly": "1M",
-}  # fmt: skip
-SECURITY_TYPES: Final = ("EXTRA_STOCK_A", "EXTRA_FUTURE", "EXTRA_ETF", "EXTRA_INDEX_A")
-CALENDAR_MARKETS: Final = ("SH", "SZ", "CFE")
+PERIODS: Final = api.PERIODS
+SECURITY_TYPES: Final = tuple(api.SECURITY_TYPES)
+CALENDAR_MARKETS: Final = api.CALENDAR_MARKETS
 # URL name -> etl dataset.
 FINANCE_DATASETS: Final = {
-    "balance-sheet": "balance_sheet",
-    "income": "income",
-    "cash-flow": "cash_flow",
+    path.rsplit("/", 1)[1]: dataset for dataset, path in api.FINANCE_PATHS.items()
 }
 # Capabilities (amazingdata.md): A-share data from 2013, CFFEX from its first day (2010-04).
 STOCK_SINCE: Final = dt.date(2013, 1, 1)
 CFE_SINCE: Final = dt.date(2010, 4, 16)
 _A_MARKETS: Final = ("SH", "SZ", "BJ")
 _MARKET_ORDER: Final = {"SH": 0, "SZ": 1, "BJ": 2, "CFE": 3}
-_SHANGHAI: Final = dt.timezone(dt.timedelta(hours=8))  # China keeps no daylight saving
 
 
 def _today(now: dt.datetime) -> dt.date:
     return local_today("SH", now)
-
-
-def _ymd(day: dt.date | None) -> str | None:
-    return None if day is None else day.strftime("%Y%m%d")
 
 
 def _in_scope(inst: Instrument, board: Board) -> bool:
@@ -129,14 +119,14 @@ def code_info(code: str, now: dt.datetime, seed: int) -> dict[str, Any] | None:
     inst = known(code, "stock", now, seed) or known(code, "future", now, seed)
     if inst is None:
         return None
-    return {
-        "code": inst.symbol,
-        "name": inst.name,
-        "market": inst.market,
-        "type": inst.type,
-        "list_date": _ymd(inst.list_date),
-        "delist_date": _ymd(inst.delist_date),
-    }
+    return api.encode_info(
+        inst.symbol,
+        name=inst.name,
+        market=inst.market,
+        type=inst.type,
+        list_date=inst.list_date,
+        delist_date=inst.delist_date,
+    )
 
 
 def kline_bars(
@@ -153,29 +143,22 @@ def kline_bars(
         return []
 
 
-def _num(value: float | None) -> int | None:
-    return None if value is None else round(value)
-
-
 def encode_bar(bar: Bar, period: str, *, future: bool) -> dict[str, Any]:
     """One bar in AmazingData's wire form (stocks: 7 fields; futures: 9)."""
-    if period.startswith("min"):
-        label = bar.ts.astimezone(_SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-    else:
-        label = bar.trade_date.isoformat()
-    row: dict[str, Any] = {
-        "trade_date": label,
-        "open": bar.open,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": _num(bar.volume),
-        "amount": bar.amount,
-    }
-    if future:
-        row["settle"] = None if period.startswith("min") else bar.settle
-        row["open_interest"] = _num(bar.open_interest)
-    return row
+    return api.encode_bar(
+        ts=bar.ts,
+        trade_date=bar.trade_date,
+        open=bar.open,
+        high=bar.high,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume,
+        amount=bar.amount,
+        settle=bar.settle,
+        open_interest=bar.open_interest,
+        period=period,
+        future=future,
+    )
 
 
 def finance_rows(
@@ -188,29 +171,11 @@ def finance_rows(
 ) -> list[dict[str, Any]]:
     """Every version announced by ``now`` for reporting periods in ``[start, end]``,
     ordered by ``REPORTING_PERIOD`` then ``ACTUAL_ANN_DATE``."""
-    out = []
-    for r in statements(dataset, inst.symbol, now, seed=seed, start=start, end=end):
-        row: dict[str, Any] = {
-            "MARKET_CODE": r["symbol"],
-            "SECURITY_NAME": r["security_name"],
-            "STATEMENT_TYPE": r["statement_type"],
-            "REPORT_TYPE": r["report_type"],
-            "REPORTING_PERIOD": _ymd(_as_date(r["reporting_period"])),
-            "ANN_DATE": _ymd(_as_date(r["ann_date"])),
-            "ACTUAL_ANN_DATE": _ymd(_as_date(r["actual_ann_date"])),
-            "COMP_TYPE_CODE": r["comp_type_code"],
-            "CURRENCY_CODE": r["currency"],
-        }
-        for item in STATEMENT_ITEMS[dataset]:
-            value = r.get(item)
-            row[item.upper()] = None if value is None else float(value)  # type: ignore[arg-type]
-        out.append(row)
-    return out
-
-
-def _as_date(value: object) -> dt.date:
-    assert isinstance(value, dt.date)
-    return value
+    items = STATEMENT_ITEMS[dataset]
+    return [
+        api.encode_statement(str(r["symbol"]), r, items)
+        for r in statements(dataset, inst.symbol, now, seed=seed, start=start, end=end)
+    ]
 
 
 def _cfe_varieties(now: dt.datetime) -> Sequence[Any]:

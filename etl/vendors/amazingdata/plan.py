@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final
 
+from etl.vendors.amazingdata import api
 from etl.vendors.amazingdata.wire import PERIODS, STATEMENT_PATHS
 from etl.vendors.base import Capabilities, DatasetCapability, RateLimits, Span
 
@@ -26,17 +27,14 @@ STOCK_MARKETS: Final = frozenset({"SH", "SZ", "BJ"})
 FUTURE_MARKETS: Final = frozenset({"CFE"})
 ALL_FREQS: Final = frozenset(PERIODS)
 MINUTE_FREQS: Final = ("1m", "5m", "15m", "30m", "1h")
-CODES_PER_CALL: Final = 50
-MINUTE_DAYS_PER_CALL: Final = 31  # calendar days, both ends counted
+CODES_PER_CALL: Final = api.MAX_CODES
+MINUTE_DAYS_PER_CALL: Final = api.MAX_MINUTE_DAYS  # calendar days, both ends counted
 STOCKS_SINCE: Final = dt.date(2013, 1, 1)
 CFFEX_SINCE: Final = dt.date(2010, 4, 16)  # CFFEX's first session (IF, 2010-04-16)
 IN_FLIGHT: Final = 2
 DEFAULT_RATE: Final = 5.0
 SECURITY_TYPES: Final = {  # /base/codes security_type -> instruments type, markets
-    "EXTRA_STOCK_A": ("stock", STOCK_MARKETS),
-    "EXTRA_ETF": ("etf", STOCK_MARKETS),
-    "EXTRA_INDEX_A": ("index", STOCK_MARKETS),
-    "EXTRA_FUTURE": ("future", FUTURE_MARKETS),
+    name: (kind, frozenset(markets)) for name, (kind, markets) in api.SECURITY_TYPES.items()
 }
 # After 15:30 Shanghai time a day's bars are final (treasury futures close at 15:15).
 DAY_COMPLETE: Final = dt.time(15, 30)

@@ -28,6 +28,7 @@ from etl.errors import (
     SchemaError,
     TransientVendorError,
 )
+from etl.vendors.amazingdata import api
 from etl.vendors.http import SessionExpired
 
 __all__ = [
@@ -48,39 +49,23 @@ __all__ = [
 
 VENDOR: Final = "amazingdata"
 ZONE: Final = "Asia/Shanghai"  # every AmazingData market (SH SZ BJ CFE)
-PERIODS: Final = {
-    "1m": "min1", "5m": "min5", "15m": "min15", "30m": "min30", "1h": "min60",
-    "1d": "daily", "1w": "weekly", "1M": "monthly",
-}  # fmt: skip
-STATEMENT_PATHS: Final = {
-    "balance_sheet": "/finance/balance-sheet",
-    "income": "/finance/income",
-    "cash_flow": "/finance/cash-flow",
-}
-# Statement identity columns: lake column -> wire field. The symbol is the answer's key.
-_IDENTITY: Final = {
-    "security_name": "SECURITY_NAME",
-    "reporting_period": "REPORTING_PERIOD",
-    "statement_type": "STATEMENT_TYPE",
-    "report_type": "REPORT_TYPE",
-    "ann_date": "ANN_DATE",
-    "actual_ann_date": "ACTUAL_ANN_DATE",
-    "comp_type_code": "COMP_TYPE_CODE",
-    "currency": "CURRENCY_CODE",
-}
-_STATEMENT_KEY: Final = ("REPORTING_PERIOD", "STATEMENT_TYPE", "ACTUAL_ANN_DATE")
-_STATEMENT_DATES: Final = frozenset({"reporting_period", "ann_date", "actual_ann_date"})
+# The API's shapes (paths, periods, statement fields) live in :mod:`.api`, shared with the
+# emulator and ``etl serve``; this module only decodes.
+PERIODS: Final = api.FREQ_PERIODS  # canonical frequency -> period
+STATEMENT_PATHS: Final = api.FINANCE_PATHS
+_IDENTITY: Final = api.STATEMENT_IDENTITY
+_STATEMENT_KEY: Final = api.STATEMENT_KEY
+_STATEMENT_DATES: Final = api.STATEMENT_DATES
 _BAR_REQUIRED: Final = ("trade_date", "open", "high", "low", "close", "volume")
 # ``/base/codes/{code}/info`` fields an instruments row needs, kept in ``vendor_extra``.
-INFO_FIELDS: Final = ("name", "type", "list_date", "delist_date")
+INFO_FIELDS: Final = api.INFO_FIELDS
 
 
 class UnknownCode(PermanentVendorError):
     """HTTP 404 ``代码不存在``: no code of the call is known (or the code of an info call)."""
 
 
-def ymd(day: dt.date) -> str:
-    return day.strftime("%Y%m%d")
+ymd = api.ymd
 
 
 def parse_ymd(value: object, field: str, *, required: bool = True) -> dt.date | None:

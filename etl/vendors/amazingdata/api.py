@@ -1,0 +1,341 @@
+"""The AmazingData platform API as data: paths, parameters, limits, messages and wire forms.
+
+Three parties speak this API: the adapter reads it (:mod:`.wire` decodes answers into lake
+rows), the emulator imitates it over synthetic data (``etl.emulators.amazingdata``), and
+``etl serve`` answers it from the lake (``etl.server``). Everything the three must agree on
+lives here once, so they cannot drift apart:
+
+- the paths, the envelope ``{"code", "message", "data"}`` and its messages;
+- how a request's parameters are read and checked (:func:`kline_query`, :func:`finance_query`,
+  :func:`calendar_query`): a bad one raises :class:`ParamError` naming it, which every
+  answering party turns into ``400 参数错误: <param>``;
+- how a bar, a statement row and a code's info are written on the wire (:func:`encode_bar`,
+  :func:`encode_statement`, :func:`encode_info`), the exact inverse of :mod:`.wire`'s
+  decoding, so a warehouse's answers read back into the same lake rows (federation).
+
+Wire rules (the platform document, plus the conventions the team fixed where it is silent):
+dates ``YYYYMMDD``; ``trade_date`` ``YYYY-MM-DD`` for daily and longer, ``YYYY-MM-DD HH:MM:SS``
+Asia/Shanghai bar start for minute periods; ``volume`` and ``open_interest`` whole numbers;
+``settle`` null on minute bars; statement identity columns strings, items upper case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "BASE_PATH",
+    "CALENDAR_MARKETS",
+    "FINANCE_PATHS",
+    "FREQ_PERIODS",
+    "INFO_FIELDS",
+    "MAX_CODES",
+    "MAX_MINUTE_DAYS",
+    "MSG_LOGIN_FAILED",
+    "MSG_LOGIN_OK",
+    "MSG_OK",
+    "MSG_SDK",
+    "MSG_TOKEN",
+    "MSG_TOO_MANY",
+    "PERIODS",
+    "SECURITY_TYPES",
+    "STATEMENT_IDENTITY",
+    "STATEMENT_KEY",
+    "KlineQuery",
+    "ParamError",
+    "bar_label",
+    "calendar_query",
+    "encode_bar",
+    "encode_info",
+    "encode_statement",
+    "envelope",
+    "finance_query",
+    "kline_query",
+    "param_message",
+    "parse_codes",
+    "parse_ymd_param",
+    "security_type",
+    "unknown_message",
+    "ymd",
+]
+
+BASE_PATH: Final = "/api/v1"
+MAX_CODES: Final = 50  # codes per kline or finance call (convention)
+MAX_MINUTE_DAYS: Final = 31  # calendar days per minute-period call, both ends counted
+
+# period (wire) -> canonical frequency, and back.
+PERIODS: Final = {
+    "min1": "1m", "min5": "5m", "min15": "15m", "min30": "30m", "min60": "1h",
+    "daily": "1d", "weekly": "1w", "monthly": "1M",
+}  # fmt: skip
+FREQ_PERIODS: Final = {freq: period for period, freq in PERIODS.items()}
+
+# /base/codes security_type -> instruments ``type`` and the markets it covers.
+SECURITY_TYPES: Final = {
+    "EXTRA_STOCK_A": ("stock", ("SH", "SZ", "BJ")),
+    "EXTRA_ETF": ("etf", ("SH", "SZ", "BJ")),
+    "EXTRA_INDEX_A": ("index", ("SH", "SZ", "BJ")),
+    "EXTRA_FUTURE": ("future", ("CFE",)),
+}
+CALENDAR_MARKETS: Final = ("SH", "SZ", "CFE")
+# lake dataset -> path of its statement endpoint.
+FINANCE_PATHS: Final = {
+    "balance_sheet": "/finance/balance-sheet",
+    "income": "/finance/income",
+    "cash_flow": "/finance/cash-flow",
+}
+# Statement identity columns: lake column -> wire field. The symbol is the answer's key
+# (and ``MARKET_CODE``); items are the dataset's float columns, upper-cased on the wire.
+STATEMENT_IDENTITY: Final = {
+    "security_name": "SECURITY_NAME",
+    "statement_type": "STATEMENT_TYPE",
+    "report_type": "REPORT_TYPE",
+    "reporting_period": "REPORTING_PERIOD",
+    "ann_date": "ANN_DATE",
+    "actual_ann_date": "ACTUAL_ANN_DATE",
+    "comp_type_code": "COMP_TYPE_CODE",
+    "currency": "CURRENCY_CODE",
+}
+STATEMENT_KEY: Final = ("REPORTING_PERIOD", "STATEMENT_TYPE", "ACTUAL_ANN_DATE")
+STATEMENT_DATES: Final = frozenset({"reporting_period", "ann_date", "actual_ann_date"})
+# ``/base/codes/{code}/info`` fields besides ``code`` and ``market``.
+INFO_FIELDS: Final = ("name", "type", "list_date", "delist_date")
+
+MSG_OK: Final = "success"
+MSG_LOGIN_OK: Final = "登录成功"
+MSG_LOGIN_FAILED: Final = "用户名或密码错误"
+MSG_TOKEN: Final = "Token无效或已过期"  # noqa: S105 - a message, not a secret
+MSG_TOO_MANY: Final = "请求过于频繁"
+MSG_SDK: Final = "SDK调用失败"
+
+_YMD: Final = re.compile(r"\d{8}")
+_SHANGHAI: Final = dt.timezone(dt.timedelta(hours=8))  # China keeps no daylight saving
+
+
+class ParamError(Exception):
+    """A request parameter is missing or wrong: ``400 参数错误: <param>``."""
+
+    def __init__(self, param: str) -> None:
+        super().__init__(param)
+        self.param = param
+
+
+def envelope(code: int, message: str, data: Any) -> dict[str, Any]:
+    """The platform's answer body; ``code`` equals the HTTP status (convention)."""
+    return {"code": code, "message": message, "data": data}
+
+
+def param_message(param: str) -> str:
+    return f"参数错误: {param}"
+
+
+def unknown_message(codes: Sequence[str]) -> str:
+    return f"代码不存在: {','.join(codes)}"
+
+
+def ymd(day: dt.date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def parse_ymd_param(value: object, name: str, *, required: bool = True) -> dt.date | None:
+    """A ``YYYYMMDD`` parameter as a date (None where optional and absent)."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not _YMD.fullmatch(value):
+        raise ParamError(name)
+    try:
+        return dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise ParamError(name) from None
+
+
+def parse_codes(values: Sequence[object]) -> list[str]:
+    """The requested codes, first-seen order, blanks dropped: 1 to :data:`MAX_CODES`.
+
+    Codes are only compared with known ones by whoever answers, never used as paths or SQL.
+    """
+    if not all(isinstance(v, str) for v in values):
+        raise ParamError("codes")
+    found = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
+    if not found or len(found) > MAX_CODES:
+        raise ParamError("codes")
+    return found
+
+
+def _range(query: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
+    start = parse_ymd_param(query.get("start_date"), "start_date")
+    end = parse_ymd_param(query.get("end_date"), "end_date")
+    assert start is not None and end is not None
+    return start, end
+
+
+@dataclass(frozen=True)
+class KlineQuery:
+    """A checked kline request: ``/stock/kline``, ``/future/kline`` or the batch form."""
+
+    codes: list[str]
+    start: dt.date
+    end: dt.date
+    period: str
+
+    @property
+    def freq(self) -> str:
+        return PERIODS[self.period]
+
+
+def kline_query(query: Mapping[str, Any], *, batch: bool) -> KlineQuery:
+    """Check a kline request: ``query`` is the query string (GET) or the JSON body (batch).
+
+    The first wrong parameter is named: ``body``, ``codes`` (missing, > 50), ``start_date``
+    (missing, not ``YYYYMMDD``, after ``end_date``), ``end_date`` (missing, bad, a minute
+    span over 31 calendar days), ``period`` (the batch form defaults to ``daily``).
+    """
+    if batch:
+        if not isinstance(query, Mapping):
+            raise ParamError("body")
+        listed = query.get("codes")
+        if not isinstance(listed, list):
+            raise ParamError("codes")
+        codes = parse_codes(listed)
+        period = query.get("period", "daily")
+    else:
+        codes = parse_codes(str(query.get("codes") or "").split(","))
+        period = query.get("period")
+    start, end = _range(query)
+    if not isinstance(period, str) or period not in PERIODS:
+        raise ParamError("period")
+    if start > end:
+        raise ParamError("start_date")
+    if period.startswith("min") and (end - start).days + 1 > MAX_MINUTE_DAYS:
+        raise ParamError("end_date")
+    return KlineQuery(codes, start, end, period)
+
+
+def finance_query(query: Mapping[str, Any]) -> tuple[list[str], dt.date | None, dt.date | None]:
+    """Check a statements request: codes, and an optional reporting-period range."""
+    codes = parse_codes(str(query.get("codes") or "").split(","))
+    start = parse_ymd_param(query.get("start_date"), "start_date", required=False)
+    end = parse_ymd_param(query.get("end_date"), "end_date", required=False)
+    if start is not None and end is not None and start > end:
+        raise ParamError("start_date")
+    return codes, start, end
+
+
+def calendar_query(query: Mapping[str, Any]) -> tuple[str, dt.date, dt.date]:
+    """Check a calendar request: market, then both dates (required by convention)."""
+    market = query.get("market")
+    if market not in CALENDAR_MARKETS:
+        raise ParamError("market")
+    start, end = _range(query)
+    if start > end:
+        raise ParamError("start_date")
+    return str(market), start, end
+
+
+def security_type(query: Mapping[str, Any]) -> str:
+    value = query.get("security_type")
+    if value not in SECURITY_TYPES:
+        raise ParamError("security_type")
+    return str(value)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def _whole(value: float | None) -> int | float | None:
+    """``volume`` and ``open_interest``: whole numbers on the wire. A value stored with a
+    fraction (another vendor's) is sent as it is, so that nothing is lost on the way."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def bar_label(ts: dt.datetime, trade_date: dt.date, period: str) -> str:
+    """``trade_date`` on the wire: the bar's start in Asia/Shanghai for minute periods, the
+    session date otherwise."""
+    if period.startswith("min"):
+        return ts.astimezone(_SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    return trade_date.isoformat()
+
+
+def encode_bar(
+    *,
+    ts: dt.datetime,
+    trade_date: dt.date,
+    open: float,
+    high: float,
+    low: float,
+    close: float,
+    volume: float | None,
+    amount: float | None,
+    settle: float | None = None,
+    open_interest: float | None = None,
+    period: str,
+    future: bool,
+) -> dict[str, Any]:
+    """One bar in the wire form: 7 fields for stocks, 9 with futures' settle and interest."""
+    row: dict[str, Any] = {
+        "trade_date": bar_label(ts, trade_date, period),
+        "open": open,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume": _whole(volume),
+        "amount": amount,
+    }
+    if future:
+        row["settle"] = None if period.startswith("min") else settle
+        row["open_interest"] = _whole(open_interest)
+    return row
+
+
+def _wire_date(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return ymd(value)
+    raise TypeError(f"not a date: {value!r}")
+
+
+def encode_statement(symbol: str, row: Mapping[str, Any], items: Sequence[str]) -> dict[str, Any]:
+    """One statement version in the wire form, from a lake-shaped row (lower-case columns,
+    dates as dates): identity columns as strings, ``items`` as numbers or null."""
+    out: dict[str, Any] = {"MARKET_CODE": symbol}
+    for column, wire in STATEMENT_IDENTITY.items():
+        value = row.get(column)
+        if column in STATEMENT_DATES:
+            out[wire] = _wire_date(value)
+        else:
+            out[wire] = None if value is None else str(value)
+    for item in items:
+        value = row.get(item)
+        out[item.upper()] = None if value is None else float(value)
+    return out
+
+
+def encode_info(
+    code: str,
+    *,
+    name: str | None,
+    market: str,
+    type: str | None,
+    list_date: dt.date | None,
+    delist_date: dt.date | None,
+) -> dict[str, Any]:
+    """``/base/codes/{code}/info``'s ``data``."""
+    return {
+        "code": code,
+        "name": name,
+        "market": market,
+        "type": type,
+        "list_date": _wire_date(list_date),
+        "delist_date": _wire_date(delist_date),
+    }
