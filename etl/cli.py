@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from etl.commands import data, demo, emulate, gaps, jobs, query
+from etl.commands import data, demo, emulate, gaps, jobs, query, serve
 from etl.commands.tasks import tasks_app
 from etl.commands.vendors import vendors_app
 
@@ -25,6 +25,7 @@ demo.register(app)
 gaps.register(app)
 emulate.register(app)
 jobs.register(app)
+serve.register(app)
 
 
 def main() -> None:

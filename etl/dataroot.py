@@ -9,6 +9,9 @@
     <root>/state/<dataset>/...                              the warehouse's own datasets
     <root>/state/governor/  state/claims/  state/jobs/       rate state, fill claims, job locks
     <root>/state/scheduler.sqlite                           the scheduler's job store
+    <root>/state/upstreams.json                             upstream configurations (secrets
+                                                            encrypted under a key kept elsewhere)
+    <root>/state/server/users.json  instance.json           ``etl serve``'s accounts (hashed)
     <root>/tasks/<id>.json  <id>.lock  <id>.state  <id>.cancel   task records and their runs
 
 Nothing else builds a path under ``lake/``, ``state/`` or ``tasks/``: modules ask a
@@ -217,3 +220,30 @@ class DataRoot:
     @property
     def scheduler_lock(self) -> Path:
         return self.state / "scheduler.lock"
+
+    @property
+    def upstreams(self) -> Path:
+        """Upstream configurations (``/configs/sdk``); their secrets are stored encrypted."""
+        return self.state / "upstreams.json"
+
+    @property
+    def upstreams_lock(self) -> Path:
+        return self.state / "upstreams.lock"
+
+    @property
+    def server(self) -> Path:
+        return self.state / "server"
+
+    @property
+    def server_users(self) -> Path:
+        """``etl users``: names, roles and argon2 hashes (never a password in clear)."""
+        return self.server / "users.json"
+
+    @property
+    def server_users_lock(self) -> Path:
+        return self.server / "users.lock"
+
+    @property
+    def server_instance(self) -> Path:
+        """This warehouse's random id: the audience of its tokens (not a secret)."""
+        return self.server / "instance.json"

@@ -75,7 +75,8 @@ class AmazingDataEmulator(Emulator):
     base_path: ClassVar[str] = "/api/v1"
     fault_table: ClassVar[Mapping[str, FaultDef]] = catalogue(variants={"auth_expired": ("login",)})
     extra_options: ClassVar[Mapping[str, str]] = {
-        "token_ttl": "seconds a token lives (default 86400)"
+        "token_ttl": "seconds a token lives (default 86400)",
+        "rate": "requests per second per user (default 5; tests raise it to run fast)",
     }
 
     def __init__(self, options: EmulatorOptions | None = None) -> None:
@@ -87,6 +88,14 @@ class AmazingDataEmulator(Emulator):
         self.token_ttl = int(ttl) if whole else 0
         if self.token_ttl <= 0:
             raise BadInputError(f"token_ttl must be a whole number of seconds > 0, got {ttl!r}")
+        rate = self.options.extra.get("rate", LIMITS[0].limit)
+        try:
+            per_second = float(rate)
+        except (TypeError, ValueError):
+            per_second = 0.0
+        if not per_second >= 1:
+            raise BadInputError(f"rate must be a number of requests per second >= 1, got {rate!r}")
+        self.limits = (Rate(int(per_second), 1.0),)
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (user, monotonic expiry)
         self._tokens_lock = threading.Lock()
 
@@ -124,7 +133,7 @@ class AmazingDataEmulator(Emulator):
     def limit(self, call: Call, route: Route) -> Limit | None:
         if not route.auth:
             return None  # /auth/login is not counted
-        return Limit(("user", call.principal.key), LIMITS, IN_FLIGHT)
+        return Limit(("user", call.principal.key), self.limits, IN_FLIGHT)
 
     def over_limit(self, call: Call, reason: str) -> Reply:
         return _error(429, MSG_TOO_MANY)

@@ -17,4 +17,8 @@ async def resume_task(rt: Runtime, record: TaskRecord) -> TaskRecord:
         from etl.tasks.fill import resume_fill
 
         return await resume_fill(rt, record)
+    if record.kind == "cache":
+        from etl.tasks.cache import resume_cache
+
+        return await resume_cache(rt, record)
     raise BadInputError(f"task {record.id} ({record.kind}) cannot be resumed; run it again")

@@ -43,6 +43,7 @@ __all__ = [
     "parse_envelope",
     "parse_login",
     "parse_ymd",
+    "statement_items",
     "statements_table",
     "ymd",
 ]
@@ -216,12 +217,18 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def statement_items(dataset: str) -> list[str]:
+    """The dataset's item columns (lower case; upper case on the wire): its float columns."""
+    target = target_schema(dataset)
+    return [f.name for f in target if pa.types.is_floating(f.type) and f.name not in _IDENTITY]
+
+
 def statements_table(dataset: str, payload: Mapping[str, Any], codes: Iterable[str]) -> pa.Table:
     """Every row (every version) of ``codes`` in a finance answer, as canonical rows: identity
     columns typed, items (the schema's float columns, upper-cased on the wire) as floats,
     other fields ignored. A row without a version-key field is a SchemaError."""
     target = target_schema(dataset)
-    items = [f.name for f in target if pa.types.is_floating(f.type) and f.name not in _IDENTITY]
+    items = statement_items(dataset)
     out: list[dict[str, Any]] = []
     for code in codes:
         rows = payload.get(code) or []

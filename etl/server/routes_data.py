@@ -1,0 +1,207 @@
+"""Data endpoints, answered from the lake in the platform's wire forms (only what is stored).
+
+Multi-code answers follow the platform: one key per code the lake knows (``[]`` when it holds
+no rows of it in the range), unknown codes left out, 404 when no code is known. A code is
+only compared with the lake's known set and passed to a Parquet filter as a value: it never
+becomes a path or SQL text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Final
+
+import polars as pl
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from etl.server.auth import context, current_user, read_json
+from etl.server.context import ServerContext
+from etl.server.envelope import ApiError
+from etl.vendors.amazingdata import api
+from etl.vendors.amazingdata.wire import statement_items
+
+__all__ = ["router"]
+
+router = APIRouter(dependencies=[Depends(current_user)])
+
+FUTURE_MARKETS: Final = frozenset({"CFE", "SHF", "DCE", "CZC", "INE"})
+_MARKET_ORDER: Final = {"SH": 0, "SZ": 1, "BJ": 2, "CFE": 3}
+
+
+def respond(data: Any) -> Response:
+    """The envelope as bytes (no per-value encoder pass: bars come by the thousand)."""
+    body = json.dumps(api.envelope(200, api.MSG_OK, data), ensure_ascii=False)
+    return Response(body.encode("utf-8"), media_type="application/json")
+
+
+def _market(code: str) -> str:
+    return code.rsplit(".", 1)[-1]
+
+
+def _today(ctx: ServerContext) -> dt.date:
+    return ctx.clock().astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+
+
+# -- klines ------------------------------------------------------------------------------------
+
+
+def kline_data(ctx: ServerContext, query: api.KlineQuery, board: str) -> dict[str, list[Any]]:
+    future = board == "future"
+    known = ctx.reader.known("klines")
+    codes = [c for c in query.codes if c in known and (_market(c) in FUTURE_MARKETS) == future]
+    if not codes:
+        raise ApiError(404, api.unknown_message(query.codes))
+    frame = ctx.reader.bars(codes, query.freq, query.start, query.end)
+    data: dict[str, list[Any]] = {code: [] for code in codes}
+    for row in frame.iter_rows(named=True):
+        data[row["symbol"]].append(
+            api.encode_bar(
+                ts=row["ts"], trade_date=row["trade_date"], open=row["open"], high=row["high"],
+                low=row["low"], close=row["close"], volume=row["volume"], amount=row["amount"],
+                settle=row["settle"], open_interest=row["open_interest"],
+                period=query.period, future=future,
+            )
+        )  # fmt: skip
+    return data
+
+
+@router.get("/stock/kline")
+def stock_kline(request: Request) -> Response:
+    query = api.kline_query(dict(request.query_params), batch=False)
+    return respond(kline_data(context(request), query, "stock"))
+
+
+@router.post("/stock/kline/batch")
+async def stock_kline_batch(request: Request) -> Response:
+    query = api.kline_query(await read_json(request), batch=True)
+    return respond(await run_in_threadpool(kline_data, context(request), query, "stock"))
+
+
+@router.get("/future/kline")
+def future_kline(request: Request) -> Response:
+    query = api.kline_query(dict(request.query_params), batch=False)
+    return respond(kline_data(context(request), query, "future"))
+
+
+@router.get("/stock/kline/{code}/chart")
+def stock_chart(code: str, request: Request) -> Response:
+    """The platform's chart form (ECharts): dates, ``[open, close, low, high, volume]``, and
+    volumes. ``period`` defaults to ``daily``."""
+    params = {"period": "daily", **dict(request.query_params), "codes": code}
+    query = api.kline_query(params, batch=False)
+    board = "future" if _market(code) in FUTURE_MARKETS else "stock"
+    bars = kline_data(context(request), query, board)[code]
+    return respond(
+        {
+            "categoryData": [b["trade_date"] for b in bars],
+            "values": [[b["open"], b["close"], b["low"], b["high"], b["volume"]] for b in bars],
+            "volumes": [b["volume"] for b in bars],
+        }
+    )
+
+
+# -- reference data ----------------------------------------------------------------------------
+
+
+@router.get("/base/codes")
+def base_codes(request: Request) -> Response:
+    """Today's list of a security type: stored instruments listed today and not delisted."""
+    ctx = context(request)
+    kind, markets = api.SECURITY_TYPES[api.security_type(dict(request.query_params))]
+    today = _today(ctx)
+    frame = ctx.reader.instruments()
+    listed = frame.filter(
+        (pl.col("type") == kind)
+        & pl.col("symbol").str.extract(r"\.([A-Z]+)$").is_in(list(markets))
+        & (pl.col("list_date").is_null() | (pl.col("list_date") <= today))
+        & (pl.col("delist_date").is_null() | (pl.col("delist_date") > today))
+    )
+    codes = sorted(
+        set(listed["symbol"].to_list()), key=lambda c: (_MARKET_ORDER.get(_market(c), 9), c)
+    )
+    return respond(codes)
+
+
+@router.get("/base/calendar")
+def base_calendar(request: Request) -> Response:
+    """Open days of ``[start_date, end_date]``, when the lake holds every day of that range
+    (else 404 saying so: a day not stored is not a closed day)."""
+    ctx = context(request)
+    market, start, end = api.calendar_query(dict(request.query_params))
+    stored = ctx.reader.calendar(market, start, end)
+    if stored.height < (end - start).days + 1:
+        raise ApiError(
+            404,
+            f"日历未缓存: {market} {api.ymd(start)}-{api.ymd(end)} is not wholly stored "
+            f"({stored.height} of {(end - start).days + 1} days); run etl calendar sync",
+        )
+    days = stored.filter(pl.col("is_open"))["trade_date"].to_list()
+    return respond([api.ymd(d) for d in days])
+
+
+@router.get("/base/codes/{code}/info")
+def base_info(code: str, request: Request) -> Response:
+    ctx = context(request)
+    rows = ctx.reader.instruments().filter(pl.col("symbol") == code)
+    if rows.height == 0:
+        raise ApiError(404, api.unknown_message([code]))
+    preferred = rows.filter(pl.col("vendor") == "amazingdata")
+    row = (preferred if preferred.height else rows).row(0, named=True)
+    return respond(
+        api.encode_info(
+            code,
+            name=row.get("name"),
+            market=_market(code),
+            type=row.get("type"),
+            list_date=row.get("list_date"),
+            delist_date=row.get("delist_date"),
+        )
+    )
+
+
+@router.get("/cache/future-varieties")
+def future_varieties(request: Request) -> Response:
+    frame = context(request).reader.whole("future_varieties").sort("exchange", "variety")
+    rows = frame.unique(["exchange", "variety"], keep="last", maintain_order=True)
+    varieties = [
+        {"variety": r["variety"], "name": r["name"], "exchange": r["exchange"]}
+        for r in rows.iter_rows(named=True)
+    ]
+    return respond({"varieties": varieties})
+
+
+@router.get("/cache/main-contracts")
+def main_contracts(request: Request) -> Response:
+    """The latest stored snapshot of each variety's main contract (the platform serves
+    today's; the warehouse keeps every day it recorded and answers the newest)."""
+    frame = context(request).reader.whole("main_contracts")
+    latest = frame.sort("trade_date").unique(["exchange", "variety"], keep="last")
+    mains = {r["variety"]: r["symbol"] for r in latest.sort("variety").iter_rows(named=True)}
+    return respond({"main_contracts": mains})
+
+
+# -- statements --------------------------------------------------------------------------------
+
+
+def _finance(dataset: str) -> Any:
+    def handler(request: Request) -> Response:
+        ctx = context(request)
+        codes, start, end = api.finance_query(dict(request.query_params))
+        known = ctx.reader.known(dataset)
+        codes_known = [c for c in codes if c in known]
+        if not codes_known:
+            raise ApiError(404, api.unknown_message(codes))
+        frame = ctx.reader.statements(dataset, codes_known, start, end)
+        items = statement_items(dataset)
+        data: dict[str, list[Any]] = {code: [] for code in codes_known}
+        for row in frame.iter_rows(named=True):
+            data[row["symbol"]].append(api.encode_statement(row["symbol"], row, items))
+        return respond(data)
+
+    return handler
+
+
+for _dataset, _path in api.FINANCE_PATHS.items():
+    router.add_api_route(_path, _finance(_dataset), methods=["GET"], name=_dataset)
