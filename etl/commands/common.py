@@ -138,22 +138,14 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def task_exit_code(record: TaskRecord) -> int:
-    if record.status in ("interrupted", "cancelled"):
-        return 130
-    if record.status == "failed":
-        return 1
-    return 1 if record.error_count else 0
+    return record.exit_code()
 
 
 def emit_task(out: Output, record: TaskRecord, summary: str | None = None) -> None:
     """Print a task's document (``--json``) or a short summary, then exit with its code."""
 
     def human() -> None:
-        line = summary or (
-            f"task {record.id} {record.kind}: {record.status}, "
-            f"{record.success_count}/{record.total_count} ok, {record.rows_written} rows written, "
-            f"{record.error_count} errors"
-        )
+        line = summary or record.summary()
         typer.echo(line)
         for err in record.errors[:20]:
             where = " ".join(

@@ -10,19 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
 from etl.names import parse_date
 from etl.normalize import validate, validate_klines
+from etl.tasks.expected import Selection
 from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
 from etl.vendors.base import DatasetCapability
 
-__all__ = ["BackfillRequest", "backfill", "plan_units", "resume_backfill"]
+if TYPE_CHECKING:
+    from etl.tasks.engine import TaskSpec
+
+__all__ = ["BackfillRequest", "backfill", "plan_units"]
 
 STATEMENTS = ("balance_sheet", "income", "cash_flow")
 SNAPSHOTS = ("future_varieties", "main_contracts")
@@ -218,22 +222,32 @@ def _loop() -> Any:
     return asyncio.get_running_loop()
 
 
+def spec_of(req: BackfillRequest) -> TaskSpec:
+    """The engine's spec for a backfill request."""
+    from etl.tasks.engine import TaskSpec
+
+    if req.dataset in SNAPSHOTS:
+        return TaskSpec.snapshot(req.vendor, req.dataset)
+    if req.start is None or req.end is None:
+        raise BadInputError(f"--start and --end are required for {req.dataset}")
+    sel = Selection(req.dataset, req.start, req.end, req.freq, req.symbols)
+    return TaskSpec.backfill(req.vendor, sel)
+
+
+def request_of(spec: TaskSpec) -> BackfillRequest:
+    sel = spec.selection
+    if sel is None:
+        return BackfillRequest(spec.vendor, spec.dataset)
+    return BackfillRequest(spec.vendor, sel.dataset, sel.symbols, sel.freq, sel.start, sel.end)
+
+
 async def backfill(rt: Runtime, req: BackfillRequest) -> TaskRecord:
     """Check, then run a backfill as a new task; returns its final record."""
-    check_request(rt, req)
-    rt.check_configured(req.vendor)  # exit 3 before a task record exists
-    record = rt.store.create("backfill", req.params(), now=rt.clock())
-    return await _execute(rt, record, req)
+    from etl.tasks import engine
+
+    return await engine.start(rt, spec_of(req))
 
 
-async def resume_backfill(rt: Runtime, record: TaskRecord) -> TaskRecord:
-    return await _execute(rt, record, BackfillRequest.from_params(record.params))
-
-
-async def _execute(rt: Runtime, record: TaskRecord, req: BackfillRequest) -> TaskRecord:
-    try:
-        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
-            await _run(rt, run, req)
-    finally:
-        await rt.aclose()
-    return record
+async def execute(rt: Runtime, record: TaskRecord, req: BackfillRequest) -> None:
+    with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
+        await _run(rt, run, req)

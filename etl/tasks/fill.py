@@ -34,7 +34,7 @@ from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
 
-__all__ = ["fill_missing", "plan_only", "resume_fill", "selection_from_params"]
+__all__ = ["fill_missing", "plan_only", "selection_from_params"]
 
 # Commit after every call: units are planned about one vendor page each, so a killed fill
 # loses at most the calls in flight, and a resume asks for nothing it had already received.
@@ -58,7 +58,7 @@ def _to_fetch(report: DetectReport, recheck: bool) -> pl.DataFrame:
     return report.slots.filter(pl.col("state").is_in(states))
 
 
-def _check(rt: Runtime, vendor: str, sel: Selection) -> None:
+def check_vendor(rt: Runtime, vendor: str, sel: Selection) -> None:
     caps = rt.capabilities()
     if vendor not in caps:
         raise BadInputError(f"unknown vendor {vendor!r}: use one of {', '.join(caps)}")
@@ -71,7 +71,7 @@ def _check(rt: Runtime, vendor: str, sel: Selection) -> None:
 
 def plan_only(rt: Runtime, vendor: str, sel: Selection, *, recheck: bool = False) -> dict[str, Any]:
     """``--dry-run``: the plan, with nothing fetched and nothing written."""
-    _check(rt, vendor, sel)
+    check_vendor(rt, vendor, sel)
     report = detect(rt.root, sel, rt.clock())
     caps = rt.capabilities()
     plan = plan_fill(sel, _to_fetch(report, recheck), vendor, caps[vendor], rt.clock(), others=caps)
@@ -83,58 +83,45 @@ def plan_only(rt: Runtime, vendor: str, sel: Selection, *, recheck: bool = False
 async def fill_missing(
     rt: Runtime, vendor: str, sel: Selection, *, recheck: bool = False
 ) -> TaskRecord:
-    _check(rt, vendor, sel)
-    rt.check_configured(vendor)
-    params = {"vendor": vendor, **sel.params(), "recheck": recheck}
-    record = rt.store.create("fill-missing", params, now=rt.clock())
-    return await _execute(rt, record, vendor, sel, recheck)
+    from etl.tasks import engine
+
+    return await engine.start(rt, engine.TaskSpec.fill(vendor, sel, recheck=recheck))
 
 
-async def resume_fill(rt: Runtime, record: TaskRecord) -> TaskRecord:
-    params = record.params
-    return await _execute(
-        rt, record, params["vendor"], selection_from_params(params), bool(params.get("recheck"))
-    )
-
-
-async def _execute(
+async def execute(
     rt: Runtime, record: TaskRecord, vendor: str, sel: Selection, recheck: bool
-) -> TaskRecord:
-    try:
-        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
-            before = detect(rt.root, sel, rt.clock())
-            symbols = [*before.judged, *(u["symbol"] for u in before.unjudged)]
-            with claim(rt.root, run.id, sel, symbols):
-                caps = rt.capabilities()
-                plan = plan_fill(
-                    sel, _to_fetch(before, recheck), vendor, caps[vendor], rt.clock(), others=caps
+) -> None:
+    with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
+        before = detect(rt.root, sel, rt.clock())
+        symbols = [*before.judged, *(u["symbol"] for u in before.unjudged)]
+        with claim(rt.root, run.id, sel, symbols):
+            caps = rt.capabilities()
+            plan = plan_fill(
+                sel, _to_fetch(before, recheck), vendor, caps[vendor], rt.clock(), others=caps
+            )
+            record_states(
+                rt.lake, sel, plan.unfillable, vendor=vendor, task_id=run.id, now=rt.clock()
+            )
+            run.record.total_count = len(symbols)
+            run.note(f"{plan.requests} requests planned for {plan.slots} slots")
+            units = [
+                Unit(c.symbols, c.start, c.end, label=f"fill:{sel.dataset}:{sel.freq}")
+                for c in plan.calls
+            ]
+            with run.stop_signals(asyncio.get_running_loop()):
+                result = await run_units(
+                    rt,
+                    run,
+                    sel.dataset,
+                    units,
+                    _fetcher(rt, vendor, sel),
+                    concurrency=caps[vendor].rate.in_flight or 2,
+                    on_committed=lambda batch: _record_outcomes(rt, vendor, sel, run.id, batch),
+                    flush_rows=FILL_FLUSH_ROWS,
+                    flush_seconds=FILL_FLUSH_SECONDS,
                 )
-                record_states(
-                    rt.lake, sel, plan.unfillable, vendor=vendor, task_id=run.id, now=rt.clock()
-                )
-                run.record.total_count = len(symbols)
-                run.note(f"{plan.requests} requests planned for {plan.slots} slots")
-                units = [
-                    Unit(c.symbols, c.start, c.end, label=f"fill:{sel.dataset}:{sel.freq}")
-                    for c in plan.calls
-                ]
-                with run.stop_signals(asyncio.get_running_loop()):
-                    result = await run_units(
-                        rt,
-                        run,
-                        sel.dataset,
-                        units,
-                        _fetcher(rt, vendor, sel),
-                        concurrency=caps[vendor].rate.in_flight or 2,
-                        on_committed=lambda batch: _record_outcomes(rt, vendor, sel, run.id, batch),
-                        flush_rows=FILL_FLUSH_ROWS,
-                        flush_seconds=FILL_FLUSH_SECONDS,
-                    )
-            after = detect(rt.root, sel, rt.clock())
-            _summarise(run.record, plan, before, after, result.requests, caps[vendor], rt, vendor)
-    finally:
-        await rt.aclose()
-    return record
+        after = detect(rt.root, sel, rt.clock())
+        _summarise(run.record, plan, before, after, result.requests, caps[vendor], rt, vendor)
 
 
 def _fetcher(rt: Runtime, vendor: str, sel: Selection) -> Fetch:

@@ -23,6 +23,7 @@ from etl.dataroot import DataRoot
 from etl.errors import BadInputError
 from etl.lake.fsutil import atomic_write_bytes
 from etl.lake.locks import FileLock, file_lock, try_lock
+from etl.tasks.items import ItemCounts
 
 __all__ = ["STATUSES", "TaskRecord", "TaskStore"]
 
@@ -65,13 +66,46 @@ class TaskRecord:
     pid: int | None = None
     message: str | None = None  # the latest progress line, for live views
     result: dict[str, Any] = field(default_factory=dict)  # kind-specific summary
+    items: dict[str, Any] = field(default_factory=dict)  # ItemCounts.as_dict(): by category
+    requests: int = 0  # vendor requests sent, over every run of the task
 
     def public(self) -> dict[str, Any]:
-        """The document of CONTRACT.md ("tasks show ID --json"), plus ``result``."""
+        """The document of CONTRACT.md ("tasks show ID --json"), plus ``items`` (the count
+        by category, see :mod:`etl.tasks.items`), ``requests`` and ``result``."""
         doc = {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        if self.items:
+            doc["items"] = self.items
+        doc["requests"] = self.requests
         if self.result:
             doc["result"] = self.result
         return doc
+
+    def counts(self) -> ItemCounts | None:
+        return ItemCounts.from_dict(self.items)
+
+    def exit_code(self) -> int:
+        """CONTRACT.md's code: 130 stopped (resumable), 1 failed or an item left for a reason
+        the user can act on, else 0."""
+        if self.status in ("interrupted", "cancelled"):
+            return 130
+        if self.status == "failed" or self.error_count:
+            return 1
+        counts = self.counts()
+        return 1 if counts is not None and counts.needs_attention else 0
+
+    def summary(self) -> str:
+        """The one line a command prints: what was asked, how far it got, item by item."""
+        what = " ".join(str(x) for x in (self.params.get("dataset"), self.params.get("freq")) if x)
+        vendor = self.params.get("vendor")
+        head = f"task {self.id} {self.kind}" + (f" {what}" if what else "")
+        head += f" ({vendor})" if vendor else ""
+        counts = self.counts()
+        # A record written before items were counted says what it has.
+        body = f"{self.success_count}/{self.total_count} ok" if counts is None else counts.text()
+        tail = f"{self.rows_written:,} rows written, {self.requests:,} requests"
+        if self.error_count:
+            tail += f", {self.error_count} errors"
+        return f"{head}: {self.status}, {body}; {tail}"
 
     def add_error(
         self, symbol: str | None, start: str | None, end: str | None, reason: str

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
 
 from etl.errors import BadInputError
 from etl.normalize import validate
@@ -16,15 +15,41 @@ from etl.tasks.runtime import Runtime
 __all__ = ["sync_calendar", "sync_instruments"]
 
 
-async def sync_instruments(rt: Runtime, vendor: str, market: str | None) -> TaskRecord:
+def _caps(rt: Runtime, vendor: str) -> None:
     caps = rt.capabilities()
     if vendor not in caps:
         raise BadInputError(f"unknown vendor {vendor!r}: use one of {', '.join(caps)}")
+
+
+def check_instruments(rt: Runtime, vendor: str, market: str | None) -> list[str]:
+    _caps(rt, vendor)
+    caps = rt.capabilities()
     cap = caps[vendor].require("instruments", market, others=caps)
-    markets = [market] if market else sorted(cap.exchanges)
-    params: dict[str, Any] = {"vendor": vendor, "market": market}
-    rt.check_configured(vendor)  # exit 3 before a task record exists
-    record = rt.store.create("instruments-sync", params, now=rt.clock())
+    return [market] if market else sorted(cap.exchanges)
+
+
+def check_calendar(rt: Runtime, vendor: str, market: str) -> None:
+    _caps(rt, vendor)
+    caps = rt.capabilities()
+    caps[vendor].require("calendar", market, others=caps)
+
+
+async def sync_instruments(rt: Runtime, vendor: str, market: str | None) -> TaskRecord:
+    from etl.tasks import engine
+
+    return await engine.start(rt, engine.TaskSpec.instruments(vendor, market))
+
+
+async def sync_calendar(
+    rt: Runtime, vendor: str, market: str, start: dt.date, end: dt.date
+) -> TaskRecord:
+    from etl.tasks import engine
+
+    return await engine.start(rt, engine.TaskSpec.calendar(vendor, market, start, end))
+
+
+async def run_instruments(rt: Runtime, record: TaskRecord, vendor: str, market: str | None) -> None:
+    markets = check_instruments(rt, vendor, market)
     adapter = rt.adapter(vendor)
 
     async def fetch(unit: Unit) -> Fetched:
@@ -33,33 +58,17 @@ async def sync_instruments(rt: Runtime, vendor: str, market: str | None) -> Task
         return Fetched(checked.frame, checked.issues, requests=1)
 
     units = [Unit((), None, None, label=m) for m in markets]
-    try:
-        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
-            run.record.total_count = len(markets)
-            with run.stop_signals(asyncio.get_running_loop()):
-                result = await run_units(rt, run, "instruments", units, fetch, concurrency=1)
-            run.record.success_count = len(markets) - (1 if run.record.error_count else 0)
-            run.record.result = {"markets": markets, "requests": result.requests}
-    finally:
-        await rt.aclose()
-    return record
+    with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
+        run.record.total_count = len(markets)
+        with run.stop_signals(asyncio.get_running_loop()):
+            result = await run_units(rt, run, "instruments", units, fetch, concurrency=1)
+        run.record.success_count = len(markets) - (1 if run.record.error_count else 0)
+        run.record.result = {"markets": markets, "requests": result.requests}
 
 
-async def sync_calendar(
-    rt: Runtime, vendor: str, market: str, start: dt.date, end: dt.date
-) -> TaskRecord:
-    caps = rt.capabilities()
-    if vendor not in caps:
-        raise BadInputError(f"unknown vendor {vendor!r}: use one of {', '.join(caps)}")
-    caps[vendor].require("calendar", market, others=caps)
-    params = {
-        "vendor": vendor,
-        "market": market,
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-    }
-    rt.check_configured(vendor)
-    record = rt.store.create("calendar-sync", params, now=rt.clock())
+async def run_calendar(
+    rt: Runtime, record: TaskRecord, vendor: str, market: str, start: dt.date, end: dt.date
+) -> None:
     adapter = rt.adapter(vendor)
 
     async def fetch(unit: Unit) -> Fetched:
@@ -73,13 +82,9 @@ async def sync_calendar(
         last = min(end, dt.date(cur.year, 12, 31))
         units.append(Unit((), cur, last, label=f"calendar:{market}"))
         cur = last + dt.timedelta(days=1)
-    try:
-        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
-            run.record.total_count = 1
-            with run.stop_signals(asyncio.get_running_loop()):
-                result = await run_units(rt, run, "calendar", units, fetch, concurrency=1)
-            run.record.success_count = 0 if run.record.error_count else 1
-            run.record.result = {"requests": result.requests}
-    finally:
-        await rt.aclose()
-    return record
+    with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
+        run.record.total_count = 1
+        with run.stop_signals(asyncio.get_running_loop()):
+            result = await run_units(rt, run, "calendar", units, fetch, concurrency=1)
+        run.record.success_count = 0 if run.record.error_count else 1
+        run.record.result = {"requests": result.requests}

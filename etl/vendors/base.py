@@ -205,6 +205,9 @@ class VendorContext:
     now: Clock
     state_dir: object | None = None  # the governor's folder (DataRoot.governor): shared limits
     instruments: InstrumentMap = field(default_factory=InstrumentMap)
+    # Told (method, path) just before each request is sent: a task counts what it sent, even
+    # if it is killed before the answer arrives.
+    on_request: Callable[[str, str], None] | None = None
 
 
 class VendorAdapter(ABC):

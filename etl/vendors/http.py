@@ -102,8 +102,10 @@ class VendorHttp:
         max_connections: int = 8,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        on_request: Callable[[str, str], None] | None = None,
     ) -> None:
         self.vendor = vendor
+        self.on_request = on_request
         self.base_url = base_url
         self.governor = governor
         self.retry = retry or RetryPolicy()
@@ -161,6 +163,7 @@ class VendorHttp:
             limits,
             state_dir=Path(str(state)) if state is not None else None,
         )
+        kwargs.setdefault("on_request", context.on_request)
         return cls.from_settings(
             context.settings, public_url=public_url, governor=governor, **kwargs
         )
@@ -270,6 +273,8 @@ class VendorHttp:
         self.requests += 1
         if tally is not None:
             tally.requests += 1
+        if self.on_request is not None:
+            self.on_request(request.method, request.url.path)
         try:
             return await client.send(request)
         except httpx.TimeoutException as exc:

@@ -1,0 +1,122 @@
+"""What a task says about its items: how many are done, partly done, failed, unavailable or
+not reached, and why. The summary line, ``--json`` and the exit code all read this one count.
+
+An *item* is what a task is asked for one by one: a symbol (klines, statements), a market
+(instruments sync), a calendar, a snapshot. Every item ends in exactly one category:
+
+- ``done``: everything it needed is stored, or the vendor answered that there is nothing
+  (a suspension), or is not complete yet and will be fetched by a later run;
+- ``partly_done``: some of it is stored, and some is not (a failure, a stop, beyond the
+  vendor's depth), with the reason;
+- ``failed``: nothing of it could be stored because the vendor (or validation) refused;
+- ``unavailable``: the vendor answered, and it has none of it (beyond its depth, not served,
+  confirmed empty), with the reason;
+- ``not_reached``: the task stopped (Ctrl-C, cancel, a fatal error) before asking for it.
+
+Why the exit code is 1 for some reasons and 0 for others: "not complete yet" and "confirmed
+empty" ask nothing of the user (wait, or nothing exists); every other reason does (a failure
+to look at, another vendor to try, instruments to sync).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "CATEGORIES",
+    "CONFIRMED_EMPTY",
+    "NOT_COMPLETE",
+    "NOT_REACHED",
+    "ItemCounts",
+    "actionable",
+]
+
+CATEGORIES: Final = ("done", "partly_done", "failed", "unavailable", "not_reached")
+NOT_COMPLETE: Final = "not complete yet"
+CONFIRMED_EMPTY: Final = "confirmed empty"
+NOT_REACHED: Final = "not reached"
+BEYOND_DEPTH: Final = "beyond depth"
+NOT_SERVED: Final = "not served"
+FAILED: Final = "failed"
+STOPPED: Final = "stopped"
+# Reasons that ask nothing of the user: the task did all it could.
+_PASSIVE: Final = frozenset({NOT_COMPLETE, CONFIRMED_EMPTY})
+
+
+def actionable(reason: str) -> bool:
+    """Whether an item left for ``reason`` is something the user can act on (exit 1)."""
+    return reason not in _PASSIVE
+
+
+@dataclass
+class ItemCounts:
+    """The count of a task's items by category, and the reasons behind each category."""
+
+    noun: str = "symbols"
+    total: int = 0
+    done: int = 0
+    partly_done: int = 0
+    failed: int = 0
+    unavailable: int = 0
+    not_reached: int = 0
+    why: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> reason -> n
+
+    def add(self, category: str, reason: str | None = None, n: int = 1) -> None:
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown item category {category!r}")
+        setattr(self, category, getattr(self, category) + n)
+        if reason:
+            per = self.why.setdefault(category, {})
+            per[reason] = per.get(reason, 0) + n
+
+    @property
+    def reached(self) -> int:
+        return self.total - self.not_reached
+
+    @property
+    def needs_attention(self) -> bool:
+        """Some item failed, or was left for a reason the user can act on."""
+        if self.failed:
+            return True
+        return any(
+            actionable(reason)
+            for category in ("partly_done", "unavailable")
+            for reason in self.why.get(category, {})
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "noun": self.noun,
+            "total": self.total,
+            **{c: getattr(self, c) for c in CATEGORIES},
+            "why": {c: dict(sorted(r.items())) for c, r in self.why.items() if r},
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> ItemCounts | None:
+        if not doc:
+            return None
+        out = cls(noun=str(doc.get("noun") or "items"), total=int(doc.get("total") or 0))
+        for c in CATEGORIES:
+            setattr(out, c, int(doc.get(c) or 0))
+        why = doc.get("why") or {}
+        out.why = {str(c): {str(k): int(v) for k, v in r.items()} for c, r in why.items()}
+        return out
+
+    def text(self) -> str:
+        """``257 symbols: 4 done, 253 not reached`` (reasons in parentheses)."""
+        parts = []
+        for category in CATEGORIES:
+            n = getattr(self, category)
+            if not n and not (category == "done" and self.total == 0):
+                continue
+            label = category.replace("_", " ")
+            reasons = self.why.get(category, {})
+            detail = ""
+            if reasons and not (category == "not_reached" and list(reasons) == [NOT_REACHED]):
+                ranked = Counter(reasons).most_common()
+                detail = " (" + ", ".join(f"{r} {k}" for r, k in ranked) + ")"
+            parts.append(f"{n} {label}{detail}")
+        return f"{self.total} {self.noun}: " + ", ".join(parts)
