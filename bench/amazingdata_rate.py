@@ -29,7 +29,7 @@ from etl.tasks.runtime import Runtime
 
 NOW = dt.datetime(2024, 6, 28, 12, 0, tzinfo=dt.UTC)
 END = dt.date(2024, 6, 28)
-LIMIT = 5.0  # requests per sliding second per user (amazingdata.md "Limits")
+LIMIT = 5.0  # requests per sliding second per user (docs/vendors/amazingdata.md "Limits")
 SH = tuple(c for c in codes_of("EXTRA_STOCK_A", NOW, 0) if c.endswith(".SH"))
 CASES = [
     # label, symbols, freq, first day (every case ends on END)

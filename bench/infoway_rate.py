@@ -25,7 +25,7 @@ from etl.vendors.infoway import InfowayAdapter
 
 NOW = dt.datetime(2024, 6, 28, 12, 0, tzinfo=dt.UTC)
 END = dt.date(2024, 6, 27)
-LIMIT = 10.0  # Premium: apiNumPerSec (infoway.md "Limits")
+LIMIT = 10.0  # Premium: apiNumPerSec (docs/vendors/infoway.md "Limits")
 MIX = ["600519.SH", "000001.SZ", "00700.HK", "AAPL.US", "MSFT.US", "BTCUSDT.CC", "EURUSD.FX",
        "XAUUSD.INFOWAY"]  # fmt: skip
 CASES = [

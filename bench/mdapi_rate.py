@@ -27,7 +27,8 @@ from etl.vendors.base import InstrumentMap, VendorContext
 from etl.vendors.mdapi import MdapiAdapter
 
 NOW = dt.datetime(2024, 6, 28, 12, 0, tzinfo=dt.UTC)
-LIMIT = 5.0  # redis.php requests per sliding second per product code (mdapi.md "Limits")
+# redis.php requests per sliding second per product code (docs/vendors/mdapi.md "Limits")
+LIMIT = 5.0
 CODES = [p.code for p in PRODUCTS][:50]  # crypto, forex, futures; hf_OIL needs the code map
 CASES = [
     # label, products, windows fetched per product

@@ -21,7 +21,7 @@ from etl.vendors.base import InstrumentMap, VendorContext
 from etl.vendors.stocktv import StockTVAdapter
 
 NOW = dt.datetime(2024, 6, 28, 12, 0, tzinfo=dt.UTC)
-LIMIT = 5.0  # the emulator's requests per sliding second per key (stocktv.md "Limits")
+LIMIT = 5.0  # the emulator's requests per sliding second per key (docs/vendors/stocktv.md "Limits")
 CASES = [
     # label, symbols, freq, first day; every case ends 2024-06-27
     ("1 symbol, 1m over 180 days: sequential backwards pages", ["RELIANCE.IN"], "1m",

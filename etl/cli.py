@@ -1,4 +1,4 @@
-"""The command line (CONTRACT.md "Commands"): a thin edge over the task functions."""
+"""The command line (docs/contract.md "Commands"): a thin edge over the task functions."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Settings, resolved once at the edge (CLI, scheduler) and passed down as values.
 
-Precedence (CONTRACT.md): command-line option > environment variable > ``etl.toml`` >
+Precedence (docs/contract.md): command-line option > environment variable > ``etl.toml`` >
 built-in default. Nothing below the edge reads ``os.environ``.
 """
 

@@ -1,6 +1,6 @@
 """Every error the warehouse raises on purpose, and the exit code each one maps to.
 
-The tree (the CLI maps the first four branches to CONTRACT.md's exit codes)::
+The tree (the CLI maps the first four branches to docs/contract.md's exit codes)::
 
     EtlError
     ├── BadInputError              exit 2: the user's request is wrong; nothing ran
@@ -137,7 +137,7 @@ class TaskConflict(EtlError):
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The CLI's exit code for ``exc``: CONTRACT.md's table, 1 for anything unexpected."""
+    """The CLI's exit code for ``exc``: docs/contract.md's table, 1 for anything unexpected."""
     if isinstance(exc, KeyboardInterrupt):
         return 130
     if isinstance(exc, EtlError):

@@ -1,4 +1,4 @@
-"""Canonical names: symbols, markets, frequencies, datasets and dates (CONTRACT.md "Names").
+"""Canonical names: symbols, markets, frequencies, datasets and dates (docs/contract.md "Names").
 
 Everything the user types passes through here before any request or write. A symbol that
 passes :func:`parse_symbol` contains only ``[A-Z0-9_.-]``, so it is safe as a Parquet value
@@ -36,7 +36,7 @@ INTRADAY_FREQS: Final = ("1m", "5m", "15m", "30m", "1h")
 MARKETS: Final = (
     "SH", "SZ", "BJ", "HK", "US", "IN", "JP", "CFE", "SHF", "DCE", "CZC", "INE", "CC", "FX",
 )  # fmt: skip
-# Products that only one vendor has are named <CODE>.<VENDOR> (CONTRACT.md).
+# Products that only one vendor has are named <CODE>.<VENDOR> (docs/contract.md).
 VENDOR_SUFFIXES: Final = ("INFOWAY", "STOCKTV", "MDAPI", "AMAZINGDATA", "SIM")
 DATASETS: Final = (
     "instruments", "calendar", "klines", "balance_sheet", "income", "cash_flow",

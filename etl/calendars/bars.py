@@ -1,6 +1,6 @@
 """The bars a calendar says should exist: the grid both the `sim` vendor and detect-missing use.
 
-Rules (vendors/README.md): intraday bars are aligned to each segment's open and cover
+Rules (docs/vendors/README.md): intraday bars are aligned to each segment's open and cover
 regular sessions only, the last one of a segment possibly shorter; 1d, 1w and 1M bars sit at
 00:00 exchange-local of their first trading day, which is also their ``trade_date``.
 """

@@ -1,6 +1,6 @@
 """Per-market facts: time zone, calendar source and regular session hours.
 
-One entry per market of CONTRACT.md, named by its canonical code (the exchange_calendars
+One entry per market of docs/contract.md, named by its canonical code (the exchange_calendars
 way: domain facts as named constants, each with where it comes from).
 """
 
@@ -77,7 +77,7 @@ MARKET_SPECS: Final[dict[str, MarketSpec]] = {
     "INE": MarketSpec(
         "INE", "Asia/Shanghai", days="xcal:XSHG", segments=_CN_COMMODITY_DAY, intraday_judged=False
     ),
-    # vendors/README.md (convention): crypto every day, forex Monday to Friday, each day
+    # docs/vendors/README.md (convention): crypto every day, forex Monday to Friday, each day
     # 00:00-24:00 Asia/Shanghai.
     "CC": MarketSpec("CC", "Asia/Shanghai", days="daily", segments=_WHOLE_DAY),
     "FX": MarketSpec("FX", "Asia/Shanghai", days="weekdays", segments=_WHOLE_DAY),
@@ -88,7 +88,7 @@ assert set(MARKET_SPECS) == set(MARKETS)
 CFE_TREASURY_VARIETIES: Final = frozenset({"T", "TF", "TS", "TL"})
 CFE_TREASURY_SEGMENTS: Final = ((_t("09:30"), _t("11:30")), (_t("13:00"), _t("15:15")))
 
-# Zones for symbols outside the calendar markets (vendors/README.md, convention).
+# Zones for symbols outside the calendar markets (docs/vendors/README.md, convention).
 _VENDOR_ZONE: Final = "Asia/Shanghai"
 
 

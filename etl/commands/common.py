@@ -1,6 +1,6 @@
 """Shared pieces of every command: options, settings, output, and errors -> exit codes.
 
-Each command takes ``--data-dir``, ``--json`` and ``--config`` (CONTRACT.md). With ``--json``
+Each command takes ``--data-dir``, ``--json`` and ``--config`` (docs/contract.md). With ``--json``
 stdout carries exactly one JSON document; logs and progress go to stderr.
 """
 
@@ -118,7 +118,7 @@ class Output:
 def runtime(
     data_dir: Path | None, config: Path | None, as_json: bool, *, progress: bool = True
 ) -> Iterator[tuple[Runtime, Output]]:
-    """Settings -> Runtime for one command; EtlErrors become CONTRACT.md's exit codes."""
+    """Settings -> Runtime for one command; EtlErrors become docs/contract.md's exit codes."""
     out = Output(as_json)
     try:
         settings = load_settings(data_dir=data_dir, config=config)

@@ -61,7 +61,8 @@ def emulate(
             "--faults",
             help="Faults to inject: a comma list of NAME\\[:VARIANT]\\[@WHEN], e.g. "
             "rate_limit_burst@3-5,bad_prices:nan@p0.1. WHEN is N, N-M, N+ or pX and counts "
-            "the requests each fault applies to; none = every one. Names: vendors/README.md.",
+            "the requests each fault applies to; none = every one. An unknown name is refused "
+            "with the list of known ones; what each does: docs/vendors/README.md.",
         ),
     ] = "",
     now: Annotated[

@@ -2,7 +2,7 @@
 
 Thin, like every command: parse options, load and check the job files
 (:mod:`etl.scheduler`), call it, print. ``jobs run`` is what cron calls, so it prints exactly
-one summary line on stderr and exits with CONTRACT.md's codes.
+one summary line on stderr and exits with docs/contract.md's codes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Vendor emulators: each vendor's HTTP API served on 127.0.0.1 from etl.synthetic data.
 
-An emulator speaks its vendor's protocol as ``/work/shared/vendors/<vendor>.md`` fixes it
+An emulator speaks its vendor's protocol as ``docs/vendors/<vendor>.md`` fixes it
 (envelope, field names and wire types, row order, per-call limits, auth, error answers),
 enforces the documented rate limits with the vendor's own over-limit answer, and injects the
-faults of vendors/README.md by name (``--faults SPEC``). Adapters and tests talk to it over
+faults of docs/vendors/README.md by name (``--faults SPEC``). Adapters and tests talk to it over
 real HTTP, exactly as they would to the vendor.
 
 Modules: ``faults`` (SPEC grammar, which fault is on), ``limits`` (sliding windows,

@@ -1,11 +1,11 @@
-"""The AmazingData platform (``/api/v1``) as vendors/amazingdata.md specifies it.
+"""The AmazingData platform (``/api/v1``) as docs/vendors/amazingdata.md specifies it.
 
 Auth is a login that issues opaque bearer tokens (``token_ttl`` seconds, real time); every
 other call needs one. Limits are per user: 2 in flight and 5 requests in any sliding second,
 the login not counted; a request over either gets 429 at once and does not take a place in
 the window (our choice where the spec is silent, as Infoway and StockTV document it).
 
-Conventions of this emulator where amazingdata.md leaves a detail open:
+Conventions of this emulator where docs/vendors/amazingdata.md leaves a detail open:
 
 - an unknown path answers 404 ``Not Found`` in the envelope (the ``代码不存在`` message needs
   a code), a known path with another method 405;

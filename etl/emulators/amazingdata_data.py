@@ -1,7 +1,7 @@
 """AmazingData's answers as data: what each endpoint's ``data`` holds, from etl.synthetic.
 
 Pure functions of (now, seed, parameters), kept apart from the HTTP side in amazingdata.py.
-Wire types follow vendors/amazingdata.md to the letter: ``trade_date`` strings (``YYYY-MM-DD``,
+Wire types follow docs/vendors/amazingdata.md to the letter: ``trade_date`` strings (``YYYY-MM-DD``,
 or ``YYYY-MM-DD HH:MM:SS`` Asia/Shanghai bar start for minute periods), ``volume`` and
 ``open_interest`` ints, ``settle`` null on minute bars, statement identity columns as strings
 with ``YYYYMMDD`` dates and upper-case item names.
@@ -55,7 +55,8 @@ CALENDAR_MARKETS: Final = api.CALENDAR_MARKETS
 FINANCE_DATASETS: Final = {
     path.rsplit("/", 1)[1]: dataset for dataset, path in api.FINANCE_PATHS.items()
 }
-# Capabilities (amazingdata.md): A-share data from 2013, CFFEX from its first day (2010-04).
+# Capabilities (docs/vendors/amazingdata.md): A shares from 2013, CFFEX from its first day
+# (2010-04).
 STOCK_SINCE: Final = dt.date(2013, 1, 1)
 CFE_SINCE: Final = dt.date(2010, 4, 16)
 _A_MARKETS: Final = ("SH", "SZ", "BJ")

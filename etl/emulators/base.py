@@ -43,7 +43,7 @@ CONTROL_PREFIX = "/_emulator/"
 
 @dataclass(frozen=True)
 class EmulatorOptions:
-    """Options common to every emulator (vendors/README.md "Emulator").
+    """Options common to every emulator (docs/vendors/README.md "Emulator").
 
     ``api_key`` / ``username`` / ``password``: when set, the only credentials accepted;
     None = any non-empty one. ``latency`` delays every admitted answer (holding its

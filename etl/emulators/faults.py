@@ -1,4 +1,4 @@
-"""The fault grammar of every emulator (vendors/README.md "Faults"), and which fault is on.
+"""The fault grammar of every emulator (docs/vendors/README.md "Faults"), and which fault is on.
 
 ``--faults SPEC`` is a comma list of ``NAME[:VARIANT][@WHEN]``. WHEN counts, for each entry
 of SPEC separately, the requests that entry *applies to* (a bar fault counts kline answers

@@ -1,4 +1,4 @@
-"""Infoway's REST API (``data.infoway.io``) as vendors/infoway.md specifies it.
+"""Infoway's REST API (``data.infoway.io``) as docs/vendors/infoway.md specifies it.
 
 Auth is the ``apiKey`` header on every call: missing or refused → 401 ``Token invalid``. Limits
 are per key, by plan (option ``plan``: Free, Basic, Premium (default) or Pro): a request that

@@ -2,7 +2,7 @@
 etl.synthetic. Pure functions of (now, seed, parameters), kept apart from the HTTP side in
 infoway.py.
 
-Wire types follow vendors/infoway.md to the letter: every kline value a string, ``t`` epoch
+Wire types follow docs/vendors/infoway.md to the letter: every kline value a string, ``t`` epoch
 seconds of the bar open, prices with at least three decimals (``"98.150"``), ``respList``
 newest first with the still-forming bar at its head while a session runs.
 
@@ -315,7 +315,7 @@ def page(
 
 def _decimal(value: float | None, places: int, none: str) -> str:
     """A decimal string with at least ``places`` decimals (``"98.150"``); negatives are the
-    bad-price form ``"-1.000"`` and NaN ``"NaN"`` (vendors/infoway.md "Faults")."""
+    bad-price form ``"-1.000"`` and NaN ``"NaN"`` (docs/vendors/infoway.md "Faults")."""
     if value is None:
         return none
     if math.isnan(value):

@@ -1,4 +1,4 @@
-"""mdapi (脉动数据) as vendors/mdapi.md specifies it: four GET endpoints on plain HTTP.
+"""mdapi (脉动数据) as docs/vendors/mdapi.md specifies it: four GET endpoints on plain HTTP.
 
 No credentials: the vendor allow-lists IPs, and this emulator allows every client unless the
 switch ``ip_refused`` is on (then every endpoint answers 403 ``IP未授权``; ``auth_expired`` does
@@ -13,7 +13,7 @@ its arrival; every request in the ban gets the same answer, is counted as a viol
 does not extend it. ``rate_limit_burst`` answers the same and starts the same ban.
 
 Errors are HTTP 200 envelopes with the vendor's messages verbatim. Conventions of this emulator
-where mdapi.md leaves a detail open:
+where docs/vendors/mdapi.md leaves a detail open:
 
 - an unknown path answers HTTP 404 with a web server's page, another method on a known path 405;
 - ``getSymbolList.php``: ``page`` / ``pageSize`` that are not whole numbers ≥ 1 are a 400; an

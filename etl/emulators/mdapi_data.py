@@ -2,7 +2,7 @@
 quote bodies, from etl.synthetic. Pure functions of (now, seed, parameters), kept apart from the
 HTTP side in mdapi.py.
 
-Wire types follow vendors/mdapi.md: a bar row is ``[epoch ms, open, high, low, close,
+Wire types follow docs/vendors/mdapi.md: a bar row is ``[epoch ms, open, high, low, close,
 "YYYY-mm-dd HH:MM:SS" (UTC+8), volume]``, FX volume ``0``; rows are the latest ``rows`` bars,
 newest first, and the newest is the bar still forming at ``now`` when one is (the spec allows
 it: the final bar's open, the price at ``now`` as close, high and low enclosing both).

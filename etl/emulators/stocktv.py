@@ -1,4 +1,4 @@
-"""StockTV's REST API (stocktv.top) as vendors/stocktv.md specifies it.
+"""StockTV's REST API (stocktv.top) as docs/vendors/stocktv.md specifies it.
 
 Every answer is HTTP 200 with the envelope ``{"code","message","data"}``, errors included
 (``参数错误`` 400, ``key无效`` 401, ``数据不存在`` 404, ``请求过于频繁`` 429); only the
@@ -7,7 +7,7 @@ non-empty key, or only ``ETL_STOCKTV_API_KEY`` when the CLI edge passes one in. 
 requests in any sliding second per key; a refused request does not count and there is no
 ban. The data lives in :mod:`etl.emulators.stocktv_data`.
 
-Conventions of this emulator where stocktv.md leaves a detail open:
+Conventions of this emulator where docs/vendors/stocktv.md leaves a detail open:
 
 - an unknown path answers HTTP 404 with the envelope ``{"code":404,"message":"Not Found"}``;
 - ``/stock/stocks`` for another country than 14, 5 or 2 is an empty page, as is
@@ -43,7 +43,7 @@ MSG_BAD_KEY: Final = "key无效"
 MSG_NO_DATA: Final = "数据不存在"
 MSG_TOO_MANY: Final = "请求过于频繁"
 _INT: Final = re.compile(r"-?\d{1,18}")
-DRIFT_EXTRA: Final = ("amount", 0)  # schema_drift:extra, stocktv.md
+DRIFT_EXTRA: Final = ("amount", 0)  # schema_drift:extra, docs/vendors/stocktv.md
 DRIFT_RENAME: Final = ("time", "timestamp")  # schema_drift:rename
 
 

@@ -1,10 +1,10 @@
 """StockTV's answers as data: what each endpoint's ``data`` holds, from etl.synthetic.
 
 Pure functions of (now, seed, parameters), kept apart from the HTTP side in stocktv.py.
-Wire types follow vendors/stocktv.md: pids and ids are ints, bar ``time`` epoch ms, record
+Wire types follow docs/vendors/stocktv.md: pids and ids are ints, bar ``time`` epoch ms, record
 ``time`` epoch seconds, prices JSON numbers, ``vo`` 0 where there is no turnover.
 
-Conventions of this emulator where stocktv.md leaves a detail open:
+Conventions of this emulator where docs/vendors/stocktv.md leaves a detail open:
 
 - the stocks are the synthetic universe's IN, US and JP stocks; a canonical code that lost
   characters is sent in its vendor form (``M_M`` → ``M&M``, ``BRK_B`` → ``BRK.B``);
@@ -42,7 +42,7 @@ __all__ = [
     "stock_records",
 ]
 
-# interval -> canonical frequency (vendors/README.md "Frequencies").
+# interval -> canonical frequency (docs/vendors/README.md "Frequencies").
 INTERVALS: Final = {
     "PT1M": "1m", "PT5M": "5m", "PT15M": "15m", "PT30M": "30m", "PT1H": "1h",
     "P1D": "1d", "P1W": "1w", "P1M": "1M",

@@ -158,7 +158,7 @@ def validate_klines(
     end: dt.date,
     now: dt.datetime,
 ) -> Validated:
-    """Kline checks on top of :func:`validate` (vendors/README.md "Rules for every vendor")."""
+    """Kline checks on top of :func:`validate` (docs/vendors/README.md "Rows")."""
     schema = schemas.get("klines")
     frame = conform("klines", rows)
     issues: list[Issue] = []

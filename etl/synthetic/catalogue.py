@@ -116,7 +116,7 @@ INDICES: Final = (
     Named("399006.SZ", "创业板指", "2010-06-01", 2100.0),
 )
 
-# Overseas stocks: market -> rows. Canonical codes follow CONTRACT.md (BRK.B -> BRK_B,
+# Overseas stocks: market -> rows. Canonical codes follow docs/contract.md (BRK.B -> BRK_B,
 # M&M -> M_M); HK codes are five digits, zero-padded.
 OVERSEAS: Final[dict[str, tuple[Named, ...]]] = {
     "HK": (

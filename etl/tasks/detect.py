@@ -58,7 +58,8 @@ class DetectReport:
         return {s: int(self.per_symbol[s].sum()) if self.per_symbol.height else 0 for s in STATES}
 
     def document(self, task_id: int | None, status: str) -> dict[str, Any]:
-        """The JSON of CONTRACT.md ("detect-missing --json"), plus states and unjudged."""
+        """The document of docs/contract.md "JSON documents" (``detect-missing --json``), plus
+        states and unjudged."""
         incomplete = self.symbols_in(TO_FETCH)
         daily: dict[str, dict[str, int]] = {}
         if self.daily.height:

@@ -70,7 +70,7 @@ class TaskRecord:
     requests: int = 0  # vendor requests sent, over every run of the task
 
     def public(self) -> dict[str, Any]:
-        """The document of CONTRACT.md ("tasks show ID --json"), plus ``items`` (the count
+        """The document of docs/contract.md "JSON documents" (``tasks show ID --json``), plus ``items`` (the count
         by category, see :mod:`etl.tasks.items`), ``requests`` and ``result``."""
         doc = {name: getattr(self, name) for name in PUBLIC_FIELDS}
         if self.items:

@@ -1,4 +1,4 @@
-"""The outer face of CONTRACT.md, driven as users and cron drive it: real `etl` processes."""
+"""The outer face of docs/contract.md, driven as users and cron drive it: real `etl` processes."""
 
 from __future__ import annotations
 

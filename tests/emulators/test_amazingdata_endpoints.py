@@ -1,4 +1,4 @@
-"""Every AmazingData endpoint against literal answers (vendors/amazingdata.md).
+"""Every AmazingData endpoint against literal answers (docs/vendors/amazingdata.md).
 
 The literal values were read off the emulator once at NOW (2024-06-28T12:00Z, seed 0),
 checked by hand against the spec (field names, wire types, order, OHLC consistency) and

@@ -1,4 +1,4 @@
-"""Each fault's wire effect on the AmazingData emulator (amazingdata.md "Faults")."""
+"""Each fault's wire effect on the AmazingData emulator (docs/vendors/amazingdata.md "Faults")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Infoway emulator on the wire (vendors/infoway.md): both kline forms, paging and the
+"""The Infoway emulator on the wire (docs/vendors/infoway.md): both kline forms, paging and the
 forming bar, the basic endpoints, auth, business errors verbatim, and limits counted as
 violations."""
 

@@ -1,4 +1,4 @@
-"""Each fault's Infoway wire form (vendors/infoway.md "Faults the emulator must inject")."""
+"""Each fault's Infoway wire form (docs/vendors/infoway.md "Faults")."""
 
 from __future__ import annotations
 

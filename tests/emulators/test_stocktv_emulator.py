@@ -1,5 +1,5 @@
 """The StockTV emulator over real HTTP: endpoints, envelope and errors verbatim, auth, the
-5/s limit counted as violations, and each fault's wire form (vendors/stocktv.md)."""
+5/s limit counted as violations, and each fault's wire form (docs/vendors/stocktv.md)."""
 
 from __future__ import annotations
 

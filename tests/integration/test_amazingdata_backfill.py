@@ -1,5 +1,5 @@
-"""AmazingData end to end: every fault of vendors/README.md, in AmazingData's wire form, through
-a real backfill task against the emulator on 127.0.0.1. Each ends either with exactly the
+"""AmazingData end to end: every fault of docs/vendors/README.md, in AmazingData's wire form,
+through a real backfill task against the emulator on 127.0.0.1. Each ends either with exactly the
 emulator's data (klines: the synthetic generator behind it; statements: a fault-free run) or
 with a clear error and nothing stored for the bad part. The task functions run with a
 Runtime on a tmp data root, as the CLI would (tests/integration/test_amazingdata_cli.py

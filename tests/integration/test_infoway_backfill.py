@@ -1,6 +1,6 @@
 """Infoway end to end against its emulator on 127.0.0.1: the task layer (``backfill``,
 ``instruments sync``, ``calendar sync``) with a Runtime on a tmp data root, as the CLI would
-run it, and once the real CLI. Every fault of vendors/README.md ends either with exactly the
+run it, and once the real CLI. Every fault of docs/vendors/README.md ends either with exactly the
 emulator's data (the synthetic generator behind it) or with a clear error and nothing stored
 for the bad part; long minute ranges page through without a limit violation."""
 

@@ -1,5 +1,5 @@
 """mdapi end to end against its emulator on 127.0.0.1: ``instruments sync`` fills the code map,
-backfills go through it, and every fault of vendors/README.md ends either with exactly the
+backfills go through it, and every fault of docs/vendors/README.md ends either with exactly the
 emulator's data (the synthetic generator behind it) or with a clear error and nothing stored
 for the bad part. Ranges older than the latest-N window are reported unavailable, and a
 fill-missing plan marks them unfillable without asking. The task functions run with a Runtime

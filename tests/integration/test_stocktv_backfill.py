@@ -1,5 +1,5 @@
 """StockTV end to end against its emulator on 127.0.0.1: ``instruments sync`` fills the pid
-map, backfills go through it, and every fault of vendors/README.md ends either with exactly
+map, backfills go through it, and every fault of docs/vendors/README.md ends either with exactly
 the emulator's data (the synthetic generator behind it) or with a clear error and nothing
 stored for the bad part. The task functions run with a Runtime on a tmp data root, as the CLI
 would; one test drives the real CLI."""

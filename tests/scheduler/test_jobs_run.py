@@ -1,4 +1,4 @@
-"""``etl jobs run NAME``: what cron calls. One JSON document, one summary line, CONTRACT.md's
+"""``etl jobs run NAME``: what cron calls. One JSON document, one summary line, docs/contract.md's
 exit codes, tagged task records, vendor chains, trading days, never two runs of a job."""
 
 from __future__ import annotations

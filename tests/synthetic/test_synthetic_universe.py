@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 NOW = dt.datetime(2024, 6, 28, 8, 0, tzinfo=dt.UTC)
 
-# market -> pattern every instrument code of the market matches (CONTRACT.md "Names").
+# market -> pattern every instrument code of the market matches (docs/contract.md "Names").
 CODE_SHAPES = {
     "SH": r"^(60[013]\d{3}|688\d{3}|000\d{3}|51\d{4}|588\d{3})\.SH$",  # shares, indices, ETFs
     "SZ": r"^(000\d{3}|002\d{3}|300\d{3}|399\d{3}|159\d{3})\.SZ$",

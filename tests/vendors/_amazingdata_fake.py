@@ -1,5 +1,5 @@
-"""Payloads from vendors/amazingdata.md and the seed document, and a fake platform serving
-them through :class:`tests.vendors._stub.StubServer` (the real emulator lives in
+"""Payloads from docs/vendors/amazingdata.md and the platform's API document, and a fake
+platform serving them through :class:`tests.vendors._stub.StubServer` (the real emulator lives in
 etl/emulators/ and is exercised by integration tests)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.vendors._stub import Reply, Request
 
-USERNAME, PASSWORD = "admin", "admin123"  # the seed's login example
+USERNAME, PASSWORD = "admin", "admin123"  # the platform document's login example
 
 # --- payloads (the `data` of each answer) --------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The Infoway adapter against a scripted server answering with the vendor documents' own
-payloads (seeds/infoway-*.md, vendors/infoway.md).
+payloads (Infoway's guides, and the example in docs/vendors/infoway.md).
 
 Expected rows are literal: timestamps to the second, prices to the digit.
 """
@@ -30,13 +30,13 @@ PACKAGE = {"packageName": "Premium", "expireTime": 1818000000000, "apiNumPerSec"
            "maxWsConNum": 3, "maxNum": 500, "maxYearHisData": 5, "allWsNum": 1500}  # fmt: skip
 
 # Kline elements exactly as the vendor documents print them.
-SEED_HK = {"s": "00005.HK", "respList": [  # seeds/infoway-hk-stocks-guide.md 4.1
+SEED_HK = {"s": "00005.HK", "respList": [  # Infoway's HK stocks guide, 4.1
     {"t": "1752825540", "h": "98.250", "o": "98.200", "l": "98.150", "c": "98.150",
      "v": "44000", "vw": "4320240.000", "pc": "-0.05%", "pca": "-0.050"}]}  # fmt: skip
-SEED_SZ = {"s": "002594.SZ", "respList": [  # seeds/infoway-websocket-guide.md 实时K线解析
+SEED_SZ = {"s": "002594.SZ", "respList": [  # Infoway's WebSocket guide, 实时K线解析
     {"t": "1751958000", "h": "326.880", "o": "326.880", "l": "326.880", "c": "326.880",
      "v": "1410", "vw": "460900.80", "pc": "0.00%", "pca": "0.000"}]}  # fmt: skip
-SPEC_US = {"s": "AAPL.US", "respList": [  # vendors/infoway.md "Kline list"
+SPEC_US = {"s": "AAPL.US", "respList": [  # docs/vendors/infoway.md, "Endpoints"
     {"t": "1786737540", "o": "305.830", "h": "305.990", "l": "305.675", "c": "305.930",
      "v": "331559", "vw": "101402874.954", "pc": "0.03%", "pca": "0.090"}]}  # fmt: skip
 
@@ -159,7 +159,7 @@ def test_seed_payloads_become_canonical_rows(
 
 
 def test_day_bar_times_of_the_spec(fake: tuple[FakeInfoway, str]) -> None:
-    """vendors/infoway.md "Time": an SH 1d bar of 2024-01-02 is "1704124800", a US one
+    """docs/vendors/infoway.md "Time": an SH 1d bar of 2024-01-02 is "1704124800", a US one
     "1704171600" (00:00 local of the trade date)."""
     vendor, url = fake
     bar = {"o": "10.000", "h": "11.000", "l": "9.500", "c": "10.500", "v": "100", "vw": "1050.0"}

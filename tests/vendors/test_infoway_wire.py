@@ -1,5 +1,5 @@
 """Infoway's answers → payloads or error classes, in the SDK's parse order
-(vendors/infoway.md "Errors"), and vendor codes ↔ canonical symbols."""
+(docs/vendors/infoway.md "Errors"), and vendor codes ↔ canonical symbols."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""mdapi's wire mappings on the vendor document's own payloads (seeds/mdapi-market-api.md).
+"""mdapi's wire mappings on the vendor document's own payloads (mdapi's market API
+document).
 
 Expected rows are literal: timestamps to the second, prices to the digit.
 """

@@ -66,7 +66,7 @@ def test_redact_text_rules() -> None:
 
 
 def test_redact_text_keeps_vendor_messages() -> None:
-    # Chinese vendor messages are kept verbatim (vendors/README.md).
+    # Chinese vendor messages are kept verbatim (docs/vendors/README.md).
     for message in ("参数错误: codes", "代码不存在: 600000.SH", "Token无效或已过期"):
         assert redact_text(message, ["hunter2"]) == message
 

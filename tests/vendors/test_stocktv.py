@@ -46,7 +46,8 @@ def nse_daily(first: D, last: D) -> list[dict[str, Any]]:
 
 
 class FakeKline:
-    """``/stock/kline`` as stocktv.md fixes it: the latest 1000 bars in [startTime, endTime]."""
+    """``/stock/kline`` as docs/vendors/stocktv.md fixes it: the latest 1000 bars in
+    [startTime, endTime]."""
 
     def __init__(self, bars: dict[str, list[dict[str, Any]]]) -> None:
         self.bars = bars

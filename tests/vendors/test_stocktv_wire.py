@@ -1,9 +1,9 @@
-"""StockTV's wire mappings and request planning, on the payloads of vendors/stocktv.md.
+"""StockTV's wire mappings and request planning, on the payloads of docs/vendors/stocktv.md.
 
-The vendor's own document (seeds/stocktv-python-client.md) is a client with no recorded
-answer in it; the real payloads are the ones stocktv.md quotes from it: the bar, the 1d
-``time`` examples, the envelope and its errors. Expected rows are literal: timestamps to the
-second, prices to the digit.
+StockTV's own document (its Python client) holds no recorded answer; the real payloads are
+the ones docs/vendors/stocktv.md quotes from it: the bar, the 1d ``time`` examples, the
+envelope and its errors. Expected rows are literal: timestamps to the second, prices to the
+digit.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def T(*parts: int) -> dt.datetime:
 
 
 NOW = dt.datetime(2024, 6, 28, 12, 0, tzinfo=UTC)  # Friday: 17:30 in Mumbai, 08:00 in New York
-# stocktv.md "Bar", verbatim.
+# docs/vendors/stocktv.md "Endpoints", the bar, verbatim.
 SPEC_BAR = {"time": 1719818400000, "open": 239.42, "high": 239.6, "low": 239.42,
             "close": 239.6, "volume": 1200, "vo": 287304.0}  # fmt: skip
 
@@ -75,7 +75,7 @@ def test_spec_bar_parses_to_the_canonical_row() -> None:
 @pytest.mark.parametrize(
     ("time_ms", "symbol", "zone", "ts", "day"),
     [
-        # stocktv.md "Time": NSE 1d bar of 2024-01-02 → 00:00 IST = 2024-01-01 18:30Z.
+        # docs/vendors/stocktv.md "Time": NSE 1d bar of 2024-01-02 → 00:00 IST = 2024-01-01 18:30Z.
         (1704133800000, "RELIANCE.IN", "Asia/Kolkata", T(2024, 1, 1, 18, 30), D(2024, 1, 2)),
         # the US 1d bar of 2024-01-02 → 00:00 EST = 05:00Z.
         (1704171600000, "AAPL.US", "America/New_York", T(2024, 1, 2, 5, 0), D(2024, 1, 2)),
@@ -127,8 +127,8 @@ def test_a_changed_bar_shape_is_a_schema_error(bad: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("vendor", "suffix", "expected"),
     [
-        ("M&M", "IN", "M_M.IN"),  # stocktv.md's own example
-        ("BRK.B", "US", "BRK_B.US"),  # stocktv.md's own example
+        ("M&M", "IN", "M_M.IN"),  # docs/vendors/stocktv.md's own example
+        ("BRK.B", "US", "BRK_B.US"),  # docs/vendors/stocktv.md's own example
         ("RELIANCE", "IN", "RELIANCE.IN"),
         ("7203", "JP", "7203.JP"),
         ("bajaj-auto", "IN", "BAJAJ-AUTO.IN"),  # lower case is upper-cased, "-" kept

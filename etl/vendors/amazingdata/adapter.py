@@ -1,4 +1,4 @@
-"""AmazingData (中国银河证券 星耀数智 over the user's REST platform), per vendors/amazingdata.md.
+"""AmazingData (中国银河证券 星耀数智 over the user's REST platform): docs/vendors/amazingdata.md.
 
 Sessions: ``POST /auth/login`` with ``ETL_AMAZINGDATA_USERNAME``/``_PASSWORD`` issues a bearer
 token, kept in memory only (and registered for redaction). The first call logs in; a 401 on a

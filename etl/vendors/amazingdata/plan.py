@@ -42,7 +42,7 @@ _DAY: Final = dt.timedelta(days=1)
 
 
 def capabilities(vendor: str, rate: float | None) -> Capabilities:
-    """The table of vendors/amazingdata.md "Capabilities"; ``rate`` is ETL_AMAZINGDATA_RATE."""
+    """The table of docs/vendors/amazingdata.md "Capabilities"; ``rate`` is ETL_AMAZINGDATA_RATE."""
     per_call = {f: MINUTE_DAYS_PER_CALL for f in MINUTE_FREQS}
     return Capabilities(
         vendor=vendor,

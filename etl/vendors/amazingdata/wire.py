@@ -1,4 +1,4 @@
-"""AmazingData's wire format (vendors/amazingdata.md): answers → payloads or errors, and
+"""AmazingData's wire format (docs/vendors/amazingdata.md): answers → payloads or errors, and
 payloads → canonical Arrow tables. Pure functions, no I/O, so every mapping is tested on the
 spec's own payloads.
 

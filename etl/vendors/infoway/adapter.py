@@ -1,5 +1,5 @@
 """Infoway (infoway.io): stocks of SH SZ HK US, crypto, forex and other products, per
-vendors/infoway.md.
+docs/vendors/infoway.md.
 
 Auth is the ``apiKey`` header on every call (``ETL_INFOWAY_API_KEY``); a 401 is final (exit 3):
 there is no session to renew. Limits are per key: the plan's ``apiNumPerSec`` read once per

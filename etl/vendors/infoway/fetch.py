@@ -1,8 +1,9 @@
 """The vendor calls behind one symbol's kline range: paging back minute history, or the latest
 ≤ 500 day bars, and the bookkeeping of what was answered, unavailable or failed.
 
-Kept apart from the adapter so that the stopping rules (vendors/infoway.md "Minute/hour
-paging", "latest 500 bars only") read in one place; the adapter gives it a ``send`` function.
+Kept apart from the adapter so that the stopping rules (docs/vendors/infoway.md "Endpoints":
+minute and hour paging; "Capabilities": the latest 500 day bars) read in one place; the adapter
+gives it a ``send`` function.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What Infoway serves (its capability table), the plan it reports, and the date arithmetic
 of its kline calls: pure helpers of the adapter, no I/O.
 
-Two limits shape every kline fetch (vendors/infoway.md):
+Two limits shape every kline fetch (docs/vendors/infoway.md):
 
 - minute and hour bars are paged back from the newest, as far as the plan's
   ``maxYearHisData`` years (older: ``Timestamp limit error``);
@@ -121,7 +121,7 @@ def history_start(now: dt.datetime, years: int) -> dt.datetime:
 def capabilities(
     vendor: str, rate: float | None, plan: Plan | None, now: dt.datetime
 ) -> Capabilities:
-    """The table of vendors/infoway.md "Capabilities". ``rate`` is ETL_INFOWAY_RATE; ``plan``
+    """The table of docs/vendors/infoway.md "Capabilities". ``rate`` is ETL_INFOWAY_RATE; ``plan``
     what /package/info said (None until read: 1 req/s, and minute history unbounded here,
     since the vendor then says ``Timestamp limit error`` itself)."""
     per_second = rate or (plan.per_second if plan else DEFAULT_RATE)

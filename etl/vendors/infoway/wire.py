@@ -1,4 +1,4 @@
-"""Infoway's wire format (vendors/infoway.md): answers → payloads or errors, codes ↔ symbols,
+"""Infoway's wire format (docs/vendors/infoway.md): answers → payloads or errors, codes ↔ symbols,
 and payloads → canonical rows. Pure functions, no I/O, so every mapping is tested on the
 vendor documents' own payloads.
 
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 VENDOR: Final = "infoway"
-# Canonical frequency -> klineType (vendors/README.md "Frequencies"); 6, 7, 11, 12 unused.
+# Canonical frequency -> klineType (docs/vendors/README.md "Frequencies"); 6, 7, 11, 12 unused.
 KLINE_TYPES: Final = {"1m": 1, "5m": 2, "15m": 3, "30m": 4, "1h": 5, "1d": 8, "1w": 9, "1M": 10}
 # /common/basic/symbols ``type`` -> the canonical suffixes its codes map to.
 SYMBOL_TYPES: Final = {

@@ -1,4 +1,4 @@
-"""mdapi (脉动数据): crypto, forex and futures klines over plain HTTP, per vendors/mdapi.md.
+"""mdapi (脉动数据): crypto, forex and futures klines over plain HTTP, per docs/vendors/mdapi.md.
 
 Auth: the vendor allow-lists the server's IP; there is no key, so nothing is required before a
 call. A refused IP (code 403 ``IP未授权`` on any endpoint) is an auth error (exit 3) whose

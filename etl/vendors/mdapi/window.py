@@ -1,10 +1,11 @@
 """What mdapi serves and when: its capability table and limits, the latest-N-bars window, and
 when a bar ends. Pure functions, no I/O.
 
-Every mdapi product trades in whole Asia/Shanghai days (mdapi.md "Time": CC every day, FX and
-``.MDAPI`` Mon–Fri, each 00:00–24:00), so no calendar is needed: an intraday bar ends after its
-length, a 1d bar at the next local midnight, a 1M bar on the 1st of the next month. Shanghai has
-kept UTC+8 without daylight saving since 1991, so local time is a fixed offset here.
+Every mdapi product trades in whole Asia/Shanghai days (docs/vendors/mdapi.md "Time": CC every
+day, FX and ``.MDAPI`` Mon–Fri, each 00:00–24:00), so no calendar is needed: an intraday bar
+ends after its length, a 1d bar at the next local midnight, a 1M bar on the 1st of the next
+month. Shanghai has kept UTC+8 without daylight saving since 1991, so local time is a fixed
+offset here.
 
 mdapi serves only the latest ``rows`` bars of a product (``DEPTH``), newest first; a request
 cannot reach further back. :func:`coverage` books a requested range against the oldest bar an
@@ -132,8 +133,8 @@ def coverage(
 
 
 def capabilities(vendor: str, rate: float | None) -> Capabilities:
-    """The table of mdapi.md "Capabilities"; ``rate`` is ETL_MDAPI_RATE (kline requests per
-    product code per second)."""
+    """The table of docs/vendors/mdapi.md "Capabilities"; ``rate`` is ETL_MDAPI_RATE (kline
+    requests per product code per second)."""
     return Capabilities(
         vendor=vendor,
         datasets=(

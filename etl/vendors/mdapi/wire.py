@@ -1,4 +1,4 @@
-"""mdapi's wire format (vendors/mdapi.md): answers → payloads or errors, vendor codes ↔
+"""mdapi's wire format (docs/vendors/mdapi.md): answers → payloads or errors, vendor codes ↔
 canonical symbols, bar rows → canonical Arrow rows. Pure functions, no I/O, so every mapping is
 tested on the vendor document's own payloads.
 
@@ -80,9 +80,9 @@ class UnknownProduct(PermanentVendorError):
 
 
 def symbol_for(code: str, category: str | None = None) -> str | None:
-    """The canonical symbol of a vendor code (mdapi.md "Symbols"), or None if the code cannot
-    make one: category 4 or ``…usdt`` → ``.CC``, ``fx_s`` + a pair → ``.FX``, anything else
-    upper case + ``.MDAPI``; characters outside ``[A-Z0-9_-]`` become ``_``."""
+    """The canonical symbol of a vendor code (docs/vendors/mdapi.md "Symbols"), or None if the
+    code cannot make one: category 4 or ``…usdt`` → ``.CC``, ``fx_s`` + a pair → ``.FX``,
+    anything else upper case + ``.MDAPI``; characters outside ``[A-Z0-9_-]`` become ``_``."""
     fx = _FX_RE.match(code)
     if fx and category != CRYPTO_CATEGORY:
         return f"{fx[1].upper()}.FX"
@@ -120,7 +120,7 @@ def _code_of(body: Mapping[str, Any]) -> int | None:
 
 
 def error_for(code: int, message: str) -> VendorError | IpRefused:
-    """The errors table of mdapi.md: the class of an envelope's error ``code``."""
+    """The errors table of docs/vendors/mdapi.md: the class of an envelope's error ``code``."""
     text = f"{code} {message or 'no message'}"
     if code == 403:
         return IpRefused(

@@ -1,5 +1,5 @@
 """StockTV: the adapter (:mod:`.adapter`), its wire mappings (:mod:`.wire`) and its request
-planning (:mod:`.plan`), per vendors/stocktv.md."""
+planning (:mod:`.plan`), per docs/vendors/stocktv.md."""
 
 from etl.vendors.stocktv.adapter import StockTVAdapter
 

@@ -1,5 +1,5 @@
 """StockTV (stocktv.top): India (NSE), US and Japan stocks and their indices, per
-vendors/stocktv.md.
+docs/vendors/stocktv.md.
 
 Auth: the key travels as the query parameter ``key=`` on every call (``ETL_STOCKTV_API_KEY``),
 so it is in every URL: the shared HTTP layer redacts it (the setting's value, and any

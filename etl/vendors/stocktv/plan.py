@@ -2,7 +2,7 @@
 helpers of the adapter, no I/O.
 
 StockTV publishes no calendar and no depth. The capability table carries the emulator's
-convention (stocktv.md "Capabilities"): 1m–1h over the last 180 days, 1d–1M since
+convention (docs/vendors/stocktv.md "Capabilities"): 1m–1h over the last 180 days, 1d–1M since
 2010-01-01. Which bars *should* exist in a range comes from the warehouse's exchange
 calendars (:mod:`etl.calendars`); the adapter needs that twice: to tell a range the vendor
 could not serve from one with no sessions, and to tell a finished day from one still
@@ -36,7 +36,7 @@ __all__ = [
 
 MARKETS: Final = frozenset(COUNTRIES)
 INTRADAY: Final = ("1m", "5m", "15m", "30m", "1h")
-DAILY_SINCE: Final = dt.date(2010, 1, 1)  # emulator convention (stocktv.md)
+DAILY_SINCE: Final = dt.date(2010, 1, 1)  # emulator convention (docs/vendors/stocktv.md)
 INTRADAY_DAYS: Final = 180  # emulator convention: minute bars of the last 180 days
 BARS_PER_CALL: Final = 1000
 PAGE_SIZE: Final = 500  # /stock/stocks pageSize ceiling
@@ -54,11 +54,12 @@ def since(freq: str, now: dt.datetime) -> dt.date:
 
 
 def capabilities(vendor: str, rate: float | None, now: dt.datetime) -> Capabilities:
-    """The table of stocktv.md "Capabilities"; ``rate`` is ETL_STOCKTV_RATE. Intraday rows
-    move with ``now`` (their ``since`` is 180 days back), so planners skip what is gone.
+    """The table of docs/vendors/stocktv.md "Capabilities"; ``rate`` is ETL_STOCKTV_RATE.
+    Intraday rows move with ``now`` (their ``since`` is 180 days back), so planners skip what is
+    gone.
 
     Index klines (``.STOCKTV``) are left out on purpose: their bars sit in their country's
-    zone (vendors/README.md), but validation dates vendor-suffix symbols in Asia/Shanghai,
+    zone (docs/vendors/README.md), but validation dates vendor-suffix symbols in Asia/Shanghai,
     so their day bars would all be refused. Indices are listed (pid map) all the same."""
     intraday_since = since("1m", now)
     return Capabilities(

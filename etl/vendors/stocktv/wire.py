@@ -1,4 +1,4 @@
-"""StockTV's wire format (vendors/stocktv.md): answers → payloads or errors, and payloads →
+"""StockTV's wire format (docs/vendors/stocktv.md): answers → payloads or errors, and payloads →
 canonical Arrow rows. Pure functions, no I/O, so every mapping is tested on the spec's own
 payloads.
 
@@ -48,7 +48,7 @@ __all__ = [
 
 VENDOR: Final = "stocktv"
 OK: Final = 200
-# Canonical frequency -> ISO-8601 ``interval`` (vendors/README.md "Frequencies").
+# Canonical frequency -> ISO-8601 ``interval`` (docs/vendors/README.md "Frequencies").
 INTERVALS: Final = {
     "1m": "PT1M", "5m": "PT5M", "15m": "PT15M", "30m": "PT30M", "1h": "PT1H",
     "1d": "P1D", "1w": "P1W", "1M": "P1M",
@@ -69,7 +69,7 @@ class Country:
         self.currency = currency
 
 
-# stocktv.md "Symbols": India NSE only (BSE 74 lists the same names again), US NYSE and
+# docs/vendors/stocktv.md "Symbols": India NSE only (BSE 74 lists the same names again), US NYSE and
 # NASDAQ, Japan every exchange.
 COUNTRIES: Final = {
     "IN": Country("IN", 14, (46,), "INR"),
@@ -102,7 +102,7 @@ def canonical(symbol: str, suffix: str) -> str | None:
 
 
 def parse_envelope(response: httpx.Response) -> Any:
-    """``data`` of a successful answer; else the error class of stocktv.md "Errors"."""
+    """``data`` of a successful answer; else the error class of docs/vendors/stocktv.md "Errors"."""
     body = response.json()  # not JSON: the HTTP layer makes it a transient error
     code = body.get("code") if isinstance(body, dict) else None
     if isinstance(code, bool) or not isinstance(code, int):
