@@ -1,4 +1,4 @@
-"""``etl serve``: the warehouse as the AmazingData platform of the seed document, over its lake.
+"""``etl serve``: the warehouse as the AmazingData platform (docs/vendors/amazingdata.md).
 
 An edge, like the CLI: it may use the tasks, the catalog, the lake and the vendors, and
 nothing imports it. ``/api/v1`` answers the platform's API in the wire forms of

@@ -87,7 +87,7 @@ def install_handlers(app: FastAPI) -> None:
             text = exc.bare_message
             return reply(400, f"{api.param_message(str(name))} ({text})" if name else text)
         if isinstance(exc, TaskConflict):
-            return reply(400, exc.bare_message)  # the seed has no 409: the message says why
+            return reply(400, exc.bare_message)  # the platform API has no 409: the message says why
         if isinstance(exc, ConfigError):
             return reply(500, exc.bare_message)
         log.error("request %s %s failed: %s", request.method, request.url.path, exc)

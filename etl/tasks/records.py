@@ -70,8 +70,9 @@ class TaskRecord:
     requests: int = 0  # vendor requests sent, over every run of the task
 
     def public(self) -> dict[str, Any]:
-        """The document of docs/contract.md "JSON documents" (``tasks show ID --json``), plus ``items`` (the count
-        by category, see :mod:`etl.tasks.items`), ``requests`` and ``result``."""
+        """The document of docs/contract.md "JSON documents" (``tasks show ID --json``), plus
+        ``items`` (the count by category, see :mod:`etl.tasks.items`), ``requests`` and
+        ``result``."""
         doc = {name: getattr(self, name) for name in PUBLIC_FIELDS}
         if self.items:
             doc["items"] = self.items
@@ -84,8 +85,8 @@ class TaskRecord:
         return ItemCounts.from_dict(self.items)
 
     def exit_code(self) -> int:
-        """CONTRACT.md's code: 130 stopped (resumable), 1 failed or an item left for a reason
-        the user can act on, else 0."""
+        """The exit code (docs/contract.md "Commands"): 130 stopped (resumable), 1 failed or an
+        item left for a reason the user can act on, else 0."""
         if self.status in ("interrupted", "cancelled"):
             return 130
         if self.status == "failed" or self.error_count:
