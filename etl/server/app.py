@@ -12,7 +12,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from etl.server import auth, routes_cache, routes_configs, routes_data
+from etl.server import auth, pages, routes_cache, routes_configs, routes_data
 from etl.server.context import ServerContext
 from etl.server.envelope import install_handlers
 from etl.vendors.amazingdata import api
@@ -89,6 +89,8 @@ def create_app(ctx: ServerContext) -> Any:
     )
     app.state.ctx = ctx
     install_handlers(app)
-    for router in (auth.router, routes_configs.router, routes_cache.router, routes_data.router):
+    routers = (auth.router, routes_configs.router, routes_cache.router, routes_data.router)
+    for router in (*routers, pages.api_router):
         app.include_router(router, prefix=api.BASE_PATH)
+    app.include_router(pages.page_router)
     return BodyLimit(app, MAX_BODY)

@@ -72,8 +72,11 @@ def _selections(ctx: ServerContext, req: CacheRequest) -> list[Selection]:
     out = []
     for market in BOARDS[req.board]:
         sel = Selection("klines", req.start, req.end, req.freq, (), market)
-        if market_symbols(ctx.root, sel):
-            out.append(sel)
+        try:
+            if market_symbols(ctx.root, sel):
+                out.append(sel)
+        except BadInputError:  # no instruments of that market: not part of the board here
+            continue
     if not out:
         raise BadInputError(
             f"no {req.board} instruments in the lake: run /cache/cache-all-missing first"

@@ -186,9 +186,8 @@ async def _run_step(
             child_rt.store.created.append(found)
             return await resume_task(child_rt, found)
         return await _start(child_rt, req, step)
-    except BadInputError as exc:  # e.g. no instruments for the market: noted, not fatal
-        run.error(step.get("market"), req.start, req.end, f"{_label(step)}: {exc}")
-        step["status"] = "skipped"
+    except BadInputError as exc:  # e.g. no instruments of the market: skipped, and said so
+        step.update(status="skipped", note=exc.bare_message)
         return None
     finally:
         watcher.cancel()
@@ -274,4 +273,5 @@ def _summarise(rt: Runtime, run: TaskRun, steps: list[dict[str, Any]]) -> None:
             run.error(None, None, None, f"{_label(step)}: task {child.id} failed")
     run.record.rows_written = rows
     run.record.success_count = ok
+    run.record.total_count = sum(1 for s in steps if s.get("status") != "skipped")
     run.record.result = {"steps": steps, "step_errors": errors}
