@@ -9,6 +9,8 @@ backfill) with its own record, tagged ``params.parent``.
   varieties and today's main contracts;
 - ``fill-missing`` fills only the klines gaps of the board's markets.
 
+Every step goes through the task engine (:mod:`etl.tasks.engine`), as the CLI's tasks do.
+
 Progress is the steps done plus the running step's own progress, saved as any task's is;
 ``etl tasks cancel`` on the parent cancels the running step. Resuming skips completed steps
 and resumes the interrupted one, so nothing committed is fetched again.
@@ -25,14 +27,12 @@ from typing import Any, Final, Literal
 
 from etl.errors import BadInputError
 from etl.names import parse_date
-from etl.tasks.backfill import BackfillRequest, backfill
+from etl.tasks import engine
+from etl.tasks.engine import TaskSpec
 from etl.tasks.expected import Selection, market_symbols
-from etl.tasks.fill import fill_missing
 from etl.tasks.records import TaskRecord, TaskStore
-from etl.tasks.resume import resume_task
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
-from etl.tasks.sync import sync_calendar, sync_instruments
 
 __all__ = ["BOARDS", "CacheRequest", "cache_task", "resume_cache"]
 
@@ -184,7 +184,7 @@ async def _run_step(
             if found.status == "completed" and not found.error_count:
                 return found
             child_rt.store.created.append(found)
-            return await resume_task(child_rt, found)
+            return await engine.resume(child_rt, found)
         return await _start(child_rt, req, step)
     except BadInputError as exc:  # e.g. no instruments of the market: skipped, and said so
         step.update(status="skipped", note=exc.bare_message)
@@ -196,28 +196,28 @@ async def _run_step(
 
 
 async def _start(rt: _StepRuntime, req: CacheRequest, step: dict[str, Any]) -> TaskRecord:
+    """The step as an engine task (:mod:`etl.tasks.engine`), started in this process."""
     do, market = step["do"], step.get("market")
     if do == "instruments-sync":
-        return await sync_instruments(rt, req.vendor, market)
+        return await engine.start(rt, TaskSpec.instruments(req.vendor, market))
     if do == "calendar-sync":
         assert market is not None
-        return await sync_calendar(rt, req.vendor, market, req.start, req.end)
+        return await engine.start(rt, TaskSpec.calendar(req.vendor, market, req.start, req.end))
     if do == "backfill":
-        return await backfill(rt, BackfillRequest(req.vendor, step["dataset"]))
+        return await engine.start(rt, TaskSpec.snapshot(req.vendor, step["dataset"]))
     dataset = step["dataset"]
     if dataset == "klines":
         symbols: tuple[str, ...] = ()
         if req.board == "future" and req.contract_type == "main":
             symbols = _main_contracts(rt)
-        sel = Selection(
-            "klines", req.start, req.end, req.freq, symbols, None if symbols else market
-        )
+        where = None if symbols else market
+        sel = Selection("klines", req.start, req.end, req.freq, symbols, where)
     else:
         first = dt.date(req.start.year - 1, 1, 1)
         sel = Selection(dataset, first, req.end, None, (), market)
     if sel.market and not market_symbols(rt.root, sel):
         raise BadInputError(f"no {sel.market} instruments in the lake (sync them first)")
-    return await fill_missing(rt, req.vendor, sel)
+    return await engine.start(rt, TaskSpec.fill(req.vendor, sel))
 
 
 def _main_contracts(rt: Runtime) -> tuple[str, ...]:
