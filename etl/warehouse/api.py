@@ -1,0 +1,179 @@
+"""``etl.Warehouse``: the lake as polars DataFrames, for analysts and for the platform server.
+
+Every method returns a ``polars.DataFrame`` with the dataset's columns as declared in
+``schemas/`` (``.to_pandas()`` for pandas), sorted by the dataset's key, and an empty frame
+with the same columns when nothing matches. Nothing here writes: not the lake, not the
+catalog, not a lock file, so a Warehouse is safe on a data root that backfills, jobs and
+``etl serve`` are writing, and on a read-only mount.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from etl.dataroot import PartitionKey
+from etl.errors import BadInputError
+from etl.lake.reader import LakeReader, RowFilter
+from etl.warehouse.args import (
+    DateLike,
+    check_date,
+    check_freq,
+    check_market,
+    check_range,
+    check_statement_dataset,
+    check_symbols,
+)
+
+__all__ = ["Warehouse"]
+
+
+class Warehouse:
+    """Read the lake under a data root::
+
+        wh = etl.Warehouse("data")
+        wh.bars(["600000.SH"], "1d", "2015-01-01", "2024-12-31")   # one symbol's history
+        wh.bars(None, "1d", "2024-06-03", "2024-06-03")            # one day, every symbol
+        wh.calendar("SH", "2024-01-01", "2024-12-31")
+        wh.instruments("SH")
+        wh.statements("income", ["600000.SH"], as_of="2024-04-30")
+
+    Dates are ISO strings or ``datetime.date``; ranges are inclusive trade dates (reporting
+    periods for statements). Each partition is read from one committed state (see
+    :mod:`etl.lake.reader`): no row twice, none missing, while writers commit.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str] = "data") -> None:
+        root = Path(data_dir).expanduser()
+        if not root.is_dir():
+            raise BadInputError(
+                f"no data root at {str(root)!r}: pass the folder that holds lake/ "
+                "(the --data-dir / ETL_DATA_DIR of the etl commands; ./data after `make demo`)"
+            )
+        self.root = root.resolve()
+        self._reader = LakeReader(self.root)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.root)!r})"
+
+    # -- bars ------------------------------------------------------------------------------
+
+    def bars(
+        self,
+        symbols: str | Sequence[str] | None,
+        freq: str,
+        start: DateLike,
+        end: DateLike,
+    ) -> pl.DataFrame:
+        """Bars of ``symbols`` (None: every symbol) at ``freq`` with trade dates in
+        ``[start, end]``, sorted by (symbol, ts); prices as stored (unadjusted)."""
+        wanted = check_symbols(symbols)
+        freq = check_freq(freq)
+        first, last = check_range(start, end)
+        keys = [
+            key
+            for key in self._reader.partition_keys("klines", freq=freq)
+            if first.year <= int(key.values["year"]) <= last.year
+        ]
+        where = RowFilter(entities=wanted, date_column="trade_date", lo=first, hi=last)
+        return _frame(self._reader.read("klines", keys, where), ["symbol", "ts"])
+
+    # -- reference data --------------------------------------------------------------------
+
+    def calendar(
+        self, market: str, start: DateLike | None = None, end: DateLike | None = None
+    ) -> pl.DataFrame:
+        """Every stored calendar day of ``market`` in ``[start, end]`` (open or not: filter
+        on ``is_open`` for sessions), sorted by date."""
+        market = check_market(market)
+        first, last = _optional_range(start, end)
+        keys = self._present("calendar", [PartitionKey.of(market=market)])
+        where = RowFilter(date_column="trade_date", lo=first, hi=last)
+        return _frame(self._reader.read("calendar", keys, where), ["trade_date"])
+
+    def instruments(
+        self, market: str | None = None, symbols: str | Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """The instrument list: one row per (symbol, vendor) with the vendor's code, of one
+        market (a suffix such as ``SH``) or every market."""
+        wanted = check_symbols(symbols)
+        if market is None:
+            keys = self._reader.partition_keys("instruments")
+        else:
+            keys = self._present("instruments", [PartitionKey.of(market=_suffix(market))])
+        table = self._reader.read("instruments", keys, RowFilter(entities=wanted))
+        return _frame(table, ["symbol", "vendor"])
+
+    def statements(
+        self,
+        dataset: str,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        as_of: DateLike | None = None,
+        start: DateLike | None = None,
+        end: DateLike | None = None,
+    ) -> pl.DataFrame:
+        """A financial statement (``balance_sheet``, ``income`` or ``cash_flow``) for
+        reporting periods in ``[start, end]``.
+
+        Without ``as_of``, every version the vendor ever reported (restatements included).
+        With ``as_of``, the point-in-time view: per symbol and period, the latest version
+        announced on or before that date (``actual_ann_date``), as the catalog's
+        ``<dataset>_asof(date)`` macros answer.
+        """
+        dataset = check_statement_dataset(dataset)
+        wanted = check_symbols(symbols)
+        first, last = _optional_range(start, end)
+        cutoff = None if as_of is None else check_date(as_of, name="as_of")
+        keys = [
+            key
+            for key in self._reader.partition_keys(dataset)
+            if (first is None or int(key.values["year"]) >= first.year)
+            and (last is None or int(key.values["year"]) <= last.year)
+        ]
+        where = RowFilter(entities=wanted, date_column="reporting_period", lo=first, hi=last)
+        frame = _frame(self._reader.read(dataset, keys, where), [])
+        if cutoff is not None:
+            frame = (
+                frame.filter(pl.col("actual_ann_date") <= cutoff)
+                .sort(["actual_ann_date", "statement_type"], descending=True)
+                .unique(["symbol", "reporting_period"], keep="first", maintain_order=True)
+            )
+        return frame.sort(["symbol", "reporting_period", "actual_ann_date", "statement_type"])
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _present(self, dataset: str, keys: list[PartitionKey]) -> list[PartitionKey]:
+        listed = set(self._reader.partition_keys(dataset))
+        return [k for k in keys if k in listed]
+
+
+def _optional_range(
+    start: DateLike | None, end: DateLike | None
+) -> tuple[dt.date | None, dt.date | None]:
+    first = None if start is None else check_date(start, name="start")
+    last = None if end is None else check_date(end, name="end")
+    if first is not None and last is not None and first > last:
+        raise BadInputError(f"start {first} is after end {last}: swap them")
+    return first, last
+
+
+def _suffix(market: str) -> str:
+    """An instruments partition: a market, or a vendor suffix for vendor-only products."""
+    from etl.names import VENDOR_SUFFIXES
+
+    text = market.strip()
+    if text in VENDOR_SUFFIXES:
+        return text
+    return check_market(text)
+
+
+def _frame(table: pa.Table, order: list[str]) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.sort(order) if order and frame.height > 1 else frame
