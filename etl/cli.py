@@ -1,31 +1,220 @@
-"""The command line (docs/contract.md "Commands"): a thin edge over the task functions."""
+"""The command line (docs/contract.md "Commands"): a thin edge over the task functions.
+
+Start-up is lazy. ``etl --help`` must answer within 0.3 s and a task command must reach its
+first vendor request within 0.5 s, while polars, duckdb, pyarrow, httpx, numpy,
+exchange_calendars and apscheduler each take 0.1-0.5 s to import. So this module imports
+none of them, nor any command module: :data:`COMMANDS` names each top-level command, the
+module that defines it and its one-line help, and :class:`LazyGroup` imports that module
+only when the command runs (or its own ``--help`` is asked for). ``etl --help`` is drawn
+from the table alone.
+
+Registering a new command
+-------------------------
+1. Put it in a module under ``etl/commands/`` with a function ``register(app: typer.Typer)``
+   that adds it: ``app.command("name")(function)`` for a command, ``app.add_typer(sub,
+   name="name")`` for a group. One module may register several names.
+2. At the top of that module import only light things: ``typer``, ``etl.commands.common``
+   (the shared options and :func:`~etl.commands.common.runtime`), ``etl.errors``,
+   ``etl.names``, ``etl.config``, the standard library. Import everything else (polars,
+   duckdb, pyarrow, httpx, numpy, pandas, exchange_calendars, apscheduler, rich, and the
+   ``etl`` packages that pull them in: ``etl.tasks``, ``etl.lake``, ``etl.catalog``,
+   ``etl.vendors``, ``etl.scheduler``, ...) inside the command's body; types used only in
+   annotations go under ``if TYPE_CHECKING:``.
+3. Add one line to :data:`COMMANDS`: ``"name": ("etl.commands.module", "One-line help.")``,
+   the help being the first paragraph of the command's own help (its docstring, or a
+   group's ``help=``).
+
+``tests/cli/test_startup.py`` holds every entry to this: the help matches, the module
+registers the name, and neither ``import etl.cli`` nor loading any command imports a heavy
+module; it also times ``etl --help`` in a subprocess.
+
+Every command also takes ``-v/--verbose`` (repeat for debug) and ``--log-file PATH``, before
+or after its name; they are added here, not in each command.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Final
+
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from etl.commands import data, demo, emulate, gaps, jobs, query, serve
-from etl.commands.tasks import tasks_app
-from etl.commands.vendors import vendors_app
+from etl import __version__
+from etl.commands import common
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "LazyGroup", "app", "main"]
+
+# name -> (module whose register() adds it, one-line help shown by `etl --help`), in the
+# order `etl --help` lists them: set-up, fetching, tasks and jobs, reading, upkeep.
+COMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "demo": (
+        "etl.commands.demo",
+        "Run the whole pipeline offline on the embedded sim vendor, then query the result.",
+    ),
+    "vendors": ("etl.commands.vendors", "Vendors: capabilities, configuration, connection check."),
+    "emulate": (
+        "etl.commands.emulate",
+        "Serve VENDOR's emulator on 127.0.0.1; print one ready line, then serve until stopped.",
+    ),
+    "instruments": ("etl.commands.data", "Instrument lists and vendor code maps."),
+    "calendar": ("etl.commands.data", "Trading calendars."),
+    "backfill": (
+        "etl.commands.data",
+        "Fetch a range from a vendor and store it (a resumable task).",
+    ),
+    "detect-missing": (
+        "etl.commands.gaps",
+        "List what the calendar says should exist and the lake lacks, by gap state.",
+    ),
+    "fill-missing": (
+        "etl.commands.gaps",
+        "Fetch only what detect-missing finds (a resumable task).",
+    ),
+    "tasks": ("etl.commands.tasks", "Task records: list, show, resume, cancel."),
+    "jobs": ("etl.commands.jobs", "Scheduled jobs (jobs/*.toml): list them, run one now."),
+    "scheduler": (
+        "etl.commands.jobs",
+        "Run every job on its schedule until SIGTERM (one scheduler per data root).",
+    ),
+    "sql": (
+        "etl.commands.query",
+        "Read-only SQL over the catalog; works while backfills are writing.",
+    ),
+    "compact": (
+        "etl.commands.data",
+        "Merge the small files of each partition bucket into one (readers never see a gap).",
+    ),
+    "catalog": ("etl.commands.data", "The DuckDB catalog over the lake."),
+    "serve": (
+        "etl.commands.serve",
+        "Serve the platform API (/api/v1) and web pages (/) over this data root.",
+    ),
+    "users": ("etl.commands.serve", "Accounts of `etl serve`."),
+}
+
+
+def load_command(name: str) -> Any:
+    """The real command (a click command or group) called ``name``: imports its module."""
+    module_name, _ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    module.register(holder)
+    built = typer.main.get_command(holder)
+    commands = getattr(built, "commands", None)
+    if commands is not None:
+        if name not in commands:
+            raise LookupError(f"{module_name}.register() does not add a command {name!r}")
+        built = commands[name]
+    _add_log_options(built)
+    return built
+
+
+class _Listed(TyperCommand):
+    """A command's name and help for ``etl --help``: never run (its module is not imported)."""
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: commands come from :data:`COMMANDS`, imported when used."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:
+            text = COMMANDS[cmd_name][1]
+            return _Listed(name=cmd_name, help=text, short_help=text)
+        return load_command(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True  # the command list comes from the table: nothing imported
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+_VERBOSE_HELP: Final = "More log lines on stderr: -v info, -vv debug."
+_LOG_FILE_HELP: Final = "Also write every log line (debug included) to PATH."
+
+VerboseOpt = Annotated[
+    int, typer.Option("-v", "--verbose", count=True, help=_VERBOSE_HELP, show_default=False)
+]
+LogFileOpt = Annotated[
+    Path | None,
+    typer.Option("--log-file", dir_okay=False, help=_LOG_FILE_HELP, show_default=False),
+]
+
+
+def _log_params() -> list[Any]:
+    """The two options as typer builds them (from a throw-away command's signature)."""
+    holder = typer.Typer()
+
+    @holder.command()
+    def options(verbose: VerboseOpt = 0, log_file: LogFileOpt = None) -> None:
+        """Never run."""
+
+    return list(typer.main.get_command(holder).params)
+
+
+def _add_log_options(command: Any) -> None:
+    """Give ``command`` (and every command below it) ``-v/--verbose`` and ``--log-file``,
+    so they work after the command's name as well as before it."""
+    for sub in getattr(command, "commands", {}).values():
+        _add_log_options(sub)
+    if getattr(command, "commands", None) is not None or command.callback is None:
+        return
+    taken = {opt for p in command.params for opt in getattr(p, "opts", ())}
+    if taken & {"-v", "--verbose", "--log-file"}:
+        return
+    command.params += _log_params()
+    inner = command.callback
+
+    def callback(*args: Any, verbose: int = 0, log_file: Any = None, **kwargs: Any) -> Any:
+        common.set_log_options(
+            verbose=verbose or 0, log_file=Path(log_file) if log_file is not None else None
+        )
+        return inner(*args, **kwargs)
+
+    command.callback = callback
+
 
 app = typer.Typer(
     name="etl",
+    cls=LazyGroup,
     help="Market-data warehouse: vendor adapters -> Parquet lake -> DuckDB catalog.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-app.add_typer(vendors_app, name="vendors")
-app.add_typer(tasks_app, name="tasks")
-data.register(app)
-query.register(app)
-demo.register(app)
-gaps.register(app)
-emulate.register(app)
-jobs.register(app)
-serve.register(app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"etl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    verbose: VerboseOpt = 0,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Market-data warehouse: vendor adapters -> Parquet lake -> DuckDB catalog."""
+    common.set_log_options(verbose=verbose, log_file=log_file)
 
 
 def main() -> None:
@@ -33,11 +222,12 @@ def main() -> None:
         app()
     except BrokenPipeError:  # `etl sql ... | head`: the reader left; that is not an error
         import os
-        import sys
 
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        sys.exit(common.report_unexpected(exc))
 
 
 if __name__ == "__main__":

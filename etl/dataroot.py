@@ -13,6 +13,7 @@
                                                             encrypted under a key kept elsewhere)
     <root>/state/server/users.json  instance.json           ``etl serve``'s accounts (hashed)
     <root>/tasks/<id>.json  <id>.lock  <id>.state  <id>.cancel   task records and their runs
+    <root>/logs/etl-error-*.log                             tracebacks of unexpected errors
 
 Nothing else builds a path under ``lake/``, ``state/`` or ``tasks/``: modules ask a
 :class:`DataRoot` (or the partition helpers below). Partition values are checked against a
@@ -112,6 +113,11 @@ class DataRoot:
     @property
     def tasks(self) -> Path:
         return self.root / "tasks"
+
+    @property
+    def logs(self) -> Path:
+        """Tracebacks of unexpected errors (``etl-error-<time>-<pid>.log``)."""
+        return self.root / "logs"
 
     # -- datasets and partitions -----------------------------------------------------------
 

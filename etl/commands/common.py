@@ -1,12 +1,11 @@
 """Shared pieces of every command: options, settings, output, and errors -> exit codes.
 
-Each command takes ``--data-dir``, ``--json`` and ``--config`` (docs/contract.md). With ``--json``
-stdout carries exactly one JSON document; logs and progress go to stderr.
+Each command takes ``--data-dir``, ``--json`` and ``--config`` (docs/contract.md).
+With ``--json`` stdout carries exactly one JSON document; logs and progress go to stderr.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -14,14 +13,18 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from etl.config import Settings, load_settings
+from etl import __version__
+from etl.commands import logs
+from etl.commands.logs import log_traceback, set_log_options, setup_logging
 from etl.errors import EtlError, exit_code_for
-from etl.tasks.records import TaskRecord
-from etl.tasks.runtime import Runtime
+
+if TYPE_CHECKING:
+    from etl.tasks.records import TaskRecord
+    from etl.tasks.runtime import Runtime
 
 __all__ = [
     "ConfigOpt",
@@ -29,8 +32,10 @@ __all__ = [
     "JsonOpt",
     "Output",
     "emit_task",
+    "report_unexpected",
     "run_async",
     "runtime",
+    "set_log_options",
 ]
 
 T = TypeVar("T")
@@ -54,39 +59,6 @@ ConfigOpt = Annotated[
 ]
 
 
-class RedactingFilter(logging.Filter):
-    """Scrubs configured secrets from every log record, whatever logged them."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                if len(secret) >= 4 or message == secret:  # see records.MIN_SCRUB_LEN
-                    message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
-
-
-def _setup_logging(settings: Settings) -> None:
-    root = logging.getLogger()
-    if not any(getattr(h, "_etl", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._etl = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        root.setLevel(logging.WARNING)
-        for noisy in ("httpx", "httpcore", "apscheduler"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    secrets = [s for v in settings.vendors.values() for s in v.secrets()]
-    for existing in root.handlers:
-        existing.filters = [f for f in handler.filters if not isinstance(f, RedactingFilter)]
-        existing.addFilter(RedactingFilter(secrets))
-
-
 class Output:
     """Where a command's results go: one JSON document, or human-readable text."""
 
@@ -103,10 +75,15 @@ class Output:
         sys.stdout.flush()
 
     def fail(self, exc: BaseException) -> NoReturn:
+        """One line on stderr (and the error document with ``--json``), then the exit code.
+        An unexpected error's traceback goes to a log file the line names."""
         code = exit_code_for(exc)
-        message = str(exc) if isinstance(exc, EtlError) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, KeyboardInterrupt):
             message = "interrupted"
+        elif isinstance(exc, EtlError):
+            message = str(exc)
+        else:
+            message = _unexpected_line(exc)
         if self.as_json:
             doc = {"error": {"type": type(exc).__name__, "message": message}, "exit_code": code}
             sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
@@ -114,38 +91,73 @@ class Output:
         raise typer.Exit(code)
 
 
+def _unexpected_line(exc: BaseException) -> str:
+    from etl.vendors.redact import redact_text
+
+    where = log_traceback(exc)
+    line = f"unexpected {type(exc).__name__}: {exc} (a bug; traceback in {where})"
+    return redact_text(line, logs.OPTIONS.secrets)
+
+
+def report_unexpected(exc: BaseException) -> int:
+    """For an exception that escaped every command: one line on stderr naming the file that
+    holds its traceback; returns the exit code."""
+    sys.stderr.write(f"etl: error: {_unexpected_line(exc)}\n")
+    return exit_code_for(exc)
+
+
 @contextmanager
 def runtime(
     data_dir: Path | None, config: Path | None, as_json: bool, *, progress: bool = True
 ) -> Iterator[tuple[Runtime, Output]]:
     """Settings -> Runtime for one command; EtlErrors become docs/contract.md's exit codes."""
+    from etl.config import load_settings
+    from etl.tasks.runtime import Runtime
+
     out = Output(as_json)
     try:
         settings = load_settings(data_dir=data_dir, config=config)
-        _setup_logging(settings)
+        secrets = [s for v in settings.vendors.values() for s in v.secrets()]
+        setup_logging(secrets=secrets, data_root=settings.data_dir)
+        logging.getLogger("etl").debug(
+            "etl %s (%s): data root %s, settings %s",
+            __version__,
+            " ".join(sys.argv[1:]),
+            settings.data_dir,
+            settings.config_file or "none",
+        )
         yield Runtime(settings=settings, progress=progress and sys.stderr.isatty()), out
     except typer.Exit:
         raise
     except (EtlError, KeyboardInterrupt) as exc:
         out.fail(exc)
     except Exception as exc:
-        logging.getLogger("etl").debug("unexpected error", exc_info=True)
         out.fail(exc)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     return asyncio.run(coro)
 
 
 def task_exit_code(record: TaskRecord) -> int:
-    return record.exit_code()
+    if record.status in ("interrupted", "cancelled"):
+        return 130
+    if record.status == "failed":
+        return 1
+    return 1 if record.error_count else 0
 
 
 def emit_task(out: Output, record: TaskRecord, summary: str | None = None) -> None:
     """Print a task's document (``--json``) or a short summary, then exit with its code."""
 
     def human() -> None:
-        line = summary or record.summary()
+        line = summary or (
+            f"task {record.id} {record.kind}: {record.status}, "
+            f"{record.success_count}/{record.total_count} ok, {record.rows_written} rows written, "
+            f"{record.error_count} errors"
+        )
         typer.echo(line)
         for err in record.errors[:20]:
             where = " ".join(

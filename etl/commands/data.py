@@ -7,12 +7,9 @@ from typing import Annotated
 
 import typer
 
-from etl.catalog import build_catalog, ensure_catalog
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
 from etl.errors import BadInputError
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
-from etl.tasks.backfill import BackfillRequest, backfill, check_request
-from etl.tasks.sync import sync_calendar, sync_instruments
 
 __all__ = ["calendar_app", "catalog_app", "instruments_app", "register"]
 
@@ -32,6 +29,9 @@ def instruments_sync(
     config: ConfigOpt = None,
 ) -> None:
     """Refresh the instrument list and the vendor's code map."""
+    from etl.catalog import ensure_catalog
+    from etl.tasks.sync import sync_instruments
+
     with runtime(data_dir, config, json_out) as (rt, out):
         mkt = parse_market(market) if market else None
         ensure_catalog(rt.root, now=rt.clock())
@@ -50,6 +50,9 @@ def calendar_sync(
     config: ConfigOpt = None,
 ) -> None:
     """Store the market's trading days (every calendar day, open or not) for a range."""
+    from etl.catalog import ensure_catalog
+    from etl.tasks.sync import sync_calendar
+
     with runtime(data_dir, config, json_out) as (rt, out):
         mkt = parse_market(market)
         first, last = parse_range(start, end)
@@ -89,6 +92,9 @@ def backfill_command(
     config: ConfigOpt = None,
 ) -> None:
     """Fetch a range from a vendor and store it (a resumable task)."""
+    from etl.catalog import ensure_catalog
+    from etl.tasks.backfill import BackfillRequest, backfill, check_request
+
     with runtime(data_dir, config, json_out) as (rt, out):
         ds = parse_dataset(dataset)
         f = parse_freq(freq).name if freq else None
@@ -158,9 +164,10 @@ def catalog_rebuild(
     config: ConfigOpt = None,
 ) -> None:
     """Rebuild the catalog (and every partition manifest) from the lake's Parquet files alone."""
-    with runtime(data_dir, config, json_out) as (rt, out):
-        from etl import schema as schemas
+    from etl import schema as schemas
+    from etl.catalog import build_catalog
 
+    with runtime(data_dir, config, json_out) as (rt, out):
         now = rt.clock()
         stats = {}
         rt.lake.sweep()

@@ -4,17 +4,16 @@ the lake lacks, and fetching only that."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from etl.catalog import ensure_catalog
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
 from etl.errors import BadInputError
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
-from etl.tasks.detect_task import detect_missing
-from etl.tasks.expected import STATEMENT_DATASETS, Selection
-from etl.tasks.fill import fill_missing, plan_only
+
+if TYPE_CHECKING:
+    from etl.tasks.expected import Selection
 
 __all__ = ["register"]
 
@@ -30,6 +29,8 @@ def selection(
     dataset: str, freq: str | None, symbols: str | None, market: str | None, start: str, end: str
 ) -> Selection:
     """Parse and cross-check a selection; every mistake is exit 2 before any work."""
+    from etl.tasks.expected import STATEMENT_DATASETS, Selection
+
     ds = parse_dataset(dataset)
     if ds != "klines" and ds not in STATEMENT_DATASETS:
         raise BadInputError(f"detect/fill handle klines and statements, not {ds}")
@@ -63,6 +64,9 @@ def detect_command(
     config: ConfigOpt = None,
 ) -> None:
     """List what the calendar says should exist and the lake lacks, by gap state."""
+    from etl.catalog import ensure_catalog
+    from etl.tasks.detect_task import detect_missing
+
     with runtime(data_dir, config, json_out) as (rt, out):
         sel = selection(dataset, freq, symbols, market, start, end)
         ensure_catalog(rt.root, now=rt.clock())
@@ -110,6 +114,9 @@ def fill_command(
     config: ConfigOpt = None,
 ) -> None:
     """Fetch only what detect-missing finds (a resumable task)."""
+    from etl.catalog import ensure_catalog
+    from etl.tasks.fill import fill_missing, plan_only
+
     with runtime(data_dir, config, json_out) as (rt, out):
         sel = selection(dataset, freq, symbols, market, start, end)
         if dry_run:

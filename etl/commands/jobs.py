@@ -12,13 +12,15 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, runtime
 from etl.errors import ConfigError
-from etl.tasks.runtime import Runtime
+
+if TYPE_CHECKING:
+    from etl.tasks.runtime import Runtime
 
 __all__ = ["jobs_app", "register"]
 

@@ -8,14 +8,16 @@ import decimal
 import json
 import sys
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from etl.catalog import QueryResult, ReadOnlySession
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, runtime
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from etl.catalog import QueryResult
 
 __all__ = ["register", "render_table", "rows_as_dicts"]
 
@@ -53,6 +55,9 @@ def rows_as_dicts(result: QueryResult) -> list[dict[str, Any]]:
 
 
 def render_table(result: QueryResult, console: Console | None = None, max_rows: int = 1000) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     if console is None:
         # Piped output is never truncated to 80 columns: scripts read every character.
         console = Console(soft_wrap=True)
@@ -91,6 +96,8 @@ def sql_command(
     future_varieties, main_contracts), lake_partitions, lake_files, lake_commits, coverage,
     tasks; macros balance_sheet_asof(date), income_asof(date), cash_flow_asof(date).
     """
+    from etl.catalog import ReadOnlySession
+
     as_json = json_out or fmt is Format.json
     with runtime(data_dir, config, as_json) as (rt, out), ReadOnlySession(rt.root) as session:
         result = session.query(query)

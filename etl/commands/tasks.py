@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
 from etl.errors import BadInputError
-from etl.tasks.records import TaskRecord
-from etl.tasks.resume import resume_task
 
-__all__ = ["tasks_app"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from etl.tasks.records import TaskRecord
+
+__all__ = ["register", "tasks_app"]
 
 tasks_app = typer.Typer(help="Task records: list, show, resume, cancel.", no_args_is_help=True)
 
@@ -45,6 +46,9 @@ def tasks_list(
         records = rt.store.list(limit)
 
         def human() -> None:
+            from rich.console import Console
+            from rich.table import Table
+
             table = Table(show_edge=False, header_style="bold")
             for col in (
                 "id",
@@ -104,6 +108,8 @@ def tasks_show(
     config: ConfigOpt = None,
 ) -> None:
     """One task's record; with --watch, a live view that refreshes until the task ends."""
+    from rich.console import Console
+
     with runtime(data_dir, config, json_out) as (rt, out):
         record = rt.store.get(task_id)
         if watch and not json_out:
@@ -136,6 +142,8 @@ def tasks_resume(
     config: ConfigOpt = None,
 ) -> None:
     """Continue an interrupted, cancelled or failed task without re-fetching what it stored."""
+    from etl.tasks.resume import resume_task
+
     with runtime(data_dir, config, json_out) as (rt, out):
         record = rt.store.get(task_id)
         if record.status == "completed" and not record.error_count:
@@ -172,3 +180,7 @@ def tasks_cancel(
                 + ("" if record.status != "running" else " (stop requested; it will stop soon)")
             ),
         )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tasks_app, name="tasks")

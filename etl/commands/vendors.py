@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, run_async, runtime
 from etl.errors import ConfigError
-from etl.tasks.runtime import Runtime
-from etl.vendors import ADAPTERS, adapter_class
 
-__all__ = ["vendors_app"]
+if TYPE_CHECKING:
+    from etl.tasks.runtime import Runtime
+
+__all__ = ["register", "vendors_app"]
 
 vendors_app = typer.Typer(
     help="Vendors: capabilities, configuration, connection check.", invoke_without_command=True
@@ -21,6 +20,8 @@ vendors_app = typer.Typer(
 
 
 def _describe(rt: Runtime) -> list[dict[str, Any]]:
+    from etl.vendors import ADAPTERS
+
     docs = []
     for name, caps in rt.capabilities().items():
         cls = ADAPTERS[name]
@@ -77,6 +78,9 @@ def vendors_list(
         docs = _describe(rt)
 
         def human() -> None:
+            from rich.console import Console
+            from rich.table import Table
+
             table = Table(show_edge=False, header_style="bold", show_lines=False)
             for col in ("vendor", "configured", "rate/s", "dataset", "markets", "freqs"):
                 table.add_column(col)
@@ -106,6 +110,8 @@ def vendors_check(
     config: ConfigOpt = None,
 ) -> None:
     """Connect (and log in) once: success, message and response time."""
+    from etl.vendors import adapter_class
+
     with runtime(data_dir, config, json_out) as (rt, out):
         adapter_class(vendor)
         adapter = rt.adapter(vendor)
@@ -126,3 +132,7 @@ def vendors_check(
         )
         if not result.success:  # a refused login or an unreachable vendor: configuration
             raise typer.Exit(ConfigError.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(vendors_app, name="vendors")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.commands.demo import _last_session
+from etl.commands.demo_run import _last_session
 from tests.conftest import ETL, etl_env
 
 # (clock in UTC, the last closed SH session): each checked against the SSE calendar
