@@ -34,8 +34,10 @@ or after its name; they are added here, not in each command.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -96,6 +98,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+@functools.cache
 def load_command(name: str) -> Any:
     """The real command (a click command or group) called ``name``: imports its module."""
     module_name, _ = COMMANDS[name]
@@ -116,10 +119,35 @@ class _Listed(TyperCommand):
     """A command's name and help for ``etl --help``: never run (its module is not imported)."""
 
 
+class _LoadedOnUse(Mapping[str, Any]):
+    """``group.commands`` for code that walks a click tree (tests, completion): each command
+    is imported when it is looked up."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in COMMANDS:
+            raise KeyError(name)
+        return load_command(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
 class LazyGroup(TyperGroup):
     """The top-level group: commands come from :data:`COMMANDS`, imported when used."""
 
     _listing = False
+
+    @property  # type: ignore[override]
+    def commands(self) -> Mapping[str, Any]:
+        return _LoadedOnUse()
+
+    @commands.setter
+    def commands(self, value: Mapping[str, Any]) -> None:
+        if value:
+            raise TypeError("add a command to etl.cli.COMMANDS, not to the group")
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
