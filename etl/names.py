@@ -40,7 +40,7 @@ MARKETS: Final = (
 VENDOR_SUFFIXES: Final = ("INFOWAY", "STOCKTV", "MDAPI", "AMAZINGDATA", "SIM")
 DATASETS: Final = (
     "instruments", "calendar", "klines", "balance_sheet", "income", "cash_flow",
-    "future_varieties", "main_contracts",
+    "future_varieties", "main_contracts", "ticks", "quotes",
 )  # fmt: skip
 
 _SYMBOL_RE: Final = re.compile(r"^(?P<code>[A-Z0-9_-]{1,40})\.(?P<exchange>[A-Z]{2,12})$")

@@ -24,6 +24,7 @@ __all__ = [
     "Column",
     "DatasetSchema",
     "Partition",
+    "Precedence",
     "load_schemas",
     "schema_dir",
     "schemas",
@@ -50,7 +51,7 @@ _DUCKDB: Final[Mapping[str, str]] = {
     "date": "DATE",
     "timestamp": "TIMESTAMPTZ",
 }
-Granularity = Literal["day", "month", "year", "all"]
+Granularity = Literal["hour", "day", "month", "year", "all"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Column:
     unit: str | None = None
     description: str | None = None
     lineage: bool = False
+    # What a row written before the column existed holds (files lacking it read as this,
+    # and a writer's null becomes it): ``klines.source`` of old bars is ``rest``.
+    default: str | None = None
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -79,13 +83,16 @@ class Partition:
     type: ColumnType
     column: str | None = None  # the column whose value is the folder (and is not in files)
     source: str | None = None  # the column a transform derives the folder from
-    transform: Literal["year"] | None = None
+    transform: Literal["year", "day"] | None = None
 
     def value_of(self, row_value: object) -> str:
         """The folder value for the row value of ``column`` or ``source``."""
         if self.transform == "year":
             assert isinstance(row_value, dt.date)
             return str(row_value.year)
+        if self.transform == "day":
+            assert isinstance(row_value, dt.date)
+            return row_value.isoformat()
         return str(row_value)
 
 
@@ -105,6 +112,20 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class Precedence:
+    """Which stored rows an upsert may replace: a row never replaces a stored row of the
+    same key whose ``column`` ranks higher in ``order`` (lowest first). Equal ranks: the
+    latest ingest wins, as everywhere else. ``klines``: a REST bar replaces a live bar,
+    a live bar never replaces a REST bar."""
+
+    column: str
+    order: tuple[str, ...]
+
+    def rank(self, value: str | None) -> int:
+        return self.order.index(value) if value in self.order else len(self.order)
+
+
+@dataclass(frozen=True)
 class DatasetSchema:
     name: str
     description: str
@@ -118,6 +139,7 @@ class DatasetSchema:
     asof: str | None
     fingerprint: str
     area: Literal["lake", "state"] = "lake"  # "state": the warehouse's own (gap ledger...)
+    precedence: Precedence | None = None
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -178,6 +200,7 @@ def _parse(path: Path) -> DatasetSchema:
                 unit=c.get("unit"),
                 description=c.get("description"),
                 lineage=bool(c.get("lineage", False)),
+                default=c.get("default"),
             )
             for c in doc["columns"]
         )
@@ -198,6 +221,10 @@ def _parse(path: Path) -> DatasetSchema:
             default=b.get("default", "all"),
             granularity=dict(b.get("granularity", {})),
         )
+        prec = doc.get("precedence")
+        precedence = None
+        if prec is not None:
+            precedence = Precedence(column=prec["column"], order=tuple(prec["order"]))
         schema = DatasetSchema(
             name=doc["name"],
             description=doc.get("description", ""),
@@ -210,6 +237,7 @@ def _parse(path: Path) -> DatasetSchema:
             entity=doc.get("entity"),
             asof=doc.get("asof"),
             area=doc.get("area", "lake"),
+            precedence=precedence,
             fingerprint=hashlib.sha256(raw).hexdigest()[:16],
         )
     except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
@@ -228,6 +256,10 @@ def _check(schema: DatasetSchema, path: Path) -> None:
     referenced = [*schema.key, *schema.sort]
     referenced += [p.column or p.source or "" for p in schema.partitions]
     referenced += [c for c in (schema.time, schema.entity, schema.asof) if c]
+    if schema.precedence is not None:
+        referenced.append(schema.precedence.column)
+        if schema.column(schema.precedence.column).type != "string":
+            raise ConfigError(f"{path.name}: precedence column must be a string column")
     for name in referenced:
         if name not in names:
             raise ConfigError(f"{path.name}: {name!r} is referenced but not declared")
@@ -235,6 +267,9 @@ def _check(schema: DatasetSchema, path: Path) -> None:
     if outside:
         # Rows with equal keys must sort next to each other (duplicate checks rely on it).
         raise ConfigError(f"{path.name}: sort columns {outside} are not key columns")
+    for col in schema.columns:
+        if col.default is not None and col.type != "string":
+            raise ConfigError(f"{path.name}: column {col.name}: only string columns take a default")
     for key_name in schema.key:
         if schema.column(key_name).nullable:
             raise ConfigError(f"{path.name}: key column {key_name} must not be nullable")

@@ -64,7 +64,14 @@ def dataset_glob(root: Path, schema: DatasetSchema) -> str:
 
 
 def dataset_view(root: Path, schema: DatasetSchema) -> str:
-    cols = ", ".join(_ident(c.name) for c in schema.columns)
+    # A column added later reads as its declared default in files written before it.
+    cols = ", ".join(
+        _ident(c.name)
+        if c.default is None
+        else f"coalesce({_ident(c.name)}, '{c.default.replace(chr(39), chr(39) * 2)}') AS "
+        f"{_ident(c.name)}"
+        for c in schema.columns
+    )
     hive = ", ".join(f"'{p.name}': '{_DUCK[p.type]}'" for p in schema.partitions)
     options = "union_by_name = true, allow_empty = true"
     if schema.partitions:

@@ -32,6 +32,10 @@ def partition_frames(
         elif part.transform == "year":
             assert part.source is not None
             exprs.append(pl.col(part.source).dt.year().cast(pl.String).alias(f"__p_{part.name}"))
+        elif part.transform == "day":
+            assert part.source is not None
+            day = pl.col(part.source).cast(pl.Date).cast(pl.String)
+            exprs.append(day.alias(f"__p_{part.name}"))
         else:
             raise LakeError(f"unsupported partition {part.name} in {schema.name}")
     tagged = frame.with_columns(exprs)
@@ -63,6 +67,8 @@ def bucket_expr(schema: DatasetSchema, key: PartitionKey) -> pl.Expr:
         return pl.col(col).dt.year().cast(pl.String)
     if gran == "day":
         return pl.col(col).cast(pl.Date).cast(pl.String)
+    if gran == "hour":  # of a timestamp column (UTC): 2024-06-28T09
+        return pl.col(col).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H")
     return pl.col(col).dt.strftime("%Y-%m")
 
 

@@ -4,6 +4,10 @@ Invariant: every key lives in exactly one file of its partition. An upsert keeps
 whose values did not change are dropped from the batch (writing the same batch twice changes
 nothing), stored rows whose values changed are removed from the file that held them (that file
 is rewritten under a new name) and the batch's rows go to one new file per bucket.
+
+Where the dataset declares a precedence (``klines.source``: ``live`` < ``rest``), a batch row
+never replaces a stored row of higher rank (it is refused, and counted), and a row of higher
+rank replaces a stored one even when their values agree, so that the source is right.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class PartitionPlan:
     rows_added: int = 0
     rows_replaced: int = 0
     rows_unchanged: int = 0
+    rows_refused: int = 0  # outranked by the stored row (see the module docstring)
     replaced_by_entity: dict[str, int] = field(default_factory=dict)
     written: pl.DataFrame | None = None  # the batch rows this commit stores
     compacted: bool = False
@@ -84,12 +89,16 @@ def conform(schema: DatasetSchema, frame: pl.DataFrame) -> pl.DataFrame:
     merge or compaction upgrades them.
     """
     target = pl.DataFrame(schema=polars_schema(schema.file_schema))
+    defaults = {c.name: c.default for c in schema.columns if c.default is not None}
     exprs = []
     for name, dtype in target.schema.items():
         if name in frame.columns:
-            exprs.append(pl.col(name).cast(dtype))
+            expr = pl.col(name).cast(dtype)
         else:
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+            expr = pl.lit(None, dtype=dtype).alias(name)
+        if name in defaults:
+            expr = expr.fill_null(pl.lit(defaults[name], dtype=dtype))
+        exprs.append(expr)
     return frame.select(exprs)
 
 
@@ -113,6 +122,34 @@ def _values_equal(schema: DatasetSchema, left: pl.DataFrame) -> pl.Series:
         return pl.Series([True] * left.height, dtype=pl.Boolean)
     expr = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_new")) for c in cols])
     return left.select(expr.alias("eq")).to_series()
+
+
+def _ranks(schema: DatasetSchema, pairs: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
+    """(stored rank, incoming rank) per pair, or None without a precedence."""
+    prec = schema.precedence
+    if prec is None or prec.column not in pairs.columns:
+        return None
+    table = {v: i for i, v in enumerate(prec.order)}
+    default = len(prec.order)
+
+    def rank(col: str) -> pl.Series:
+        expr = pl.col(col).replace_strict(table, default=default, return_dtype=pl.Int32)
+        return pairs.select(expr.alias("r")).to_series()
+
+    return rank(prec.column), rank(f"{prec.column}_new")
+
+
+def _outranked(schema: DatasetSchema, pairs: pl.DataFrame) -> pl.Series | None:
+    """Pairs whose incoming row ranks below the stored one: refused."""
+    ranks = _ranks(schema, pairs)
+    return None if ranks is None else ranks[1] < ranks[0]
+
+
+def _outranks(schema: DatasetSchema, pairs: pl.DataFrame) -> pl.Series:
+    """Pairs whose incoming row ranks above the stored one: replaced, values equal or not."""
+    ranks = _ranks(schema, pairs)
+    assert ranks is not None
+    return ranks[1] > ranks[0]
 
 
 def plan_upsert(
@@ -156,9 +193,13 @@ def plan_upsert(
                 how="inner",
             )
             same = _values_equal(schema, pairs)
+            refused = _outranked(schema, pairs)
+            if refused is not None:
+                plan.rows_refused += int(refused.sum())
+                same = (same & ~_outranks(schema, pairs)) | refused
             unchanged = pairs.filter(same).select(keys)
             changed = pairs.filter(~same).select(keys)
-            plan.rows_unchanged += unchanged.height
+            plan.rows_unchanged += unchanged.height - (0 if refused is None else int(refused.sum()))
             batch = batch.join(unchanged, on=keys, how="anti")
             if changed.height:
                 plan.rows_replaced += changed.height

@@ -65,6 +65,7 @@ class CommitResult:
     rows_added: int = 0
     rows_replaced: int = 0
     rows_unchanged: int = 0
+    rows_refused: int = 0  # outranked by a stored row (a live bar where a REST bar is)
     partitions: int = 0
     files_added: int = 0
     files_removed: int = 0
@@ -81,6 +82,7 @@ class CommitResult:
             "rows_added",
             "rows_replaced",
             "rows_unchanged",
+            "rows_refused",
             "partitions",
             "files_added",
             "files_removed",
@@ -237,7 +239,10 @@ class Lake:
             )
             if not plan.changes_anything:
                 return CommitResult(
-                    dataset=schema.name, rows_unchanged=plan.rows_unchanged, partitions=1
+                    dataset=schema.name,
+                    rows_unchanged=plan.rows_unchanged,
+                    rows_refused=plan.rows_refused,
+                    partitions=1,
                 )
             return self._apply(schema, key, manifest, plan, now, task_id)
 
@@ -289,6 +294,7 @@ class Lake:
             rows_added=plan.rows_added,
             rows_replaced=plan.rows_replaced,
             rows_unchanged=plan.rows_unchanged,
+            rows_refused=plan.rows_refused,
             partitions=1,
             files_added=len(plan.write),
             files_removed=len(plan.removed),

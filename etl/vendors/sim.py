@@ -293,6 +293,7 @@ def _klines_table(bars: list[Bars], vendor: str, request_id: str) -> pa.Table:
         "trade_date": pa.array(np.concatenate([b.trade_date for b in bars]), pa.date32()),
         "vendor": pa.array([vendor] * total, pa.string()),
         "request_id": pa.array([request_id] * total, pa.string()),
+        "source": pa.array(["rest"] * total, pa.string()),
     }
     for name in _PRICE_COLUMNS:
         columns[name] = pa.array(np.concatenate([getattr(b, name) for b in bars]), pa.float64())

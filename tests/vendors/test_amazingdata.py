@@ -128,7 +128,7 @@ def test_minute_klines(fake: tuple[FakeAmazing, str]) -> None:
     }
     base = {"symbol": "600000.SH", "freq": "1m", "trade_date": day, "settle": None,
             "open_interest": None, "vendor": "amazingdata",
-            "request_id": "amazingdata-min1-20240102-20240102"}  # fmt: skip
+            "request_id": "amazingdata-min1-20240102-20240102", "source": "rest"}  # fmt: skip
     assert batch.table.to_pylist() == [
         # "2024-01-02 09:30:00" Shanghai is the bar start 01:30:00Z
         {**base, "ts": dt.datetime(2024, 1, 2, 1, 30, tzinfo=UTC), "open": 6.57, "high": 6.58,

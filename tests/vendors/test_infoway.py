@@ -115,7 +115,7 @@ def run(ad: InfowayAdapter, fn: Callable[[InfowayAdapter], Awaitable[T]]) -> T:
 
 
 BASE = {"freq": "1m", "settle": None, "open_interest": None, "vendor": "infoway",
-        "request_id": "0d9f-seed"}  # fmt: skip
+        "request_id": "0d9f-seed", "source": "rest"}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ def test_kline_example_is_one_canonical_bar() -> None:
         # has the same element 0, so it is the same bar (an exact copy: kept once)
         {**base, "symbol": "BTCUSDT.CC", "ts": dt.datetime(2021, 6, 7, 10, 31, tzinfo=UTC),
          "open": 36500.0, "high": 36540.08, "low": 36500.0, "close": 36510.65,
-         "volume": 100.0, "request_id": "r"},
+         "volume": 100.0, "request_id": "r", "source": "rest"},
     ]  # fmt: skip
     # The document's URL asks fx_sgbpusd: forex has no volume, whatever element 6 says.
     forex = bars_table(

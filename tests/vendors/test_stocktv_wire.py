@@ -68,7 +68,7 @@ def test_spec_bar_parses_to_the_canonical_row() -> None:
         "ts": dt.datetime(2024, 7, 1, 7, 20, 0, tzinfo=UTC), "trade_date": D(2024, 7, 1),
         "open": 239.42, "high": 239.6, "low": 239.42, "close": 239.6,
         "volume": 1200.0, "amount": 287304.0, "settle": None, "open_interest": None,
-        "vendor": "stocktv", "request_id": "r1",
+        "vendor": "stocktv", "request_id": "r1", "source": "rest",
     }  # fmt: skip
 
 

@@ -206,6 +206,7 @@ def bars_table(
             **{name: _numbers([b.get(name) for b in bars], name) for name in optional},
             "vendor": pa.array([VENDOR] * n, pa.string()),
             "request_id": pa.array([request_id] * n, pa.string()),
+            "source": pa.array(["rest"] * n, pa.string()),
         }
         for name in ("amount", "settle", "open_interest"):
             columns.setdefault(name, pa.nulls(n, pa.float64()))

@@ -355,6 +355,7 @@ def bars_table(
         "open_interest": [None] * n,
         "vendor": [VENDOR] * n,
         "request_id": [b.trace_id for b in unique],
+        "source": ["rest"] * n,
     }
     return pa.Table.from_pydict(columns, schema=target_schema("klines"))
 

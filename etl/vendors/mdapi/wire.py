@@ -285,6 +285,7 @@ def bars_table(
         "trade_date": pa.array(days[keep].astype(np.int32), pa.date32()),
         "vendor": pa.array([VENDOR] * n, pa.string()),
         "request_id": pa.array([request_id] * n, pa.string()),
+        "source": pa.array(["rest"] * n, pa.string()),
     }
     for name, values in (("open", open_), ("high", high), ("low", low), ("close", close),
                          ("volume", volume)):  # fmt: skip

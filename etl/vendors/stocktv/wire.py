@@ -266,5 +266,6 @@ def bars_table(
         "open_interest": pa.nulls(n, pa.float64()),
         "vendor": pa.array([VENDOR] * n, pa.string()),
         "request_id": pa.array([request_id] * n, pa.string()),
+        "source": pa.array(["rest"] * n, pa.string()),
     }
     return pa.Table.from_pydict({f.name: columns[f.name] for f in target}, target)
