@@ -8,7 +8,7 @@ import sys
 
 ALL = [
     "ingest", "ingest_json", "query", "detect", "layout",
-    "amazingdata_rate", "infoway_rate", "stocktv_rate", "mdapi_rate",
+    "amazingdata_rate", "infoway_rate", "stocktv_rate", "mdapi_rate", "serve",
 ]  # fmt: skip
 
 
