@@ -24,9 +24,10 @@ from typing import Any, Final
 from etl.config import VENDOR_NAMES, Secret, Settings, VendorSettings
 from etl.dataroot import DataRoot
 from etl.errors import BadInputError, ConfigError
-from etl.lake.fsutil import atomic_write_bytes
-from etl.lake.locks import file_lock
+from etl.fsutil import atomic_write_bytes
 from etl.localkeys import LocalKey
+from etl.locks import file_lock
+from etl.timefmt import iso_utc
 
 __all__ = ["SECRET_FIELDS", "UpstreamConfig", "UpstreamStore", "apply_upstream"]
 
@@ -39,7 +40,7 @@ _PURPOSE: Final = "upstreams"
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(dt.datetime.now(dt.UTC), "seconds")
 
 
 @dataclass

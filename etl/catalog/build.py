@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,8 +23,9 @@ import pyarrow.parquet as pq
 from etl import schema as schemas
 from etl.catalog.ddl import anchor_path, catalog_sql
 from etl.dataroot import DataRoot
-from etl.lake.fsutil import atomic_write_bytes
+from etl.fsutil import atomic_target, atomic_write_bytes
 from etl.schema import DatasetSchema
+from etl.timefmt import iso_utc
 
 __all__ = [
     "CATALOG_NAME",
@@ -57,11 +57,8 @@ def ensure_anchors(root: Path) -> None:
     if fresh and manifest_anchor.is_file() and task_anchor.is_file():
         return
     for schema in datasets:
-        path = anchor_path(root, schema)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".anchor.{uuid.uuid4().hex[:8]}.tmp")
-        pq.write_table(pa.Table.from_pylist([], schema=schema.file_schema), tmp)
-        tmp.replace(path)
+        with atomic_target(anchor_path(root, schema)) as tmp:
+            pq.write_table(pa.Table.from_pylist([], schema=schema.file_schema), tmp)
     atomic_write_bytes(manifest_anchor, json.dumps({"dataset": None}).encode())
     atomic_write_bytes(task_anchor, json.dumps({"id": None}).encode())
     atomic_write_bytes(stamp, want.encode())
@@ -74,8 +71,7 @@ def build_catalog(root: Path, *, now: dt.datetime) -> Path:
     ensure_anchors(root)
     datasets = list(schemas.schemas().values())
     target = DataRoot(root).catalog
-    tmp = root / f".{CATALOG_NAME}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+    with atomic_target(target, leftovers=(".wal",)) as tmp:
         con = duckdb.connect(str(tmp))
         try:
             for statement in catalog_sql(root, datasets):
@@ -86,16 +82,12 @@ def build_catalog(root: Path, *, now: dt.datetime) -> Path:
                 [
                     ["fingerprint", catalog_fingerprint(root, datasets)],
                     ["data_root", str(root)],
-                    ["built_at", now.astimezone(dt.UTC).isoformat()],
+                    ["built_at", iso_utc(now)],
                 ],
             )
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
     return target
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, runtime
+from etl.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,11 +31,7 @@ class Format(StrEnum):
 
 def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return (
-            value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-            if value.tzinfo
-            else (value.isoformat())
-        )
+        return iso_utc(value) if value.tzinfo else value.isoformat()
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):

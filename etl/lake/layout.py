@@ -15,6 +15,7 @@ import polars as pl
 from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
 from etl.schema import DatasetSchema
+from etl.timefmt import iso_utc
 
 __all__ = ["DataRoot", "PartitionKey", "bucket_expr", "iso", "partition_frames"]
 
@@ -74,11 +75,7 @@ def bucket_expr(schema: DatasetSchema, key: PartitionKey) -> pl.Expr:
 
 def iso(value: object) -> str | None:
     """JSON-friendly form of a time value kept in manifests."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
+    if value is None or isinstance(value, dt.date):
         # Always with microseconds, so that the strings sort as the instants do.
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, dt.date):
-        return value.isoformat()
+        return iso_utc(value, "microseconds")
     return str(value)

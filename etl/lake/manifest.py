@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from etl.dataroot import DataRoot, PartitionKey
-from etl.lake.fsutil import atomic_write_bytes
+from etl.fsutil import atomic_write_bytes
 from etl.lake.layout import iso
 from etl.schema import DatasetSchema
 

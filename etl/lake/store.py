@@ -30,9 +30,8 @@ import pyarrow as pa
 from etl import schema as schemas
 from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
-from etl.lake.fsutil import exchange_dirs, fsync_dir, remove_tree
+from etl.fsutil import exchange_dirs, fsync_dir, remove_tree
 from etl.lake.layout import iso, partition_frames
-from etl.lake.locks import file_lock, try_lock
 from etl.lake.manifest import (
     CommitRecord,
     FileEntry,
@@ -51,6 +50,7 @@ from etl.lake.merge import (
     sort_columns,
 )
 from etl.lake.parquet_io import verify_file, write_file
+from etl.locks import file_lock, try_lock
 from etl.schema import DatasetSchema
 
 __all__ = ["CommitResult", "Lake"]

@@ -37,8 +37,9 @@ from typing import Any, Final
 from etl.config import Settings
 from etl.dataroot import DataRoot
 from etl.errors import EtlError, TaskConflict
+from etl.locks import FileLock
 from etl.scheduler.load import JobSet
-from etl.scheduler.lock import PidLock
+from etl.timefmt import iso_utc
 
 __all__ = ["FIRE_REF", "close", "fire", "serve", "sync_store"]
 
@@ -48,7 +49,7 @@ MAX_PARALLEL_RUNS: Final = 8  # distinct jobs running at once; each is one child
 
 def say(message: str) -> None:
     """One timestamped line on stderr (journald or the terminal)."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = iso_utc(dt.datetime.now(dt.UTC), "seconds")
     sys.stderr.write(f"{stamp} etl scheduler: {message}\n")
     sys.stderr.flush()
 
@@ -208,8 +209,8 @@ def serve(
 
     jobs.raise_errors()
     layout = DataRoot(settings.data_dir)
-    lock = PidLock(layout.scheduler_lock)
-    if not lock.acquire():
+    lock = FileLock(layout.scheduler_lock, record_pid=True)
+    if not lock.acquire(timeout=0):
         raise TaskConflict(
             f"another etl scheduler is running on data root {settings.data_dir} "
             f"(pid {lock.holder()}); not started"

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from etl.dataroot import DataRoot
 from etl.errors import BadInputError, ConfigError, EtlError, TaskConflict
+from etl.locks import FileLock
 from etl.scheduler.actions import (
     Unit,
     attempt,
@@ -36,10 +37,10 @@ from etl.scheduler.actions import (
     served,
 )
 from etl.scheduler.cron import is_trading_day
-from etl.scheduler.lock import PidLock
 from etl.scheduler.spec import JobSpec
 from etl.tasks.records import TaskRecord, TaskStore
 from etl.tasks.runtime import Runtime
+from etl.timefmt import iso_utc
 
 __all__ = ["Attempt", "JobResult", "JobRuntime", "new_run_id", "not_trading_reason", "run_job"]
 
@@ -132,7 +133,7 @@ class JobResult:
         return {
             "job": self.job.name, "run": self.run_id, "action": self.job.action,
             "status": self.status, "exit_code": self.exit_code, "skipped": self.skipped,
-            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
+            "started_at": iso_utc(self.started_at), "finished_at": iso_utc(self.finished_at),
             "attempts": [a.document() for a in self.attempts],
             "tasks": [r.public() for r in self.records],
         }  # fmt: skip
@@ -144,10 +145,6 @@ class JobResult:
         rows = sum(r.rows_written for r in self.records)
         parts = "; ".join(a.text() for a in self.attempts) or "nothing to do"
         return f"{head} (exit {self.exit_code}), {rows:,} rows written: {parts}"
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def not_trading_reason(job: JobSpec, now: dt.datetime) -> str | None:
@@ -233,8 +230,8 @@ def run_job(job: JobSpec, rt: JobRuntime, *, force: bool = False) -> JobResult:
         result.skipped = reason
         result.finished_at = now
         return result
-    lock = PidLock(DataRoot(rt.root).job_lock(job.name))
-    if not lock.acquire():
+    lock = FileLock(DataRoot(rt.root).job_lock(job.name), record_pid=True)
+    if not lock.acquire(timeout=0):
         raise TaskConflict(f"job {job.name} is already running (pid {lock.holder()}); not started")
     previous = signal.getsignal(signal.SIGTERM)
     try:

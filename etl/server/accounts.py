@@ -20,8 +20,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from etl.dataroot import DataRoot
 from etl.errors import BadInputError
-from etl.lake.fsutil import atomic_write_bytes
-from etl.lake.locks import file_lock
+from etl.fsutil import atomic_write_bytes
+from etl.locks import file_lock
+from etl.timefmt import iso_utc
 
 __all__ = ["ROLES", "Account", "UserStore", "check_password"]
 
@@ -123,7 +124,7 @@ class UserStore:
                 password_hash=_HASHER.hash(password),
                 role=role,
                 email=email,
-                created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                created_at=iso_utc(dt.datetime.now(dt.UTC), "seconds"),
             )
             self._save([*accounts, account])
         return account

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from etl.config import Settings
 from etl.dataroot import DataRoot
-from etl.lake.fsutil import atomic_write_bytes
+from etl.fsutil import atomic_write_bytes
 from etl.localkeys import LocalKey
 from etl.server.accounts import UserStore
 from etl.server.reads import LakeReader

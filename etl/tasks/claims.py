@@ -15,8 +15,8 @@ from pathlib import Path
 
 from etl.dataroot import DataRoot
 from etl.errors import TaskConflict
-from etl.lake.fsutil import atomic_write_bytes
-from etl.lake.locks import file_lock, try_lock
+from etl.fsutil import atomic_write_bytes
+from etl.locks import file_lock, try_lock
 from etl.tasks.expected import Selection
 
 __all__ = ["claim"]

@@ -26,6 +26,7 @@ from etl.tasks.expected import (
     build_expectation,
     expected_per_day,
 )
+from etl.timefmt import iso_utc
 
 __all__ = ["DetectReport", "detect", "find_slots"]
 
@@ -79,8 +80,8 @@ class DetectReport:
                         entry[state] = row[state]
                 daily[row["trade_date"].isoformat()] = entry
         gaps = [
-            {"symbol": g["symbol"], "start": _z(g["start"]), "end": _z(g["end"]),
-             "bars": g["bars"], "state": g["state"]}
+            {"symbol": g["symbol"], "start": iso_utc(g["start"], "seconds"),
+             "end": iso_utc(g["end"], "seconds"), "bars": g["bars"], "state": g["state"]}
             for g in self.gaps.head(MAX_GAPS_IN_DOCUMENT).iter_rows(named=True)
         ]  # fmt: skip
         sel = self.selection
@@ -106,12 +107,6 @@ class DetectReport:
             "unjudged": self.unjudged,
             "calendars": self.calendar_sources,
         }
-
-
-def _z(value: dt.datetime | dt.date) -> str:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value.isoformat()
 
 
 def _files(root: Path, sel: Selection) -> list[Path]:

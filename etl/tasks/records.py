@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,9 +20,11 @@ from typing import Any, Final, Literal
 
 from etl.dataroot import DataRoot
 from etl.errors import BadInputError
-from etl.lake.fsutil import atomic_write_bytes
-from etl.lake.locks import FileLock, file_lock, try_lock
+from etl.fsutil import atomic_write_bytes
+from etl.locks import FileLock, file_lock, pid_alive, try_lock
 from etl.tasks.items import ItemCounts
+from etl.timefmt import iso_utc
+from etl.vendors.redact import redact_tree
 
 __all__ = ["STATUSES", "TaskRecord", "TaskStore"]
 
@@ -31,19 +32,12 @@ Status = Literal["pending", "running", "completed", "failed", "cancelled", "inte
 STATUSES: Final = ("pending", "running", "completed", "failed", "cancelled", "interrupted")
 FINAL: Final = frozenset({"completed", "failed", "cancelled"})
 MAX_ERRORS_KEPT = 1000
-# Shorter secrets are replaced only where a value equals them: replacing every "k" in a
-# record would destroy it without protecting anything.
-MIN_SCRUB_LEN = 4
 
 PUBLIC_FIELDS: Final = (
     "id", "kind", "status", "progress", "total_count", "success_count", "error_count",
     "rows_written", "error_message", "errors", "params", "created_at", "started_at",
     "finished_at",
 )  # fmt: skip
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass
@@ -154,28 +148,19 @@ class TaskStore:
             task_id = max([last, *existing]) + 1
             atomic_write_bytes(seq_file, str(task_id).encode())
             record = TaskRecord(
-                id=task_id, kind=kind, params=params, created_at=_iso(now), updated_at=_iso(now)
+                id=task_id,
+                kind=kind,
+                params=params,
+                created_at=iso_utc(now),
+                updated_at=iso_utc(now),
             )
             self.save(record)
         return record
 
     def save(self, record: TaskRecord) -> None:
-        doc = self._scrub(asdict(record))
+        doc = redact_tree(asdict(record), self._secrets)
         data = json.dumps(doc, ensure_ascii=False, default=str)
         atomic_write_bytes(self.path(record.id), data.encode("utf-8"))
-
-    def _scrub(self, value: Any) -> Any:
-        """Secrets out of every string value (never keys: a record must stay readable)."""
-        if isinstance(value, str):
-            for secret in self._secrets:
-                if value == secret or (len(secret) >= MIN_SCRUB_LEN and secret in value):
-                    value = value.replace(secret, "***")
-            return value
-        if isinstance(value, dict):
-            return {k: self._scrub(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._scrub(v) for v in value]
-        return value
 
     def load(self, task_id: int) -> TaskRecord:
         try:
@@ -206,7 +191,7 @@ class TaskStore:
 
     def _orphaned(self, record: TaskRecord) -> bool:
         if record.status == "pending":
-            return record.pid is not None and not _pid_alive(record.pid)
+            return record.pid is not None and not pid_alive(record.pid)
         lock = try_lock(self.lock_path(record.id))
         if lock is None:
             return False  # its process still holds the lock
@@ -245,13 +230,3 @@ class TaskStore:
         return [
             r for r in self.list() if r.status == "running" and (kinds is None or r.kind in kinds)
         ]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

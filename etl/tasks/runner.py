@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from etl.errors import EtlError, Interrupted
 from etl.tasks.progress import ProgressUI
-from etl.tasks.records import TaskRecord, TaskStore, _iso
+from etl.tasks.records import TaskRecord, TaskStore
+from etl.timefmt import iso_utc
 
 __all__ = ["TaskRun", "open_run"]
 
@@ -77,7 +78,7 @@ class TaskRun:
         now = time.monotonic()
         if force or now - self._last_save >= SAVE_EVERY:
             self._last_save = now
-            self.record.updated_at = _iso(self.clock())
+            self.record.updated_at = iso_utc(self.clock())
             self.store.save(self.record)
 
     def save(self) -> None:
@@ -139,7 +140,7 @@ def open_run(
     store.clear_cancel(record.id)
     record.status = "running"
     record.pid = os.getpid()
-    record.started_at = record.started_at or _iso(clock())
+    record.started_at = record.started_at or iso_utc(clock())
     record.finished_at = None
     record.error_message = None
     run.save()
@@ -168,7 +169,7 @@ def open_run(
         raise
     finally:
         if record.status in ("completed", "failed", "cancelled"):
-            record.finished_at = _iso(clock())
+            record.finished_at = iso_utc(clock())
         record.message = None if record.status == "completed" else record.message
         run.ui.stop()
         run.save()
@@ -180,5 +181,5 @@ def _text(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, dt.datetime):
-        return _iso(value)
+        return iso_utc(value)
     return str(value)

@@ -3,7 +3,7 @@
 Vendors count requests per key (or per product, or per client), not per process: two ``etl``
 commands running side by side must stay under the limit *together*. So the governor keeps its
 counts in a small JSON file per vendor, ``<state_dir>/<vendor>.json`` (``state/governor/``),
-changed only under an exclusive ``flock`` on ``<vendor>.lock`` (the etl/lake/locks.py idea: the
+changed only under an exclusive ``flock`` on ``<vendor>.lock`` (:mod:`etl.locks`: the
 lock dies with its process). With ``state_dir=None`` the same logic runs on an in-process dict.
 
 What it keeps to (:class:`Limit`, any number of them):
@@ -35,7 +35,6 @@ Timestamps are wall-clock (``time.time``): the only clock two processes share.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
 import os
@@ -48,6 +47,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from etl.fsutil import atomic_write_bytes
+from etl.locks import file_lock, pid_alive
 from etl.vendors.limits import ALL as _ALL
 from etl.vendors.limits import Limit, kind_of, limits_for, rate_windows
 
@@ -88,23 +89,6 @@ def _empty() -> State:
     return {"starts": {}, "leases": {}, "bans": {}}
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, killed but not yet reaped, counts as dead)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
-
-
 class _MemoryStore:
     """State for one process only."""
 
@@ -124,19 +108,14 @@ class _FileStore:
         self.lock_path = directory / f"{vendor}.lock"
 
     def transact(self, fn: Callable[[State], tuple[T, bool]]) -> T:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds by whoever has it
+        # Held for a read-modify-write of a few hundred bytes: wait in the kernel.
+        with file_lock(self.lock_path, timeout=None):
             state = self._read()
             result, changed = fn(state)
-            if changed:
-                tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(state, separators=(",", ":")), encoding="utf-8")
-                tmp.replace(self.path)
+            if changed:  # soft state: never torn, but not worth an fsync per request
+                data = json.dumps(state, separators=(",", ":")).encode()
+                atomic_write_bytes(self.path, data, durable=False)
             return result
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
 
     def _read(self) -> State:
         try:
@@ -261,7 +240,7 @@ class Governor:
         changed = False
         leases = state["leases"]
         for key, lease in list(leases.items()):
-            if float(lease.get("expires", 0)) <= now or not _pid_alive(int(lease.get("pid", 0))):
+            if float(lease.get("expires", 0)) <= now or not pid_alive(int(lease.get("pid", 0))):
                 del leases[key]
                 changed = True
         starts = state["starts"]

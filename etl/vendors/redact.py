@@ -8,6 +8,9 @@ Two rules, applied together (the dlt way: a short list of secret parameter names
   fragment parameters of URLs (``?key=…``, StockTV's key travels there), ``name=value`` pairs
   and ``"name": "value"`` pairs in free text, ``Authorization: Bearer …`` headers.
 
+A secret shorter than :data:`MIN_SECRET_LEN` characters is masked only where it is the whole
+text: replacing every ``a`` of a one-letter key would mangle everything and hide nothing.
+
 The second rule catches what the first cannot know about (a token minted by a login, a key
 from a setting nobody passed in). Over-redacting is harmless; a leak is not.
 """
@@ -17,19 +20,22 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "MASK",
+    "MIN_SECRET_LEN",
     "SECRET_PARAMS",
     "RedactingFilter",
     "is_secret_name",
     "redact_text",
+    "redact_tree",
     "redact_url",
 ]
 
 MASK: Final = "***"
+MIN_SECRET_LEN: Final = 4  # shorter secrets are masked only where they are the whole text
 
 # Parameter names whose values are credentials, compared lower case with "-" read as "_".
 SECRET_PARAMS: Final = frozenset(
@@ -65,7 +71,7 @@ def _forms(secrets: Iterable[str]) -> list[str]:
     contains another is replaced whole)."""
     found: set[str] = set()
     for secret in secrets:
-        if not secret:
+        if len(secret) < MIN_SECRET_LEN:
             continue
         found.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
     return sorted(found, key=len, reverse=True)
@@ -88,6 +94,9 @@ def _mask_pairs(text: str, secrets: Sequence[str] = ()) -> str:
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every secret value and every secret-looking parameter value masked."""
+    secrets = [s for s in secrets if s]
+    if text in secrets:
+        return MASK
     for form in _forms(secrets):
         text = text.replace(form, MASK)
     text = _BEARER_RE.sub(lambda m: f"{m[1]} {MASK}", text)
@@ -105,6 +114,19 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     return _HEADER_RE.sub(header, text)
 
 
+def redact_tree(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with :func:`redact_text` applied to every
+    string value; keys are left alone, so a document keeps its shape and stays readable."""
+    secrets = [s for s in secrets if s]
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {k: redact_tree(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(v, secrets) for v in value]
+    return value
+
+
 def redact_url(url: object, secrets: Iterable[str] = ()) -> str:
     """``url`` (a string or an ``httpx.URL``) safe to log: the password of its user info, the
     values of secret-looking query and fragment parameters, and every known secret masked."""
@@ -118,7 +140,7 @@ def redact_url(url: object, secrets: Iterable[str] = ()) -> str:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
-    known = [s for s in secrets if s]
+    known = [s for s in secrets if len(s) >= MIN_SECRET_LEN]
     path = parts.path
     if _holds_secret(path, known):
         path = unquote(path)

@@ -7,7 +7,8 @@ def test_public_surface() -> None:
     from etl.vendors import governor, http, limits, redact
 
     assert set(redact.__all__) == {
-        "MASK", "SECRET_PARAMS", "RedactingFilter", "is_secret_name", "redact_text", "redact_url"
+        "MASK", "MIN_SECRET_LEN", "SECRET_PARAMS", "RedactingFilter", "is_secret_name",
+        "redact_text", "redact_tree", "redact_url",
     }  # fmt: skip
     assert set(limits.__all__) == {"ALL", "Limit", "kind_of", "limits_for", "rate_windows"}
     assert set(governor.__all__) == {"Governor", "Lease", "Limit", "limits_for", "rate_windows"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.vendors.redact import MASK, is_secret_name, redact_text, redact_url
+from etl.vendors.redact import MASK, is_secret_name, redact_text, redact_tree, redact_url
 
 SECRET = "s3cr/et+key"  # has characters that URL-encoding changes
 
@@ -72,7 +72,7 @@ def test_redact_text_keeps_vendor_messages() -> None:
 
 
 def test_redact_text_longest_secret_first() -> None:
-    assert redact_text("abc abcdef", ["abc", "abcdef"]) == "*** ***"
+    assert redact_text("abcd abcdefgh", ["abcd", "abcdefgh"]) == "*** ***"
 
 
 @pytest.mark.parametrize(
@@ -91,3 +91,19 @@ def test_redact_text_longest_secret_first() -> None:
 )
 def test_is_secret_name(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
+
+
+def test_short_secret_is_masked_only_as_the_whole_text() -> None:
+    # Regression: a one-letter key turned every "k" of a task record into "***" ("***ind").
+    assert redact_text("kind: backfill", ["k"]) == "kind: backfill"
+    assert redact_text("k", ["k"]) == "***"
+    assert redact_text("token abcd1234 here", ["abcd1234"]) == "token *** here"
+
+
+def test_redact_tree_masks_values_never_keys() -> None:
+    doc = {"api_key_name": "x", "params": {"note": "sent s3cret-value"}, "errors": ["s3cret-value"]}
+    assert redact_tree(doc, ["s3cret-value"]) == {
+        "api_key_name": "x",
+        "params": {"note": "sent ***"},
+        "errors": ["***"],
+    }

@@ -40,6 +40,7 @@ from etl.errors import (
     VendorError,
 )
 from etl.names import parse_freq, parse_market, parse_symbol
+from etl.timefmt import iso_utc
 from etl.vendors.base import (
     Capabilities,
     CheckResult,
@@ -81,10 +82,6 @@ log = logging.getLogger(__name__)
 _DAY: Final = dt.timedelta(days=1)
 _MAX_PAGES: Final = 2_000  # 1 M instruments, or 2 M bars of one symbol: a runaway guard
 _SYNC_HINT: Final = "run `etl instruments sync --vendor stocktv`"
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class StockTVAdapter(VendorAdapter):
@@ -256,7 +253,8 @@ class StockTVAdapter(VendorAdapter):
         answered_from = first
         gap_end = missing_before(market, freq, first, oldest)
         if gap_end is not None:
-            why = f"StockTV returned no {freq} bars before {_iso(oldest)}"
+            seen = iso_utc(dt.datetime.fromtimestamp(oldest / 1000, dt.UTC))
+            why = f"StockTV returned no {freq} bars before {seen}"
             batch.unavailable.append(Unavailable(symbol, first, gap_end, why))
             answered_from = gap_end + _DAY
         if answered_from <= done:

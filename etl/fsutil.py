@@ -1,9 +1,12 @@
-"""Filesystem primitives the lake's atomicity rests on: fsync, atomic replace, directory swap.
+"""Filesystem primitives atomicity rests on: fsync, atomic replace, directory swap.
 
 A partition is swapped in one system call (``renameat2(RENAME_EXCHANGE)`` on Linux), so a
 reader sees either the whole old partition or the whole new one, never a mix: no row twice,
 none missing. Where the kernel or filesystem cannot exchange, the fallback is two renames,
 and the short window between them is documented in the README.
+
+Every stage writes files this way (the lake, task records, the governor's state, caches), so
+the module sits beside :mod:`etl.errors` rather than inside one of them.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import errno
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["atomic_write_bytes", "exchange_dirs", "fsync_dir", "remove_tree"]
+__all__ = ["atomic_target", "atomic_write_bytes", "exchange_dirs", "fsync_dir", "remove_tree"]
 
 _AT_FDCWD: Final = -100
 _RENAME_EXCHANGE: Final = 2
@@ -46,21 +51,41 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: write a temporary sibling, fsync, rename over."""
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data``: write a temporary sibling, fsync, rename over. Readers
+    see the old content or the new, never a part. ``durable=False`` skips the fsyncs, for
+    soft state rewritten many times a second (the rate governor's counts): still never torn,
+    but a power cut may bring back an older version."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tmp.open("wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         tmp.replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_target(path: Path, *, leftovers: tuple[str, ...] = ()) -> Iterator[Path]:
+    """A temporary sibling of ``path`` for a library to write (pyarrow, DuckDB); when the
+    block ends without an error it replaces ``path`` in one rename, else it is removed.
+    ``leftovers``: suffixes of side files the library may leave beside it (``".wal"``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        for suffix in ("", *leftovers):
+            tmp.with_name(tmp.name + suffix).unlink(missing_ok=True)
 
 
 def exchange_dirs(new: Path, current: Path) -> bool:
