@@ -73,6 +73,14 @@ def emulate(
     latency: Annotated[
         float, typer.Option("--latency", help="Seconds added to every answer.")
     ] = 0.0,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            "--speed",
+            help="Replay: N market seconds per real second from --now (or the real time), "
+            "for REST and the WebSocket feed alike.",
+        ),
+    ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option("--option", help="Vendor option KEY=VALUE (AmazingData: token_ttl=60)."),
@@ -100,6 +108,7 @@ def emulate(
             faults=faults,
             latency=latency,
             extra=_parse_extra(option),
+            speed=speed,
         )
         emulator = cls(options)
         if not 0 <= port <= 65535:

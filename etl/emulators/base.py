@@ -12,8 +12,9 @@ table and overrides the hooks where its protocol differs: :meth:`authenticate`,
       -> decide fault (first in SPEC)          the vendor's wire form of that fault
       -> route handler                         rows, with the modify faults applied
 
-``now`` (a frozen data clock, or the real one) and ``seed`` decide the data; limits and
-token lifetimes run on real monotonic seconds. Nothing here reads the environment: the CLI
+``now`` (a frozen data clock, the real one, or a replay clock: ``speed`` market seconds per
+real second from ``now``) and ``seed`` decide the data; limits, token lifetimes and
+WebSocket heartbeats run on real monotonic seconds. Nothing here reads the environment: the CLI
 edge passes the accepted credentials in.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -59,6 +61,7 @@ class EmulatorOptions:
     faults: str = ""
     latency: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    speed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ class Emulator(ABC):
             raise BadInputError(f"now must carry a time zone, got {opts.now.isoformat()}")
         if opts.latency < 0:
             raise BadInputError(f"latency must be >= 0 seconds, got {opts.latency}")
+        if opts.speed is not None and not 0 < opts.speed <= 100_000:
+            raise BadInputError(f"speed must be > 0 (market seconds per second), got {opts.speed}")
+        self._start = opts.now or dt.datetime.now(dt.UTC)
+        self._t0 = time.monotonic()
         self.plan = FaultPlan(parse_faults(opts.faults, self.fault_table), opts.seed)
         self.stats = Stats()
         self.limiter = Limiter()
@@ -116,6 +123,8 @@ class Emulator(ABC):
 
     def fault_applies(self, fault: Fault, route: Route) -> bool:
         """Whether ``fault`` counts this route (see faults.py: WHEN counts these only)."""
+        if fault.scope == "ws":
+            return False  # counted by WebSocket connections only (etl.emulators.ws)
         if fault.scope == "kline":
             return route.category == "kline"
         if fault.scope == "data":
@@ -141,6 +150,16 @@ class Emulator(ABC):
     def method_not_allowed(self, request: Request) -> Reply:
         return json_reply(405, {"detail": "Method Not Allowed"})
 
+    def ws_session(self, request: Request) -> Any:
+        """A WebSocket session for ``request`` on :attr:`ws_path` (an
+        :class:`etl.emulators.ws.StreamSession`), or the vendor's refusal as a
+        :class:`Reply`. Vendors with a feed override it."""
+        return self.not_found(request)
+
+    def ws_reject(self, request: Request) -> Reply:
+        """The handshake answer to a refused key (the ``ws_reject`` fault)."""
+        return Reply(401, b"Unauthorized", "text/plain; charset=utf-8")
+
     def reset(self) -> None:
         """Back to the state after start (``POST /_emulator/reset``); subclasses extend."""
         self.stats.reset()
@@ -154,7 +173,11 @@ class Emulator(ABC):
         return self.options.seed
 
     def now(self) -> dt.datetime:
-        """The data clock: frozen at ``options.now``, else the real time (UTC)."""
+        """The data clock: frozen at ``options.now``, else the real time (UTC); with a
+        ``speed``, ``now`` plus ``speed`` times the real seconds since start."""
+        speed = self.options.speed
+        if speed is not None:
+            return self._start + dt.timedelta(seconds=(time.monotonic() - self._t0) * speed)
         return self.options.now or dt.datetime.now(dt.UTC)
 
     def sleep(self, seconds: float) -> bool:
@@ -163,6 +186,10 @@ class Emulator(ABC):
 
     def close(self) -> None:
         self._closing.set()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
 
     def answer(self, request: Request) -> Outcome:
         """Answer one request. An admitted request holds its in-flight place while it is

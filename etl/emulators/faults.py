@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 Role = Literal["network", "decide", "modify"]
-Scope = Literal["any", "kline", "data"]
+Scope = Literal["any", "kline", "data", "ws"]
 
 
 class FaultSpecError(BadInputError):
@@ -98,6 +98,27 @@ SHARED_FAULTS: Final[Mapping[str, FaultDef]] = {
         FaultDef(
             "schema_drift", "modify", "data", ("extra", "rename"), default="extra",
             help="extra: an unknown field; rename: a required field renamed",
+        ),
+        # WebSocket feeds: WHEN counts connections; N is the pushes before the fault.
+        FaultDef(
+            "ws_drop", "modify", "ws", numeric=True, default="100",
+            help="after N pushes, the TCP connection closes without a close frame",
+        ),
+        FaultDef(
+            "ws_stall", "modify", "ws", numeric=True, default="100",
+            help="after N pushes, silence with the socket open (no data, no pong)",
+        ),
+        FaultDef(
+            "ws_close", "modify", "ws", numeric=True, default="100",
+            help="after N pushes, the vendor's own close (Infoway 513, others a close frame)",
+        ),
+        FaultDef(
+            "ws_slow", "modify", "ws", numeric=True, default="2",
+            help="a slow server: pushes held back and sent together every S seconds",
+        ),
+        FaultDef(
+            "ws_reject", "modify", "ws",
+            help="the handshake refused with the vendor's auth answer (a bad key)",
         ),
     )
 }  # fmt: skip

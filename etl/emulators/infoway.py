@@ -91,6 +91,7 @@ class InfowayEmulator(Emulator):
     """Infoway's REST API; data from etl.synthetic at the emulator's ``now``."""
 
     vendor: ClassVar[str] = "infoway"
+    ws_path: ClassVar[str | None] = "/ws"
     fault_table: ClassVar[Mapping[str, FaultDef]] = catalogue(
         variants={"rate_limit_burst": ("detail200", "ret501", "ret502")}
     )
@@ -157,6 +158,14 @@ class InfowayEmulator(Emulator):
         if fault.name == "auth_expired":
             return self._token_invalid()
         return super().fault_reply(fault, call)
+
+    def ws_session(self, request: Request) -> Any:
+        from etl.emulators.infoway_ws import open_session
+
+        return open_session(self, request)
+
+    def ws_reject(self, request: Request) -> Reply:
+        return self._token_invalid()
 
     # -- envelopes -----------------------------------------------------------------------------
 

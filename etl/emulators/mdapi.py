@@ -30,11 +30,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from etl.emulators import mdapi_data as data
-from etl.emulators.base import Emulator, Limit
+from etl.emulators.base import Emulator, EmulatorOptions, Limit
 from etl.emulators.faults import Fault, FaultDef, catalogue
 from etl.emulators.limits import Rate
 from etl.emulators.payload import apply_bar_faults, drift_row
 from etl.emulators.wire import Call, Reply, Request, Route, json_reply
+from etl.emulators.ws import ConnectionCount
 
 __all__ = ["MdapiEmulator"]
 
@@ -83,6 +84,7 @@ class MdapiEmulator(Emulator):
     """mdapi's HTTP API; data from etl.synthetic at the emulator's ``now``."""
 
     vendor: ClassVar[str] = "mdapi"
+    ws_path: ClassVar[str | None] = "/ws"
     base_path: ClassVar[str] = ""
     gzip_bodies: ClassVar[bool] = True
     fault_table: ClassVar[Mapping[str, FaultDef]] = catalogue(
@@ -93,6 +95,10 @@ class MdapiEmulator(Emulator):
             ),
         )
     )  # fmt: skip
+
+    def __init__(self, options: EmulatorOptions | None = None) -> None:
+        super().__init__(options)
+        self._ws_open = ConnectionCount()  # WebSocket connections per client address
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -128,6 +134,14 @@ class MdapiEmulator(Emulator):
         if fault.name in ("ip_refused", "auth_expired"):
             return _error(403, MSG_IP)
         return super().fault_reply(fault, call)
+
+    def ws_session(self, request: Request) -> Any:
+        from etl.emulators.mdapi_ws import open_session
+
+        return open_session(self, request, self._ws_open)
+
+    def ws_reject(self, request: Request) -> Reply:
+        return _error(403, MSG_IP)
 
     def not_found(self, request: Request) -> Reply:
         return Reply(404, _NOT_FOUND, _HTML)

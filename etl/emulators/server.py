@@ -155,7 +155,35 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
+        if (self.headers.get("Upgrade") or "").lower() == "websocket":
+            self._websocket()
+            return
         self._serve()
+
+    def _websocket(self) -> None:
+        """Hand the connection to the vendor's WebSocket feed (etl.emulators.ws); it ends
+        with the connection."""
+        from etl.emulators.ws import serve_websocket
+
+        url = urlsplit(self.path)
+        emulator = self.server.emulator
+        self.close_connection = True
+        if emulator.ws_path is None or unquote(url.path) != emulator.ws_path:
+            self.send_error(404, "no WebSocket here")
+            return
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(url.query, keep_blank_values=True):
+            params.setdefault(key, value)
+        request = Request(
+            method="GET",
+            path=unquote(url.path),
+            params=params,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=b"",
+            client=str(self.client_address[0]),
+        )
+        self.wfile.flush()
+        serve_websocket(self.connection, emulator, request, self.path, list(self.headers.items()))
 
     def do_POST(self) -> None:
         self._serve()

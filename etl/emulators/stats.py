@@ -29,6 +29,8 @@ class Stats:
             self._faults: Counter[str] = Counter()
             self._paths: dict[str, Counter[str]] = {}
             self._statuses: Counter[str] = Counter()
+            self._ws: Counter[str] = Counter()
+            self._ws_pushed: Counter[str] = Counter()
 
     def request(self, path: str) -> int:
         """Count one vendor request to ``path`` (a route template); returns its number."""
@@ -52,6 +54,27 @@ class Stats:
         with self._lock:
             self._statuses[str(code)] += 1
 
+    def ws_connection(self) -> int:
+        """Count one WebSocket handshake; returns its number (ws faults' WHEN counts these)."""
+        with self._lock:
+            self._ws["connections"] += 1
+            return self._ws["connections"]
+
+    def ws_refused(self, status: int) -> None:
+        with self._lock:
+            self._ws["refused"] += 1
+            self._ws[f"refused_{status}"] += 1
+
+    def ws_closed(self, pushed: dict[str, int]) -> None:
+        """A connection ended; ``pushed`` counts what it pushed, by kind (trades, quotes...)."""
+        with self._lock:
+            self._ws["closed"] += 1
+            self._ws_pushed.update(pushed)
+
+    def ws_pushed(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self._ws_pushed[kind] += n
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -61,4 +84,5 @@ class Stats:
                 "faults_applied": sum(self._faults.values()),
                 "faults_by_name": dict(sorted(self._faults.items())),
                 "statuses": dict(sorted(self._statuses.items())),
+                "ws": {**dict(sorted(self._ws.items())), "pushed": dict(self._ws_pushed)},
             }

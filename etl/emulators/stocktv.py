@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from etl.emulators import stocktv_data as rows
@@ -83,6 +83,10 @@ class StockTVEmulator(Emulator):
     """StockTV's REST API; data from etl.synthetic at the emulator's ``now``."""
 
     vendor: ClassVar[str] = "stocktv"
+    ws_path: ClassVar[str | None] = "/connect"
+    extra_options: ClassVar[Mapping[str, str]] = {
+        "ws_symbols": "canonical symbols the key's WebSocket feed pushes (comma list)"
+    }
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -93,6 +97,14 @@ class StockTVEmulator(Emulator):
         ]
 
     # -- auth, limits, faults --------------------------------------------------------------
+
+    def ws_session(self, request: Request) -> Any:
+        from etl.emulators.stocktv_ws import open_session
+
+        return open_session(self, request)
+
+    def ws_reject(self, request: Request) -> Reply:
+        return json_reply(401, {"code": 401, "message": "key无效", "data": None})
 
     def authenticate(self, request: Request, route: Route) -> Principal | Reply:
         key = (request.params.get("key") or "").strip()

@@ -279,7 +279,7 @@ def test_schema_drift_on_bars_and_records(clean: list[dict[str, Any]]) -> None:
 def test_etl_emulate_accepts_only_the_configured_key() -> None:
     with spawn_emulate("stocktv", "--now", "2024-06-28T12:00:00Z",
                        env={"ETL_STOCKTV_API_KEY": "from-env"}) as proc:  # fmt: skip
-        assert proc.ready["vendor"] == "stocktv" and proc.ready["ws_url"] is None
+        assert proc.ready["vendor"] == "stocktv" and proc.ready["ws_url"].endswith("/connect")
         url = proc.base_url + "/stock/indices"
         assert httpx.get(url, params={"countryId": 5, "key": "x"}).json() == BAD_KEY
         doc = httpx.get(url, params={"countryId": 5, "key": "from-env"}).json()

@@ -309,7 +309,7 @@ def test_cli_refused_ip_exits_3(tmp_path: Path) -> None:
 def test_cli_sync_then_backfill(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with spawn_emulate("mdapi") as emu:  # the real clock, like the CLI's
-        assert emu.ready["vendor"] == "mdapi" and emu.ready["ws_url"] is None
+        assert emu.ready["vendor"] == "mdapi" and emu.ready["ws_url"].endswith("/ws")
         env = etl_env(data, ETL_MDAPI_BASE_URL=emu.base_url)
 
         def etl(*args: str) -> subprocess.CompletedProcess[str]:
