@@ -8,6 +8,7 @@
     <root>/lake/.schema/<dataset>/...                       zero-row schema anchors
     <root>/state/<dataset>/...                              the warehouse's own datasets
     <root>/state/governor/  state/claims/  state/jobs/       rate state, fill claims, job locks
+    <root>/state/plans/<vendor>.json                        the plan a vendor reported, dated
     <root>/state/scheduler.sqlite                           the scheduler's job store
     <root>/state/upstreams.json                             upstream configurations (secrets
                                                             encrypted under a key kept elsewhere)
@@ -215,6 +216,15 @@ class DataRoot:
     @property
     def claims(self) -> Path:
         return self.state / "claims"
+
+    def vendor_plan(self, vendor: str) -> Path:
+        """What the vendor said about our plan (Infoway's /package/info) and when: every
+        process applies the plan's rate from its first request."""
+        return self.state / "plans" / f"{_name(vendor)}.json"
+
+    def vendor_plan_lock(self, vendor: str) -> Path:
+        """Held while one process asks the vendor for the plan (the others wait for it)."""
+        return self.state / "plans" / f"{_name(vendor)}.lock"
 
     def job_lock(self, job: str) -> Path:
         return self.state / "jobs" / f"{_name(job)}.lock"

@@ -32,6 +32,7 @@ __all__ = [
     "JsonOpt",
     "Output",
     "emit_task",
+    "learn_plan",
     "report_unexpected",
     "run_async",
     "runtime",
@@ -133,6 +134,28 @@ def runtime(
         out.fail(exc)
     except Exception as exc:
         out.fail(exc)
+
+
+def learn_plan(rt: Runtime, vendor: str) -> bool:
+    """Make sure the vendor's published plan is known (asked once and cached if not), so that
+    a ``--dry-run`` estimates at the plan's real rate; True if its rate changed. Without
+    credentials there is nothing to ask: the estimate uses what is cached, or the default."""
+    from etl.errors import ConfigError
+
+    try:
+        adapter = rt.adapter(vendor)
+    except ConfigError:
+        return False
+    before = adapter.capabilities().rate
+
+    async def learn() -> None:
+        try:
+            await adapter.learn_plan()
+        finally:
+            await adapter.aclose()
+
+    run_async(learn())
+    return adapter.capabilities().rate != before
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
+from etl.commands.common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    emit_task,
+    learn_plan,
+    run_async,
+    runtime,
+)
 from etl.errors import BadInputError
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
 
@@ -120,7 +128,9 @@ def fill_command(
     with runtime(data_dir, config, json_out) as (rt, out):
         sel = selection(dataset, freq, symbols, market, start, end)
         if dry_run:
-            doc = plan_only(rt, vendor, sel, recheck=recheck)
+            doc = plan_only(rt, vendor, sel, recheck=recheck)  # bad input: exit 2 first
+            if learn_plan(rt, vendor):  # the rate was a guess: plan again at the real one
+                doc = plan_only(rt, vendor, sel, recheck=recheck)
             out.document(
                 doc,
                 lambda: typer.echo(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,6 +26,13 @@ class ProgressUI:
         self.enabled = enabled and self.console.is_terminal
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        # The task run this bar belongs to hears of rate-limit waits through here (a run is
+        # what the adapters' governors cannot see, the bar is what Runtime hands out).
+        self.on_rate_wait: Callable[[str, float], None] | None = None
+
+    def rate_wait(self, vendor: str, seconds: float) -> None:
+        if self.on_rate_wait is not None:
+            self.on_rate_wait(vendor, seconds)
 
     def start(self, total: int, label: str, completed: int = 0) -> None:
         if not self.enabled:

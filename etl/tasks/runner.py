@@ -25,6 +25,7 @@ __all__ = ["TaskRun", "open_run"]
 
 Clock = Callable[[], dt.datetime]
 SAVE_EVERY = 0.5  # seconds between progress saves: often enough for a live view
+RATE_WAIT_NOTE = 2.0  # a request held this long by a rate limit is worth a word
 
 
 class TaskRun:
@@ -39,6 +40,8 @@ class TaskRun:
         self._last_save = 0.0
         self._units_total = 0
         self._units_done = 0
+        self._rate_note = False
+        ui.on_rate_wait = self.rate_wait
 
     @property
     def id(self) -> int:
@@ -64,9 +67,19 @@ class TaskRun:
         self._refresh()
 
     def note(self, message: str) -> None:
-        self.record.message = message
+        self.record.message = message or None
         self.ui.update(self._units_done, message)
         self._refresh()
+
+    def rate_wait(self, vendor: str, seconds: float) -> None:
+        """Say (record and progress bar) that nothing goes out because of ``vendor``'s rate
+        limit, and for how long; clear it when a request goes."""
+        if seconds >= RATE_WAIT_NOTE:
+            self._rate_note = True
+            self.note(f"waiting for {vendor}'s rate limit ({seconds:.0f} s)")
+        elif seconds == 0.0 and self._rate_note:
+            self._rate_note = False
+            self.note("")
 
     def error(self, symbol: str | None, start: object, end: object, reason: str) -> None:
         self.record.add_error(symbol, _text(start), _text(end), reason)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +22,7 @@ from etl.tasks.progress import ProgressUI
 from etl.tasks.records import TaskStore
 from etl.vendors import ADAPTERS, adapter_class
 from etl.vendors.base import Capabilities, InstrumentMap, VendorAdapter, VendorContext
+from etl.vendors.plans import PlanCache
 
 __all__ = ["Runtime", "instrument_map"]
 
@@ -38,6 +39,12 @@ class Runtime:
     clock: Clock = _utc_now
     progress: bool = True
     _adapters: dict[str, VendorAdapter] = field(default_factory=dict)
+    # Told (vendor, seconds) while a request waits for the vendor's rate limit (0.0: it went).
+    rate_wait_sink: Callable[[str, float], None] | None = None
+
+    def _rate_wait(self, vendor: str, seconds: float) -> None:
+        if self.rate_wait_sink is not None:
+            self.rate_wait_sink(vendor, seconds)
 
     @property
     def root(self) -> Path:
@@ -53,7 +60,11 @@ class Runtime:
         return TaskStore(self.root, secrets=secrets)
 
     def ui(self) -> ProgressUI:
-        return ProgressUI(enabled=self.progress)
+        """A progress bar for the next task run; rate-limit waits of this runtime's adapters
+        reach the run through it."""
+        ui = ProgressUI(enabled=self.progress)
+        self.rate_wait_sink = ui.rate_wait
+        return ui
 
     def check_configured(self, vendor: str) -> None:
         """Exit 3 early, naming the variable, when a vendor's credentials are missing."""
@@ -75,6 +86,8 @@ class Runtime:
                 now=self.clock,
                 state_dir=DataRoot(self.root).governor,
                 instruments=instrument_map(self.root, vendor),
+                plans=PlanCache.of(self.root, vendor),
+                on_rate_wait=partial(self._rate_wait, vendor),
             )
             self._adapters[vendor] = cls(context)
         return self._adapters[vendor]
@@ -83,7 +96,11 @@ class Runtime:
         """Every registered vendor's table (built without credentials or network)."""
         out = {}
         for name, cls in ADAPTERS.items():
-            context = VendorContext(settings=self.settings.vendor(name), now=self.clock)
+            context = VendorContext(
+                settings=self.settings.vendor(name),
+                now=self.clock,
+                plans=PlanCache.of(self.root, name),  # a cached plan's rate, not a guess
+            )
             out[name] = cls(context).capabilities()
         return out
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from etl.config import VendorSettings
 from etl.errors import CapabilityError
+from etl.vendors.plans import PlanCache
 
 __all__ = [
     "Capabilities",
@@ -208,6 +209,11 @@ class VendorContext:
     # Told (method, path) just before each request is sent: a task counts what it sent, even
     # if it is killed before the answer arrives.
     on_request: Callable[[str, str], None] | None = None
+    # Where the plan the vendor reports about our key is cached (Infoway's /package/info).
+    plans: PlanCache | None = None
+    # Told, about once a second, how long a request has waited for the rate limit (0.0 once
+    # it goes): a task says why it is not moving.
+    on_rate_wait: Callable[[float], None] | None = None
 
 
 class VendorAdapter(ABC):
@@ -235,6 +241,12 @@ class VendorAdapter(ABC):
 
     async def check(self) -> CheckResult:
         raise self._unsupported("a connection check")
+
+    async def learn_plan(self) -> None:
+        """Make sure what the vendor publishes about our plan (its rate) is known, asking it
+        if it is not cached (Infoway's /package/info); nothing for vendors that publish
+        nothing. ``--dry-run`` calls it so that its time estimate uses the real rate."""
+        return None
 
     async def instruments(self, market: str | None = None) -> pa.Table:
         raise self._unsupported("instruments")

@@ -35,7 +35,6 @@ Timestamps are wall-clock (``time.time``): the only clock two processes share.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -45,24 +44,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from etl.fsutil import atomic_write_bytes
-from etl.locks import file_lock, pid_alive
+from etl.locks import pid_alive
 from etl.vendors.limits import ALL as _ALL
 from etl.vendors.limits import Limit, kind_of, limits_for, rate_windows
+from etl.vendors.ratestate import FileStore, MemoryStore, State
 
 # Limit and its helpers live in etl.vendors.limits and are re-exported for adapters.
 __all__ = ["Governor", "Lease", "Limit", "limits_for", "rate_windows"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-# {"starts": {counter: [[start, end, lease id], ...]}, "leases": {id: {...}}, "bans": {key: t}}
-State = dict[str, Any]
 Clock = Callable[[], float]
+OnWait = Callable[[float], None]
 
 _VENDOR_RE: Final = re.compile(r"^[a-z0-9_-]{1,40}$")
+# A waiter's ticket is dropped when its process dies, or when it has not looked for this long
+# (it looks at least once a second while it waits).
+TICKET_TTL: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -80,57 +80,21 @@ def _ban_keys(bucket: str | None) -> set[str]:
     return {_ALL} if bucket is None else {_ALL, bucket, kind_of(bucket)}
 
 
+def _older_waiter(queue: State, ticket: str, mine: Any, bucket: str) -> bool:
+    """Whether another waiter of ``bucket`` queued before ``ticket`` (or at all, if
+    ``ticket`` is not queued yet)."""
+    place = (float(mine["since"]), ticket) if mine is not None else None
+    for key, waiter in queue.items():
+        if key == ticket or waiter.get("bucket") != bucket:
+            continue
+        if place is None or (float(waiter.get("since", 0)), key) < place:
+            return True
+    return False
+
+
 def _counted_until(entry: list[Any], now: float) -> float:
     """Until when a ``[start, end, lease]`` entry counts: its answer, or now if in flight."""
     return float(entry[1]) if entry[1] is not None else now
-
-
-def _empty() -> State:
-    return {"starts": {}, "leases": {}, "bans": {}}
-
-
-class _MemoryStore:
-    """State for one process only."""
-
-    def __init__(self) -> None:
-        self._state = _empty()
-
-    def transact(self, fn: Callable[[State], tuple[T, bool]]) -> T:
-        return fn(self._state)[0]
-
-
-class _FileStore:
-    """State shared through ``<directory>/<vendor>.json`` under ``flock(<vendor>.lock)``."""
-
-    def __init__(self, directory: Path, vendor: str) -> None:
-        self.directory = directory
-        self.path = directory / f"{vendor}.json"
-        self.lock_path = directory / f"{vendor}.lock"
-
-    def transact(self, fn: Callable[[State], tuple[T, bool]]) -> T:
-        # Held for a read-modify-write of a few hundred bytes: wait in the kernel.
-        with file_lock(self.lock_path, timeout=None):
-            state = self._read()
-            result, changed = fn(state)
-            if changed:  # soft state: never torn, but not worth an fsync per request
-                data = json.dumps(state, separators=(",", ":")).encode()
-                atomic_write_bytes(self.path, data, durable=False)
-            return result
-
-    def _read(self) -> State:
-        try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return _empty()
-        except (OSError, ValueError) as exc:  # soft state: start afresh rather than stop
-            log.warning("governor state %s unreadable (%s); starting afresh", self.path, exc)
-            return _empty()
-        if not isinstance(state, dict):
-            return _empty()
-        for part in ("starts", "leases", "bans"):
-            if not isinstance(state.get(part), dict):
-                state[part] = {}
-        return state
 
 
 class Governor:
@@ -147,6 +111,7 @@ class Governor:
         lease_ttl: float = 300.0,
         poll: float = 0.02,
         clock: Clock = time.time,
+        on_wait: OnWait | None = None,
     ) -> None:
         if not _VENDOR_RE.match(vendor):
             raise ValueError(f"bad vendor name for a governor: {vendor!r}")
@@ -156,9 +121,12 @@ class Governor:
         self.lease_ttl = lease_ttl
         self.poll = poll
         self._clock = clock
-        self._store: _MemoryStore | _FileStore = (
-            _MemoryStore() if state_dir is None else _FileStore(Path(state_dir), vendor)
+        self.on_wait = on_wait
+        self._store: MemoryStore | FileStore = (
+            MemoryStore() if state_dir is None else FileStore(Path(state_dir), vendor)
         )
+        self._last_grant: float | None = None  # this process's, for "waiting for how long"
+        self._told_wait = False
         self._waiters: set[asyncio.Future[None]] = set()
         self._queues: dict[str | None, asyncio.Lock] = {}
         self._queues_loop: asyncio.AbstractEventLoop | None = None
@@ -177,16 +145,40 @@ class Governor:
         return _Slot(self, bucket)
 
     async def acquire(self, bucket: str | None = None) -> Lease:
-        """Wait until a request in ``bucket`` may start, record it, and return its lease."""
+        """Wait until a request in ``bucket`` may start, record it, and return its lease.
+
+        Fair between processes: a waiter that must wait takes a ticket in the shared state,
+        and a free slot goes to the oldest ticket of its bucket, so a one-symbol job sharing
+        a vendor with a market-wide fill gets every other slot, not the leftovers."""
         began = self._clock()
+        ticket = uuid.uuid4().hex
         # Waiters of one bucket queue here (FIFO), so only the head of each queue polls the
         # shared state: a hundred waiting tasks cost one read per wake-up, not a hundred.
         async with self._queue(bucket):
-            while True:
-                grant = self._store.transact(lambda s: self._try(s, bucket, began))
-                if isinstance(grant, Lease):
-                    return grant
-                await self._sleep(grant)
+            try:
+                while True:
+                    grant = self._store.transact(lambda s: self._try(s, bucket, began, ticket))
+                    if isinstance(grant, Lease):
+                        self._granted(grant.started)
+                        return grant
+                    self._waiting(began)
+                    await self._sleep(grant)
+            except BaseException:
+                self._store.transact(lambda s: (None, s["queue"].pop(ticket, None) is not None))
+                raise
+
+    def _waiting(self, began: float) -> None:
+        """Tell ``on_wait`` how long this process has sent nothing for want of a slot."""
+        if self.on_wait is not None:
+            since = began if self._last_grant is None else max(began, self._last_grant)
+            self._told_wait = True
+            self.on_wait(max(0.0, self._clock() - since))
+
+    def _granted(self, at: float) -> None:
+        self._last_grant = at
+        if self._told_wait and self.on_wait is not None:
+            self._told_wait = False
+            self.on_wait(0.0)
 
     def release(self, lease: Lease) -> None:
         """Mark ``lease``'s request answered (its windows count from now) and end its in-flight
@@ -268,12 +260,23 @@ class Governor:
             if float(until) <= now:
                 del bans[key]
                 changed = True
+        queue = state["queue"]
+        for key, waiter in list(queue.items()):
+            seen = float(waiter.get("seen", 0))
+            if not now - TICKET_TTL < seen <= now + TICKET_TTL or not pid_alive(
+                int(waiter.get("pid", 0))
+            ):
+                del queue[key]
+                changed = True
         return changed
 
-    def _try(self, state: State, bucket: str | None, began: float) -> tuple[Lease | float, bool]:
-        """Grant a lease (and record it) if no limit is at its cap, else say how long to wait."""
+    def _try(
+        self, state: State, bucket: str | None, began: float, ticket: str
+    ) -> tuple[Lease | float, bool]:
+        """Grant a lease (and record it) if no limit is at its cap and no older waiter of the
+        bucket is queued, else say how long to wait (keeping the ticket's place)."""
         now = self._clock()
-        pruned = self._prune(state, now)
+        self._prune(state, now)  # whatever it changed is saved: this call always writes
         bans = state["bans"]
         wait = max((float(bans.get(k, 0.0)) - now for k in _ban_keys(bucket)), default=0.0)
         applicable = [lim for lim in self._limits if lim.applies(bucket)]
@@ -294,8 +297,22 @@ class Governor:
                 if held >= lim.in_flight:
                     wait = max(wait, self.poll)
                 flights.append(scope)
+        queue = state["queue"]
+        mine = queue.get(ticket)
+        if wait <= 0 and _older_waiter(queue, ticket, mine, _ALL if bucket is None else bucket):
+            wait = self.poll  # the slot is theirs; they look again any moment
         if wait > 0:
-            return wait, pruned
+            if mine is None:
+                queue[ticket] = {
+                    "pid": os.getpid(),
+                    "bucket": _ALL if bucket is None else bucket,
+                    "since": now,
+                    "seen": now,
+                }
+            else:
+                mine["seen"] = now
+            return wait, True
+        queue.pop(ticket, None)
         lease_id = uuid.uuid4().hex
         for counter in counters:
             state["starts"].setdefault(counter, []).append([now, None, lease_id])

@@ -162,6 +162,7 @@ class VendorHttp:
             context.settings.name,
             limits,
             state_dir=Path(str(state)) if state is not None else None,
+            on_wait=context.on_rate_wait,
         )
         kwargs.setdefault("on_request", context.on_request)
         return cls.from_settings(

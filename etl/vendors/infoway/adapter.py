@@ -26,10 +26,8 @@ from typing import Any, ClassVar, Final
 import pyarrow as pa
 
 from etl.errors import (
-    AuthError,
     BadInputError,
     ConfigError,
-    QuotaExhausted,
     SchemaError,
     VendorError,
 )
@@ -45,6 +43,7 @@ from etl.vendors.base import (
 from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
 from etl.vendors.infoway import plan as p
+from etl.vendors.infoway.account import PlanKeeper
 from etl.vendors.infoway.fetch import KlineCall, Outcome
 from etl.vendors.infoway.wire import (
     SYMBOL_TYPES,
@@ -77,10 +76,14 @@ class InfowayAdapter(VendorAdapter):
     def __init__(self, context: VendorContext) -> None:
         super().__init__(context)
         self._http: VendorHttp | None = None
-        self._plan: p.Plan | None = None
+        self._plans = PlanKeeper(context.plans, context.now)  # the cached plan, if any
         self._plan_read = False
         self._plan_lock = asyncio.Lock()
         self._symbols: dict[str, list[Any]] = {}  # type -> today's list, per instance
+
+    @property
+    def _plan(self) -> p.Plan | None:
+        return self._plans.plan
 
     def capabilities(self) -> Capabilities:
         return p.capabilities(self.name, self.settings.rate, self._plan, self.context.now())
@@ -109,24 +112,25 @@ class InfowayAdapter(VendorAdapter):
         if self._http is not None:
             await self._http.aclose()
 
-    async def _read_plan(self) -> p.Plan:
+    async def _read_plan(self) -> Any:
+        """``/package/info``'s data, checked to be a plan."""
         answer = await self._call("GET", "/package/info")
-        return p.parse_plan(answer.data)
+        p.parse_plan(answer.data)
+        return answer.data
+
+    async def learn_plan(self) -> None:
+        await self._ensure_plan()
 
     async def _ensure_plan(self) -> None:
-        """Read ``/package/info`` once per run for the rate (unless ETL_INFOWAY_RATE is set);
-        if it cannot be read, 1 req/s. A refused key or a spent quota ends the run."""
+        """The plan's rate and history before any other call: the cached plan if fresh, else
+        ``/package/info`` asked once (one process at a time, see :mod:`.account`). With
+        ETL_INFOWAY_RATE set nothing is asked. A refused key or a spent quota ends the run."""
         async with self._plan_lock:
             if self._plan_read or self.settings.rate:
                 return
-            try:
-                self._plan = await self._read_plan()
-            except (AuthError, QuotaExhausted):
-                raise
-            except VendorError as exc:
-                log.warning("infoway: /package/info unreadable (%s); 1 req/s", exc.bare_message)
             self._plan_read = True
-            self._apply_rate()
+            if await self._plans.ensure(self._read_plan):
+                self._apply_rate()
 
     def _apply_rate(self) -> None:
         if self._http is not None and self._http.governor is not None:
@@ -138,10 +142,10 @@ class InfowayAdapter(VendorAdapter):
         """Read ``/package/info``: the plan, its rate and history, and when it expires."""
         began = time.perf_counter()
         try:
-            plan = await self._read_plan()
+            plan = self._plans.remember(await self._read_plan())
         except (ConfigError, VendorError) as exc:
             return CheckResult(False, str(exc), time.perf_counter() - began)
-        self._plan, self._plan_read = plan, True
+        self._plan_read = True
         self._apply_rate()
         years = f"{plan.years} years of minute history" if plan.years else "history unknown"
         until = f", expires {plan.expires:%Y-%m-%d}" if plan.expires else ""
