@@ -111,16 +111,23 @@ def _table(entries: list[dict[str, Any]]) -> None:
 @jobs_app.command("run")
 def jobs_run(
     name: Annotated[str, typer.Argument(help="The job's name (see `etl jobs list`).")],
-    force: Annotated[
+    scheduled: Annotated[
         bool,
-        typer.Option("--force", help="Run even on a day trading_days_only would skip."),
+        typer.Option(
+            "--scheduled",
+            help="Act as a scheduled fire: skip a day trading_days_only excludes (for cron).",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", hidden=True, help="Accepted; a run without --scheduled runs.")
     ] = False,
     jobs_dir: JobsDirOpt = None,
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Run one job now, once, in the foreground (what cron calls)."""
+    """Run one job now, once, in the foreground, whatever its schedule says (cron lines add
+    --scheduled to skip the days trading_days_only excludes)."""
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _interrupt)  # a stop before any task: exit 130
     from etl.catalog import ensure_catalog
@@ -133,7 +140,7 @@ def jobs_run(
         jrt = JobRuntime(
             settings=rt.settings, clock=rt.clock, progress=False, job=job.name, run_id=new_run_id()
         )
-        result = run_job(job, jrt, force=force)
+        result = run_job(job, jrt, scheduled=scheduled and not force)
         out.document(result.document(), lambda: None)
         sys.stderr.write(result.summary() + "\n")
         if result.exit_code:

@@ -6,10 +6,10 @@ Design, and why:
   ``SQLAlchemyJobStore``): the next fire time survives a restart, so a run missed while the
   scheduler was down is seen as due when it comes back, and runs **once** (``coalesce``),
   unless it is later than the job's ``grace_seconds`` (none given: caught up however late).
-- **Each run is a child process**, ``etl jobs run NAME --force`` — exactly what cron would
+- **Each run is a child process**, ``etl jobs run NAME`` — exactly what cron would
   call. A run cannot leak memory or a wedged event loop into the daemon, a task's SIGTERM
   handling (stop at a safe point, ``interrupted``, resumable) works as on the command line,
-  and the scheduler only has to forward the signal. ``--force`` because the trigger already
+  and the scheduler only has to forward the signal. Not ``--scheduled``: the trigger already
   skipped non-trading days (a catch-up on Saturday of Friday's run must still run).
 - **What the store holds is importable**: the callable is the reference
   ``etl.scheduler.daemon:fire`` with plain keyword arguments, and the trigger is
@@ -85,11 +85,11 @@ CHILDREN: Final = _Children()
 def fire(
     name: str, jobs_dir: str, data_dir: str, config: str | None = None, fingerprint: str = ""
 ) -> int:
-    """What the job store calls at a fire time: ``etl jobs run NAME --force``, waited for.
+    """What the job store calls at a fire time: ``etl jobs run NAME``, waited for.
 
     ``fingerprint`` is unused here; it is stored so a changed schedule is noticed at start.
     """
-    cmd = [sys.executable, "-m", "etl", "jobs", "run", name, "--force",
+    cmd = [sys.executable, "-m", "etl", "jobs", "run", name,
            "--jobs-dir", jobs_dir, "--data-dir", data_dir]  # fmt: skip
     if config:
         cmd += ["--config", config]

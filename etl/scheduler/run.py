@@ -155,7 +155,8 @@ def not_trading_reason(job: JobSpec, now: dt.datetime) -> str | None:
     if is_trading_day(job.schedule.calendar, day):
         return None
     return (
-        f"{day} is not a trading day of {'/'.join(job.schedule.calendar)} (--force runs it anyway)"
+        f"{day} is not a trading day of {'/'.join(job.schedule.calendar)} "
+        "(without --scheduled it runs anyway)"
     )
 
 
@@ -221,11 +222,13 @@ def _run_chain(rt: JobRuntime, job: JobSpec, unit: Unit, result: JobResult) -> i
     return 3 if any(a.code == 3 for a in result.attempts if a.unit == unit.label) else 0
 
 
-def run_job(job: JobSpec, rt: JobRuntime, *, force: bool = False) -> JobResult:
-    """Run ``job`` once now. Another run of the same job in progress -> :class:`TaskConflict`."""
+def run_job(job: JobSpec, rt: JobRuntime, *, scheduled: bool = False) -> JobResult:
+    """Run ``job`` once now. ``trading_days_only`` applies to ``scheduled`` fires only: a
+    person who types ``etl jobs run`` means now. Another run of the same job in progress ->
+    :class:`TaskConflict`."""
     now = rt.clock()
     result = JobResult(job, rt.run_id, started_at=now)
-    reason = None if force else not_trading_reason(job, now)
+    reason = not_trading_reason(job, now) if scheduled else None
     if reason:
         result.skipped = reason
         result.finished_at = now

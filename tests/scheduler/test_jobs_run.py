@@ -134,7 +134,7 @@ def test_a_chain_gives_the_next_vendor_exactly_what_the_previous_left(tmp_path: 
         }
         rt = _runtime(tmp_path, env, "mixed")
         job = load_jobs(jobs, Runtime(settings=rt.settings).capabilities()).get("mixed")
-        result = run_job(job, rt, force=True)
+        result = run_job(job, rt)
     assert result.exit_code == 0, result.summary()
     ad, sim = result.records
     assert (ad.params["vendor"], sim.params["vendor"]) == ("amazingdata", "sim")
@@ -153,10 +153,13 @@ def test_trading_days_only_skips_a_closed_day_without_a_task(tmp_path: Path) -> 
     rt = _runtime(tmp_path, {}, "inst", saturday)
     job = load_jobs(jobs, Runtime(settings=rt.settings).capabilities()).get("inst")
 
-    skipped = run_job(job, rt)
+    skipped = run_job(job, rt, scheduled=True)
     assert skipped.exit_code == 0 and skipped.records == []
     assert skipped.summary() == (
-        "job inst: skipped: 2024-06-29 is not a trading day of SH (--force runs it anyway)"
+        "job inst: skipped: 2024-06-29 is not a trading day of SH "
+        "(without --scheduled it runs anyway)"
     )
-    assert run_job(job, _runtime(tmp_path, {}, "inst")).status == "completed"  # Friday
-    assert run_job(job, rt, force=True).status == "completed"
+    friday = _runtime(tmp_path, {}, "inst")
+    assert run_job(job, friday, scheduled=True).status == "completed"
+    # Regression: `etl jobs run` on a Saturday exited 0 and did nothing; a person means now.
+    assert run_job(job, rt).status == "completed"

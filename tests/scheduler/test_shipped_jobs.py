@@ -95,7 +95,7 @@ def test_shipped_job_runs_once(setup: tuple[Path, dict[str, str]], name: str) ->
         settings=settings, clock=lambda: NOW, progress=False, job=name, run_id=new_run_id()
     )
 
-    result = run_job(job, rt, force=True)
+    result = run_job(job, rt)
 
     assert result.exit_code == 0, result.summary()
     assert result.records, result.summary()
