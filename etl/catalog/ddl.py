@@ -17,7 +17,7 @@ from typing import Final
 from etl.dataroot import DataRoot
 from etl.schema import DatasetSchema
 
-__all__ = ["catalog_sql", "quote_path"]
+__all__ = ["catalog_sql", "dataset_glob", "dataset_sql", "quote_path", "shared_sql"]
 
 _IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -63,7 +63,9 @@ def dataset_glob(root: Path, schema: DatasetSchema) -> str:
     return f"{base}/{depth}/*.parquet" if depth else f"{base}/*.parquet"
 
 
-def dataset_view(root: Path, schema: DatasetSchema) -> str:
+def dataset_view(root: Path, schema: DatasetSchema, files: list[Path] | None = None) -> str:
+    """The dataset's view: over its glob, or over ``files`` alone (a reader that must leave
+    out unreadable files lists the others)."""
     # A column added later reads as its declared default in files written before it.
     cols = ", ".join(
         _ident(c.name)
@@ -78,7 +80,8 @@ def dataset_view(root: Path, schema: DatasetSchema) -> str:
         options += f", hive_partitioning = true, hive_types = {{{hive}}}"
     else:
         options += ", hive_partitioning = false"
-    sources = f"[{quote_path(dataset_glob(root, schema))}, {quote_path(anchor_path(root, schema))}]"
+    listed = [quote_path(dataset_glob(root, schema))] if files is None else map(quote_path, files)
+    sources = f"[{', '.join([*listed, quote_path(anchor_path(root, schema))])}]"
     comment = schema.description.replace("'", "''")
     return (
         f"CREATE OR REPLACE VIEW {_ident(schema.name)} AS "
@@ -172,17 +175,26 @@ COMMENT ON VIEW freshness IS
     'last session found complete by detect-missing, against the calendar''s last session';"""
 
 
-def catalog_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
-    """Every statement that defines the catalog for the data root ``root``."""
-    datasets = list(datasets)
-    statements = []
-    for schema in datasets:
-        statements.append(dataset_view(root, schema))
-        if schema.asof:
-            statements.append(asof_macro(schema))
-    statements += lake_views(root)
+def dataset_sql(root: Path, schema: DatasetSchema, files: list[Path] | None = None) -> list[str]:
+    """The statements of one dataset: its view and, for statements, its as-of macro."""
+    statements = [dataset_view(root, schema, files)]
+    if schema.asof:
+        statements.append(asof_macro(schema))
+    return statements
+
+
+def shared_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
+    """The statements over the lake's own state: manifests, tasks, freshness."""
+    statements = lake_views(root)
     statements.append(task_view(root))
     names = {s.name for s in datasets}
     if {"completeness", "calendar"} <= names:
         statements.append(FRESHNESS_VIEW)
     return statements
+
+
+def catalog_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
+    """Every statement that defines the catalog for the data root ``root``."""
+    datasets = list(datasets)
+    statements = [st for schema in datasets for st in dataset_sql(root, schema)]
+    return statements + shared_sql(root, datasets)
