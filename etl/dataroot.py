@@ -3,6 +3,7 @@
     <root>/catalog.duckdb                                   views only; rebuildable
     <root>/lake/<dataset>/<k>=<v>/.../part-*.parquet        data (only .parquet under here)
     <root>/lake/.manifest/<dataset>/<k>=<v>/....json        one manifest per partition
+    <root>/lake/.manifest/<dataset>/....json.pending        a swap's journal (next manifest)
     <root>/lake/.staging/                                   partitions being built
     <root>/lake/.locks/<dataset>/<partition>.lock           per-partition write locks
     <root>/lake/.schema/<dataset>/...                       zero-row schema anchors
@@ -141,6 +142,11 @@ class DataRoot:
     def manifest(self, dataset: str, key: PartitionKey) -> Path:
         rel = key.relpath if key.items else "_root"
         return self.manifests / _name(dataset) / f"{rel}.json"
+
+    def manifest_pending(self, dataset: str, key: PartitionKey) -> Path:
+        """The next manifest while a swap is under way: the swap's journal (etl.lake.swap)."""
+        path = self.manifest(dataset, key)
+        return path.with_name(path.name + ".pending")
 
     @property
     def manifests(self) -> Path:

@@ -141,6 +141,9 @@ def load_manifest(
 ) -> PartitionManifest:
     """The partition's manifest, rebuilt from its files if missing or out of step."""
     folder = paths.partition(schema.name, key)
+    pending = paths.manifest_pending(schema.name, key)
+    if pending.exists():
+        _settle(paths, schema, key)
     on_disk = _parquet_names(folder)
     mpath = paths.manifest(schema.name, key)
     manifest: PartitionManifest | None = None
@@ -150,9 +153,29 @@ def load_manifest(
         manifest = None
     if manifest is not None and {f.name for f in manifest.files} == on_disk:
         return manifest
+    try:  # a writer is between its swap and publishing the manifest it journaled
+        ahead = PartitionManifest.from_json(pending.read_bytes())
+        if {f.name for f in ahead.files} == on_disk:
+            return ahead
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        pass
     if manifest is None and not on_disk:
         return PartitionManifest(schema.name, key.relpath, key.values)
     return rebuild_manifest(paths, schema, key, previous=manifest, now=now)
+
+
+def _settle(paths: DataRoot, schema: DatasetSchema, key: PartitionKey) -> None:
+    """Settle an interrupted swap if no writer holds the partition (see etl.lake.swap)."""
+    from etl.lake.swap import recover
+    from etl.locks import try_lock
+
+    lock = try_lock(paths.lock(schema.name, key))
+    if lock is None:
+        return
+    try:
+        recover(paths, schema.name, key)
+    finally:
+        lock.release()
 
 
 def rebuild_manifest(

@@ -5,8 +5,9 @@ A commit, per partition, under that partition's lock:
 1. plan the upsert in memory (:mod:`etl.lake.merge`);
 2. build the partition's next state in ``lake/.staging/<id>/``: unchanged files are hard
    links, new files are written, fsynced and read back (rows, key uniqueness, min/max time);
-3. swap the staging folder with the partition in one ``renameat2(RENAME_EXCHANGE)``;
-4. write the manifest, then delete the old state.
+3. write the next manifest as the swap's journal, swap the staging folder with the partition
+   (one ``renameat2(RENAME_EXCHANGE)``, or two renames where that is missing), and publish
+   the manifest (:mod:`etl.lake.swap`); then delete the old state.
 
 A process killed at any instant leaves each partition wholly old or wholly new; leftovers in
 ``.staging`` are swept by the next writer once their partition lock is free. The unit of
@@ -17,11 +18,12 @@ year new and one old, each consistent, and re-running it (upserts are idempotent
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -30,7 +32,7 @@ import pyarrow as pa
 from etl import schema as schemas
 from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
-from etl.fsutil import exchange_dirs, fsync_dir, remove_tree
+from etl.fsutil import fsync_dir, remove_tree
 from etl.lake.layout import iso, partition_frames
 from etl.lake.manifest import (
     CommitRecord,
@@ -50,10 +52,13 @@ from etl.lake.merge import (
     sort_columns,
 )
 from etl.lake.parquet_io import verify_file, write_file
-from etl.locks import file_lock, try_lock
+from etl.lake.swap import publish, recover, swap_in, sweep, write_journal
+from etl.locks import file_lock
 from etl.schema import DatasetSchema
 
 __all__ = ["CommitResult", "Lake"]
+
+log = logging.getLogger(__name__)
 
 COMPACT_MIN_FILES = 8
 
@@ -101,9 +106,12 @@ class Lake:
         *,
         compact_min_files: int = COMPACT_MIN_FILES,
         lock_timeout: float = 600.0,
+        rename_exchange: bool = True,
     ) -> None:
         self.paths = DataRoot(Path(root))
         self.compact_min_files = compact_min_files
+        # False forces the two-rename fallback (as on NFS or SMB): the crash tests use it.
+        self.rename_exchange = rename_exchange
         self.lock_timeout = lock_timeout
         self._swept = False
 
@@ -143,6 +151,7 @@ class Lake:
             result = CommitResult(dataset=name)
             for key in self.partitions(name):
                 with file_lock(self.paths.lock(name, key), self.lock_timeout):
+                    recover(self.paths, name, key)
                     manifest = load_manifest(self.paths, schema, key, now=now)
                     folder = self.paths.partition(name, key)
                     plan = plan_compaction(schema, folder, manifest, min_files=min_files)
@@ -191,30 +200,8 @@ class Lake:
         return out
 
     def sweep(self) -> int:
-        """Remove staging folders left by killed writers; returns how many were removed."""
-        staging = self.paths.staging
-        if not staging.is_dir():
-            return 0
-        removed = 0
-        for entry in staging.iterdir():
-            parts = entry.name.split("~")
-            if len(parts) < 3:
-                remove_tree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
-                removed += 1
-                continue
-            dataset, flat = parts[0], "~".join(parts[1:-1])
-            try:
-                lock = try_lock(self.paths.lock_by_flat(dataset, flat))
-            except LakeError:
-                continue  # not a name this lake gives: leave it for a person to look at
-            if lock is None:
-                continue  # a live writer owns it
-            try:
-                remove_tree(entry)
-                removed += 1
-            finally:
-                lock.release()
-        return removed
+        """Settle interrupted swaps and remove what killed writers left in staging."""
+        return sweep(self.paths)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -232,6 +219,7 @@ class Lake:
         task_id: int | None,
     ) -> CommitResult:
         with file_lock(self.paths.lock(schema.name, key), self.lock_timeout):
+            recover(self.paths, schema.name, key)
             manifest = load_manifest(self.paths, schema, key, now=now)
             folder = self.paths.partition(schema.name, key)
             plan = plan_upsert(
@@ -259,36 +247,28 @@ class Lake:
         commit_id = uuid.uuid4().hex[:12]
         staging = self.paths.staging / f"{schema.name}~{key.flat}~{commit_id}"
         staging.mkdir(parents=True)
+        pending = self.paths.manifest_pending(schema.name, key)
         try:
             entries = self._build(schema, folder, staging, manifest, plan, now, commit_id)
-            self._swap(staging, folder)
+            after = self._next_manifest(
+                schema, key, manifest, plan, entries, now, commit_id, task_id
+            )
+            write_journal(pending, after.to_json(), staging)
         except BaseException:
             remove_tree(staging)
+            pending.unlink(missing_ok=True)
             raise
-        remove_tree(staging)  # after the swap it holds the previous state
-        manifest.files = entries
-        if plan.written is not None:
-            manifest.coverage = merge_coverage(
-                manifest.coverage,
-                coverage_of(schema, plan.written, key.values),
-                plan.replaced_by_entity,
-            )
-        manifest.generation += 1
-        manifest.updated_at = iso(now)
-        manifest.commits.append(
-            CommitRecord(
-                id=commit_id,
-                at=iso(now) or "",
-                task_id=task_id,
-                rows_added=plan.rows_added,
-                rows_replaced=plan.rows_replaced,
-                rows_unchanged=plan.rows_unchanged,
-                files_added=[nf.name for nf in plan.write],
-                files_removed=list(plan.removed),
-                compacted=plan.compacted,
-            )
-        )
-        manifest.save(self.paths.manifest(schema.name, key))
+        # From here on the journal settles any interruption (see etl.lake.swap).
+        old = swap_in(staging, folder, exchange=self.rename_exchange)
+        try:
+            publish(pending, self.paths.manifest(schema.name, key))
+        except OSError as exc:
+            # The rows are committed; the journal stays, and the next writer or reader of
+            # this partition publishes the manifest from it.
+            log.warning("manifest of %s/%s not written (%s): repaired later", schema.name,
+                        key.relpath, exc)  # fmt: skip
+        if old is not None:
+            remove_tree(old)
         return CommitResult(
             dataset=schema.name,
             rows_added=plan.rows_added,
@@ -300,6 +280,45 @@ class Lake:
             files_removed=len(plan.removed),
             compacted_buckets=int(plan.compacted),
             partitions_touched=[key.relpath or "_root"],
+        )
+
+    def _next_manifest(
+        self,
+        schema: DatasetSchema,
+        key: PartitionKey,
+        manifest: PartitionManifest,
+        plan: PartitionPlan,
+        entries: list[FileEntry],
+        now: dt.datetime,
+        commit_id: str,
+        task_id: int | None,
+    ) -> PartitionManifest:
+        coverage = manifest.coverage
+        if plan.written is not None:
+            coverage = merge_coverage(
+                manifest.coverage,
+                coverage_of(schema, plan.written, key.values),
+                plan.replaced_by_entity,
+            )
+        record = CommitRecord(
+            id=commit_id,
+            at=iso(now) or "",
+            task_id=task_id,
+            rows_added=plan.rows_added,
+            rows_replaced=plan.rows_replaced,
+            rows_unchanged=plan.rows_unchanged,
+            files_added=[nf.name for nf in plan.write],
+            files_removed=list(plan.removed),
+            compacted=plan.compacted,
+        )
+        return replace(
+            manifest,
+            files=entries,
+            coverage=coverage,
+            generation=manifest.generation + 1,
+            updated_at=iso(now),
+            commits=[*manifest.commits, record],
+            rebuilt=False,
         )
 
     def _build(
@@ -347,22 +366,6 @@ class Lake:
             entries += [produce(new) for new in plan.write]
         fsync_dir(staging)
         return entries
-
-    def _swap(self, staging: Path, folder: Path) -> None:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        if not folder.exists():
-            staging.rename(folder)
-            # The staging path is now gone; recreate it empty so the caller's cleanup is a no-op.
-            fsync_dir(folder.parent)
-            return
-        if not exchange_dirs(staging, folder):
-            # No atomic exchange here: two renames, with a short window where the partition
-            # is absent (never doubled). See README "Atomicity".
-            aside = staging.with_name(staging.name + "~old")
-            folder.rename(aside)
-            staging.rename(folder)
-            aside.rename(staging)
-        fsync_dir(folder.parent)
 
 
 def _to_polars(table: pa.Table) -> pl.DataFrame:
