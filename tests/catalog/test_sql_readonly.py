@@ -326,3 +326,11 @@ def test_cli_timeout_and_row_cap(root: Path, cwd: Path) -> None:
     proc = run_etl(root, "sql", "SELECT * FROM range(100000000000)", "--max-rows", "5", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     assert "first 5 rows shown" in proc.stdout
+
+
+def test_command_defaults_are_the_sessions() -> None:
+    from etl.catalog import session as session_module
+    from etl.commands import query
+
+    assert query.DEFAULT_TIMEOUT == session_module.DEFAULT_TIMEOUT
+    assert query.DEFAULT_MEMORY_LIMIT == session_module.DEFAULT_MEMORY_LIMIT
