@@ -29,7 +29,7 @@ from etl.localkeys import LocalKey
 from etl.locks import file_lock
 from etl.timefmt import iso_utc
 
-__all__ = ["SECRET_FIELDS", "UpstreamConfig", "UpstreamStore", "apply_upstream"]
+__all__ = ["SECRET_FIELDS", "UpstreamConfig", "UpstreamStore", "apply_upstream", "for_cli"]
 
 SECRET_FIELDS: Final = ("password", "api_key")
 DEFAULT_PORT: Final = 8600  # the platform document's default SDK port
@@ -301,3 +301,31 @@ def apply_upstream(
     vendors = dict(settings.vendors)
     vendors[config.vendor] = store.vendor_settings(config, settings.vendors.get(config.vendor))
     return replace(settings, vendors=vendors), config
+
+
+def _has_credentials(vendor: VendorSettings) -> bool:
+    return bool(vendor.username or vendor.password or vendor.api_key)
+
+
+def for_cli(
+    settings: Settings, env: Mapping[str, str], config_id: int | None
+) -> tuple[Settings, UpstreamConfig | None]:
+    """The CLI's settings with the data root's upstream configurations (``etl serve``'s
+    ``/configs/sdk``), so that a cron job and the server fetch alike:
+
+    - ``--config-id N``: that configuration's vendor settings, whatever else is set;
+    - otherwise the default configuration, for its vendor only, and only when neither the
+      environment nor ``etl.toml`` gives that vendor credentials (those come first).
+
+    The local key (:mod:`etl.localkeys`) is read only when a configuration is applied."""
+    from etl.localkeys import load_key
+
+    root = settings.data_dir
+    if config_id is None and not DataRoot(root).upstreams.exists():
+        return settings, None
+    store = UpstreamStore(root, lambda: load_key(env, root, create=False))
+    if config_id is None:
+        config = store.default()
+        if config is None or _has_credentials(settings.vendor(config.vendor)):
+            return settings, None
+    return apply_upstream(settings, store, config_id)

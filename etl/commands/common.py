@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from etl.tasks.runtime import Runtime
 
 __all__ = [
+    "ConfigIdOpt",
     "ConfigOpt",
     "DataDirOpt",
     "JsonOpt",
@@ -51,6 +52,16 @@ DataDirOpt = Annotated[
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout (logs go to stderr).")
+]
+ConfigIdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--config-id",
+        help="Fetch through this upstream configuration of the data root (etl serve's "
+        "/configs/sdk); default: the default configuration, for a vendor with no credentials "
+        "set otherwise.",
+        show_default=False,
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
@@ -109,15 +120,31 @@ def report_unexpected(exc: BaseException) -> int:
 
 @contextmanager
 def runtime(
-    data_dir: Path | None, config: Path | None, as_json: bool, *, progress: bool = True
+    data_dir: Path | None,
+    config: Path | None,
+    as_json: bool,
+    *,
+    progress: bool = True,
+    config_id: int | None = None,
 ) -> Iterator[tuple[Runtime, Output]]:
-    """Settings -> Runtime for one command; EtlErrors become docs/contract.md's exit codes."""
+    """Settings -> Runtime for one command; EtlErrors become docs/contract.md's exit codes.
+
+    ``config_id``: an upstream configuration of the data root (``--config-id``); without
+    it the data root's default configuration fills in a vendor that has no credentials."""
+    import os
+
     from etl.config import load_settings
     from etl.tasks.runtime import Runtime
 
     out = Output(as_json)
     try:
         settings = load_settings(data_dir=data_dir, config=config)
+        from etl.dataroot import DataRoot
+
+        if config_id is not None or DataRoot(settings.data_dir).upstreams.exists():
+            from etl.upstreams import for_cli
+
+            settings, _ = for_cli(settings, os.environ, config_id)
         secrets = [s for v in settings.vendors.values() for s in v.secrets()]
         setup_logging(secrets=secrets, data_root=settings.data_dir)
         logging.getLogger("etl").debug(

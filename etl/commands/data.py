@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, emit_task, run_async, runtime
+from etl.commands.common import (
+    ConfigIdOpt,
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    emit_task,
+    run_async,
+    runtime,
+)
 from etl.errors import BadInputError
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
 
@@ -27,12 +35,13 @@ def instruments_sync(
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
+    config_id: ConfigIdOpt = None,
 ) -> None:
     """Refresh the instrument list and the vendor's code map."""
     from etl.catalog import ensure_catalog
     from etl.tasks.sync import sync_instruments
 
-    with runtime(data_dir, config, json_out) as (rt, out):
+    with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
         mkt = parse_market(market) if market else None
         ensure_catalog(rt.root, now=rt.clock())
         record = run_async(sync_instruments(rt, vendor, mkt))
@@ -48,12 +57,13 @@ def calendar_sync(
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
+    config_id: ConfigIdOpt = None,
 ) -> None:
     """Store the market's trading days (every calendar day, open or not) for a range."""
     from etl.catalog import ensure_catalog
     from etl.tasks.sync import sync_calendar
 
-    with runtime(data_dir, config, json_out) as (rt, out):
+    with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
         mkt = parse_market(market)
         first, last = parse_range(start, end)
         ensure_catalog(rt.root, now=rt.clock())
@@ -90,12 +100,13 @@ def backfill_command(
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
+    config_id: ConfigIdOpt = None,
 ) -> None:
     """Fetch a range from a vendor and store it (a resumable task)."""
     from etl.catalog import ensure_catalog
     from etl.tasks.backfill import BackfillRequest, backfill, check_request
 
-    with runtime(data_dir, config, json_out) as (rt, out):
+    with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
         ds = parse_dataset(dataset)
         f = parse_freq(freq).name if freq else None
         syms = tuple(str(s) for s in parse_symbols(symbols, cwd=Path.cwd())) if symbols else ()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from etl.commands.common import (
+    ConfigIdOpt,
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
@@ -120,12 +121,13 @@ def fill_command(
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
+    config_id: ConfigIdOpt = None,
 ) -> None:
     """Fetch only what detect-missing finds (a resumable task)."""
     from etl.catalog import ensure_catalog
     from etl.tasks.fill import fill_missing, plan_only
 
-    with runtime(data_dir, config, json_out) as (rt, out):
+    with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
         sel = selection(dataset, freq, symbols, market, start, end)
         if dry_run:
             doc = plan_only(rt, vendor, sel, recheck=recheck)  # bad input: exit 2 first

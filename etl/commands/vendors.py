@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from etl.commands.common import ConfigOpt, DataDirOpt, JsonOpt, run_async, runtime
+from etl.commands.common import ConfigIdOpt, ConfigOpt, DataDirOpt, JsonOpt, run_async, runtime
 from etl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -108,11 +108,12 @@ def vendors_check(
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
+    config_id: ConfigIdOpt = None,
 ) -> None:
     """Connect (and log in) once: success, message and response time."""
     from etl.vendors import adapter_class
 
-    with runtime(data_dir, config, json_out) as (rt, out):
+    with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
         adapter_class(vendor)
         adapter = rt.adapter(vendor)
 
