@@ -128,7 +128,9 @@ $("chart-form").addEventListener("submit", async (event) => {
   const x = bars.map((b) => b.trade_date);
   Plotly.newPlot("chart-plot", [
     { type: "candlestick", x, open: bars.map((b) => b.open), high: bars.map((b) => b.high),
-      low: bars.map((b) => b.low), close: bars.map((b) => b.close), name: symbol, yaxis: "y2" },
+      low: bars.map((b) => b.low), close: bars.map((b) => b.close), name: symbol, yaxis: "y2",
+      // China's convention, as the volume bars below: a rising day red, a falling day green
+      increasing: { line: { color: "#c62828" } }, decreasing: { line: { color: "#2e7d32" } } },
     { type: "bar", x, y: bars.map((b) => b.volume), name: "volume", yaxis: "y",
       marker: { color: bars.map((b) => (b.close >= b.open ? "#c62828" : "#2e7d32")) } },
   ], {
