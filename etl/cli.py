@@ -75,6 +75,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
         "etl.commands.gaps",
         "Fetch only what detect-missing finds (a resumable task).",
     ),
+    "record": (
+        "etl.commands.record",
+        "Record a vendor's WebSocket feed into the lake; gaps are repaired over REST.",
+    ),
     "tasks": ("etl.commands.tasks", "Task records: list, show, resume, cancel."),
     "jobs": ("etl.commands.jobs", "Scheduled jobs (jobs/*.toml): list them, run one now."),
     "scheduler": (

@@ -102,6 +102,7 @@ class Emulator(ABC):
         self.limiter = Limiter()
         self._routes = tuple(self.routes())
         self._closing = threading.Event()
+        self.ws_paused = threading.Event()
 
     # -- what subclasses provide ------------------------------------------------------------
 
@@ -266,10 +267,17 @@ class Emulator(ABC):
         name = request.path[len(CONTROL_PREFIX) :]
         if name == "stats" and request.method == "GET":
             return json_reply(200, self.stats.snapshot())
+        if name in ("ws/pause", "ws/resume") and request.method == "POST":
+            # Hold every WebSocket push (heartbeats still answered): a test stops a
+            # recorder knowing that nothing is in flight.
+            (self.ws_paused.set if name == "ws/pause" else self.ws_paused.clear)()
+            return json_reply(200, {"paused": self.ws_paused.is_set()})
         if name == "reset" and request.method == "POST":
             self.reset()
             return json_reply(200, {"reset": True})
-        return json_reply(404, {"detail": "emulator control: GET stats, POST reset"})
+        return json_reply(
+            404, {"detail": "emulator control: GET stats, POST reset, POST ws/pause|ws/resume"}
+        )
 
 
 @contextmanager

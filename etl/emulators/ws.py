@@ -231,6 +231,8 @@ class _Pusher:
     # -- pushing --------------------------------------------------------------------------
 
     def _push(self) -> None:
+        if self.emulator.ws_paused.is_set():
+            return
         now_ms = _ms(self.emulator)
         symbols = self.session.symbols()
         if now_ms <= self.cursor_ms:
@@ -292,16 +294,31 @@ class _Pusher:
             _flush(self.sock, self.proto)
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_WR)
+            _drain(self.sock)
         else:
             _flush(self.sock, self.proto)
             self._drop()
         self.alive = False
 
     def _drop(self) -> None:
-        """Close the TCP connection with no close frame (FIN after the data already sent)."""
+        """Close the TCP connection with no close frame: FIN after the data already sent,
+        then read what the client still sends until it closes too. Closing with unread
+        input would send a reset, and a reset discards what the client has not read yet:
+        the pushes counted as sent would not all arrive."""
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_WR)
+        _drain(self.sock)
         self.alive = False
+
+
+def _drain(sock: socket.socket, limit: float = 5.0) -> None:
+    """Read and discard until the peer closes (or ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
+    with contextlib.suppress(OSError):
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if not sock.recv(65536):
+                return
 
 
 def _ms(emulator: Emulator) -> int:

@@ -1,0 +1,362 @@
+"""The recorder's loop: connections, heartbeats, reconnects, commits, gaps and their repair.
+
+One asyncio task per connection (Infoway: one per ``business``), one committer, one status
+printer. A connection that closes, errors, or stays silent for two heartbeat periods is a
+gap: from the last message before it to the first message after the reconnect (stream time),
+written to the gap ledger (``dataset`` ticks/quotes, ``freq`` ``stream``) and repaired over
+REST once the stream has passed the gap's last minute: a backfill task of those symbols'
+1m bars for the gap's trade dates, under the vendor's shared rate governor. REST bars replace
+live ones (the lake's precedence), so the repair also settles every live bar of those days.
+
+Reconnects back off exponentially with jitter (1 s doubling to 30 s, reset by a good
+connection). A refused handshake (HTTP 401/403) before anything was received is a bad key or
+address: exit 3, naming the variable, nothing written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TextIO
+
+import polars as pl
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+
+from etl.errors import AuthError
+from etl.lake import Lake
+from etl.recorder.feeds import Feed
+from etl.recorder.stage import MINUTE_MS, Stage, _zone
+
+__all__ = ["Gap", "Recorder"]
+
+log = logging.getLogger(__name__)
+
+COMMIT_EVERY: Final = 1.0  # seconds; the contract allows 2
+BACKOFF_FIRST: Final = 1.0
+BACKOFF_MAX: Final = 30.0
+LIVE_WINDOW_MS: Final = 60_000  # a symbol with no message in a minute of stream is not live
+
+
+@dataclass
+class Gap:
+    feed: int
+    symbols: Sequence[str]
+    start_ms: int  # the last message before (stream time)
+    reason: str
+    end_ms: int | None = None  # the first message after
+    repaired: bool = False
+    task_id: int | None = None
+
+
+@dataclass
+class Recorder:
+    lake: Lake
+    vendor: str
+    feeds: Sequence[Feed]
+    stage: Stage
+    clock: Callable[[], dt.datetime]
+    # (symbols, first, last trade date) -> (task id, task status)
+    repair: Callable[[Sequence[str], dt.date, dt.date], Any] | None = None
+    duration: float | None = None
+    status_every: float = 10.0
+    status_out: TextIO = sys.stderr
+    messages: int = 0
+    reconnects: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    last_by_symbol: dict[str, int] = field(default_factory=dict)
+    last_recv: float | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    auth_error: AuthError | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _open_gap: dict[int, Gap] = field(default_factory=dict)
+    _repairing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _commit_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        self.started_at = self.clock()
+        loop = asyncio.get_running_loop()
+        self._signals()
+        tasks = [asyncio.create_task(self._connection(i, f)) for i, f in enumerate(self.feeds)]
+        tasks.append(asyncio.create_task(self._committer()))
+        tasks.append(asyncio.create_task(self._status()))
+        try:
+            if self.duration is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.duration)
+            else:
+                await self._stop.wait()
+        finally:
+            self._stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            self._commit()
+            if self.auth_error is None:
+                await self._repair_due(final=True)
+            self.finished_at = self.clock()
+        if self.auth_error is not None:
+            raise self.auth_error
+
+    def _signals(self) -> None:
+        """SIGTERM/SIGINT stop the recorder (again after a repair task, whose runner
+        installs its own handlers and removes them when it ends)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def _connection(self, index: int, feed: Feed) -> None:
+        delay = BACKOFF_FIRST
+        ever = False
+        while not self._stop.is_set():
+            received = 0
+            reason = "disconnect"
+            try:
+                async with connect(
+                    feed.url, ping_interval=None, open_timeout=10, close_timeout=2,
+                    max_size=1 << 22,
+                ) as ws:  # fmt: skip
+                    if ever:
+                        self.reconnects += 1
+                    ever = True
+                    self.stage.connected(feed.symbols)
+                    for frame in feed.subscribe():
+                        await ws.send(frame)
+                    pinger = asyncio.create_task(self._heartbeat(ws, feed))
+                    try:
+                        received, reason = await self._receive(index, ws, feed)
+                    finally:
+                        pinger.cancel()
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403) and not ever:
+                    self.auth_error = _auth(self.vendor, status)
+                    self._stop.set()
+                    return
+                reason = f"handshake refused: HTTP {status}"
+            except (OSError, TimeoutError, WebSocketException, InvalidURI) as exc:
+                reason = f"disconnect: {type(exc).__name__}"
+            except asyncio.CancelledError:
+                self.stage.disconnected(feed.symbols)
+                raise
+            self.stage.disconnected(feed.symbols)
+            if self._stop.is_set():
+                return
+            if received:
+                delay = BACKOFF_FIRST
+            gap = self._open_gap.get(index)
+            if gap is None and self.stage.stream_ms:
+                gap = Gap(index, list(feed.symbols), self._last_of(feed), reason)
+                self._open_gap[index] = gap
+                self.gaps.append(gap)
+            log.info("%s feed %d: %s; reconnecting in %.1f s", self.vendor, index, reason, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _last_of(self, feed: Feed) -> int:
+        seen = [self.last_by_symbol[s] for s in feed.symbols if s in self.last_by_symbol]
+        return max(seen) if seen else self.stage.stream_ms
+
+    async def _heartbeat(self, ws: Any, feed: Feed) -> None:
+        while True:
+            await asyncio.sleep(feed.heartbeat)
+            await ws.send(feed.ping())
+
+    async def _receive(self, index: int, ws: Any, feed: Feed) -> tuple[int, str]:
+        """Frames until the connection ends; (frames received, why it ended)."""
+        received = 0
+        first = True
+        silence = 2 * feed.heartbeat
+        while True:
+            try:
+                text = await asyncio.wait_for(ws.recv(), silence)
+            except TimeoutError:
+                await ws.close()
+                return received, f"stall: nothing for {silence:.0f} s"
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else None
+                why = f"closed by the vendor ({code})" if code else "dropped (no close frame)"
+                return received, why
+            received += 1
+            self.messages += 1
+            self.last_recv = time.monotonic()
+            rows, close = feed.parse(text)
+            now = self.clock()
+            for row in rows:
+                if row is None:
+                    continue
+                if row[0] == "kline":  # stamped with its bar's open, not an event time
+                    self.stage.add(row, now)
+                    continue
+                if first:
+                    first = False
+                    self.stage.first_message(feed.symbols, int(row[2]))
+                self.stage.add(row, now)
+                self.last_by_symbol[row[1]] = int(row[2])
+                gap = self._open_gap.pop(index, None)
+                if gap is not None:
+                    gap.end_ms = int(row[2])
+                    self._record_gap(gap)
+            if close is not None:
+                with contextlib.suppress(WebSocketException, OSError):
+                    await ws.close()
+                return received, close
+
+    # -- committing, gaps, repairs --------------------------------------------------------
+
+    async def _committer(self) -> None:
+        while True:
+            await asyncio.sleep(COMMIT_EVERY)
+            await asyncio.to_thread(self._commit)
+            await self._repair_due(final=False)
+
+    def _commit(self) -> None:
+        # A commit cancelled with its task goes on in its thread: the last one waits for it.
+        with self._commit_lock:
+            if self.stage.pending:
+                self.stage.commit(self.clock())
+
+    def _record_gap(self, gap: Gap, state: str = "open") -> None:
+        start = dt.datetime.fromtimestamp(gap.start_ms / 1000, dt.UTC)
+        until = None if gap.end_ms is None else dt.datetime.fromtimestamp(gap.end_ms / 1000, dt.UTC)
+        dataset = "ticks" if self.stage.bars_from == "ticks" else "quotes"
+        rows = pl.DataFrame(
+            {
+                "dataset": [dataset] * len(gap.symbols),
+                "freq": ["stream"] * len(gap.symbols),
+                "symbol": list(gap.symbols),
+                "ts": [start] * len(gap.symbols),
+                "trade_date": [start.astimezone(_zone(s)).date() for s in gap.symbols],
+                "state": [state] * len(gap.symbols),
+                "reason": [gap.reason] * len(gap.symbols),
+                "until": [until] * len(gap.symbols),
+                "vendor": [self.vendor] * len(gap.symbols),
+                "task_id": [gap.task_id] * len(gap.symbols),
+            },
+            schema_overrides={"task_id": pl.Int64, "until": pl.Datetime("us", "UTC")},
+        )
+        self.lake.write("gap_ledger", rows, now=self.clock())
+
+    async def _repair_due(self, *, final: bool) -> None:
+        """Repair closed gaps whose last minute the stream has passed (REST has it by then)."""
+        if self.repair is None or self._repairing.locked():
+            return
+        async with self._repairing:
+            for gap in self.gaps:
+                if gap.repaired or gap.end_ms is None:
+                    continue
+                ready = gap.end_ms - gap.end_ms % MINUTE_MS + 2 * MINUTE_MS
+                if self.stage.stream_ms < ready:
+                    continue
+                start = dt.datetime.fromtimestamp(gap.start_ms / 1000, dt.UTC)
+                end = dt.datetime.fromtimestamp(gap.end_ms / 1000, dt.UTC)
+                zone = _zone(gap.symbols[0])
+                try:
+                    gap.task_id, status = await self.repair(
+                        gap.symbols, start.astimezone(zone).date(), end.astimezone(zone).date()
+                    )
+                    if status in ("interrupted", "cancelled"):
+                        self.stop()  # a SIGTERM during the repair went to its task
+                        continue
+                    if status != "completed":
+                        continue  # failed: the gap stays open and is tried again
+                except Exception as exc:  # the gap stays open; the next pass retries
+                    log.warning("%s: repair of a gap failed: %s", self.vendor, exc)
+                    continue
+                finally:
+                    if not self._stop.is_set():
+                        self._signals()
+                gap.repaired = True
+                await asyncio.to_thread(self._record_gap, gap, "repaired")
+
+    # -- reporting ------------------------------------------------------------------------
+
+    async def _status(self) -> None:
+        before, t0 = self.messages, time.monotonic()
+        while True:
+            await asyncio.sleep(self.status_every)
+            now = time.monotonic()
+            rate = (self.messages - before) / max(now - t0, 1e-9)
+            before, t0 = self.messages, now
+            self.status_out.write(self.status_line(rate) + "\n")
+            self.status_out.flush()
+
+    def status_line(self, rate: float) -> str:
+        symbols = [s for f in self.feeds for s in f.symbols]
+        live = sum(
+            1 for s in symbols
+            if self.stage.stream_ms - self.last_by_symbol.get(s, -LIVE_WINDOW_MS * 2)
+            <= LIVE_WINDOW_MS
+        )  # fmt: skip
+        age = "never" if self.last_recv is None else f"{time.monotonic() - self.last_recv:.1f}s"
+        repaired = sum(g.repaired for g in self.gaps)
+        return (
+            f"record {self.vendor}: {rate:.0f} msg/s, {live}/{len(symbols)} symbols live, "
+            f"last message {age} ago, {self.reconnects} reconnects, "
+            f"{repaired}/{len(self.gaps)} gaps repaired, {self.messages} messages"
+        )
+
+    def document(self, channels: Sequence[str]) -> dict[str, Any]:
+        def iso(t: dt.datetime | None) -> str | None:
+            return None if t is None else t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+        def ms(v: int | None) -> str | None:
+            return None if v is None else iso(dt.datetime.fromtimestamp(v / 1000, dt.UTC))
+
+        return {
+            "vendor": self.vendor,
+            "channels": list(channels),
+            "symbols": [s for f in self.feeds for s in f.symbols],
+            "messages": self.messages,
+            "ticks_written": self.stage.written["ticks"],
+            "quotes_written": self.stage.written["quotes"],
+            "bars_written": self.stage.written["bars"],
+            "reconnects": self.reconnects,
+            "gaps": [
+                {
+                    "symbols": list(g.symbols),
+                    "start": ms(g.start_ms),
+                    "end": ms(g.end_ms),
+                    "reason": g.reason,
+                    "repaired": g.repaired,
+                    "task_id": g.task_id,
+                }
+                for g in self.gaps
+            ],
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+def _auth(vendor: str, status: int) -> AuthError:
+    if vendor == "mdapi":
+        return AuthError(
+            "mdapi refused the connection (HTTP 403): this address is not allow-listed, or "
+            "it holds 6 connections already; ask the vendor to allow this server's IP",
+            vendor=vendor,
+        )
+    return AuthError(
+        f"{vendor} refused the key (HTTP {status}): set ETL_{vendor.upper()}_API_KEY to a "
+        "valid key",
+        vendor=vendor,
+    )

@@ -1,0 +1,126 @@
+"""Building a recorder from the command line's selection, and resuming where the lake ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import polars as pl
+
+from etl.errors import BadInputError
+from etl.names import Symbol
+from etl.recorder.feeds import DEFAULT_CHANNELS, check_selection, feed_for
+from etl.recorder.run import Recorder
+from etl.recorder.stage import Stage
+
+__all__ = ["build", "record"]
+
+
+def _codes(rt: Any, vendor: str, symbols: Sequence[Symbol]) -> dict[str, str]:
+    """Canonical -> the code the feed uses: the instruments map (StockTV: the pid), else
+    the vendor's naming rule; an unknown symbol is bad input (exit 2), naming the fix."""
+    from etl.tasks.runtime import instrument_map
+
+    imap = instrument_map(rt.root, vendor)
+    out: dict[str, str] = {}
+    for sym in symbols:
+        text = str(sym)
+        if vendor == "stocktv":
+            pid = imap.ids.get(text)
+            if pid is None:
+                raise BadInputError(
+                    f"unknown symbol {text} for stocktv: run `etl instruments sync --vendor "
+                    "stocktv` first (the feed names instruments by pid)"
+                )
+            out[text] = str(pid)
+        elif vendor == "mdapi":
+            code = imap.code_for(text)
+            if code is None and sym.exchange == "CC":
+                code = sym.code.lower()
+            elif code is None and sym.exchange == "FX":
+                code = f"fx_s{sym.code.lower()}"
+            if code is None:
+                raise BadInputError(
+                    f"unknown symbol {text} for mdapi: run `etl instruments sync --vendor mdapi`"
+                )
+            out[text] = code
+        else:
+            code = imap.code_for(text)
+            if code is None:
+                code = {"CC": sym.code, "FX": sym.code, "INFOWAY": sym.code}.get(
+                    sym.exchange, text.replace("_", ".") if sym.exchange == "US" else text
+                )
+            out[text] = code
+    return out
+
+
+def resume_points(stage: Stage) -> None:
+    """Where the lake ends, per symbol: trades older than the last stored one are not
+    stored again, and ``seq`` continues after the trades stored at that instant. Only the
+    last three trade dates are read (a restart within a session)."""
+    folder = stage.lake.paths.dataset("ticks")
+    days = sorted(p for p in folder.glob("date=*") if p.is_dir())[-3:] if folder.is_dir() else []
+    files = [f for d in days for f in sorted(d.glob("*.parquet"))]
+    if not files:
+        return
+    ms = pl.col("ts").dt.epoch("ms")
+    stored = (
+        pl.scan_parquet(files)
+        .select("symbol", ms.alias("ms"), "seq")
+        .group_by("symbol")
+        .agg(
+            pl.col("ms").max().alias("last"),
+            pl.col("seq").filter(pl.col("ms") == pl.col("ms").max()).max().alias("seq"),
+        )
+        .collect()
+    )
+    for sym, last, seq in stored.iter_rows():
+        stage.last_ts[sym] = int(last)
+        stage.seq[sym] = (int(last), int(seq) + 1)
+
+
+def build(
+    rt: Any,
+    vendor: str,
+    symbols: Sequence[Symbol],
+    channels: Sequence[str] | None,
+    *,
+    duration: float | None,
+    status_every: float = 10.0,
+    status_out: TextIO = sys.stderr,
+) -> tuple[Recorder, list[str]]:
+    """Check everything (exit 2 / 3 before connecting) and build the recorder."""
+    chosen = list(channels or DEFAULT_CHANNELS.get(vendor, ()))
+    check_selection(vendor, symbols, chosen)
+    settings = rt.settings.vendor(vendor)
+    key = settings.api_key.reveal() if settings.api_key else None
+    codes = _codes(rt, vendor, symbols)
+    names = [str(s) for s in symbols]
+    feeds = feed_for(vendor, names, chosen, codes, ws_url=settings.ws_url, api_key=key)
+    bars_from = "quotes" if vendor != "infoway" else ("ticks" if "trades" in chosen else "klines")
+    if vendor == "infoway" and "trades" not in chosen and "klines" not in chosen:
+        bars_from = "none"
+    stage = Stage(rt.lake, vendor, bars_from)
+    resume_points(stage)
+
+    async def repair(syms: Sequence[str], first: dt.date, last: dt.date) -> tuple[int, str]:
+        from etl.tasks.backfill import BackfillRequest, backfill
+
+        record = await backfill(
+            rt, BackfillRequest(vendor, "klines", tuple(syms), "1m", first, last)
+        )
+        return int(record.id), str(record.status)
+
+    recorder = Recorder(
+        rt.lake, vendor, feeds, stage, rt.clock, repair=repair, duration=duration,
+        status_every=status_every, status_out=status_out,
+    )  # fmt: skip
+    return recorder, chosen
+
+
+def record(rt: Any, recorder: Recorder) -> None:
+    import asyncio
+
+    asyncio.run(recorder.run())
