@@ -89,6 +89,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
         "etl.commands.query",
         "Read-only SQL over the catalog; works while backfills are writing.",
     ),
+    "duckdb": (
+        "etl.commands.shell",
+        "Open catalog.duckdb in the DuckDB shell, read-only (arguments go to the shell).",
+    ),
     "compact": (
         "etl.commands.data",
         "Merge the small files of each partition bucket into one (readers never see a gap).",
@@ -202,6 +206,8 @@ def _add_log_options(command: Any) -> None:
         _add_log_options(sub)
     if getattr(command, "commands", None) is not None or command.callback is None:
         return
+    if (command.context_settings or {}).get("ignore_unknown_options"):
+        return  # its arguments go to another program (etl duckdb): -v would eat one of them
     taken = {opt for p in command.params for opt in getattr(p, "opts", ())}
     if taken & {"-v", "--verbose", "--log-file"}:
         return

@@ -5,19 +5,34 @@ Views read the lake at query time (globs, not file lists), so nothing needs to w
 catalog while a backfill runs: readers always see committed partitions. Each glob is paired
 with a zero-row anchor so a view over an empty dataset still has its declared columns.
 Only validated identifiers and escaped paths ever reach this SQL.
+
+Two dialects, because two kinds of DuckDB read it. ``etl sql`` runs the statements in its own
+process, on the duckdb the package imports, and tolerates a dataset with no file yet with
+``allow_empty``. ``catalog.duckdb`` is opened by whatever ``duckdb`` shell a user has, older
+than the library (the newest shell on PyPI is a 1.x, which knows no ``allow_empty``), so its
+views use only SQL that DuckDB 1.0 binds: a dataset with files reads its glob and its anchor,
+a dataset without any reads its anchor alone (a glob matching nothing is an error there), and
+the catalog is rebuilt when a dataset gets its first file (see :mod:`etl.catalog.build`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Final
 
 from etl.dataroot import DataRoot
 from etl.schema import DatasetSchema
 
-__all__ = ["catalog_sql", "dataset_glob", "dataset_sql", "quote_path", "shared_sql"]
+__all__ = [
+    "catalog_sql",
+    "dataset_glob",
+    "dataset_sql",
+    "file_pattern",
+    "quote_path",
+    "shared_sql",
+]
 
 _IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -57,15 +72,26 @@ def anchor_path(root: Path, schema: DatasetSchema) -> Path:
     return DataRoot(root).schema_anchor(schema)
 
 
+def file_pattern(schema: DatasetSchema) -> str:
+    """A dataset's data files, relative to its folder: one ``*`` per partition level."""
+    return "/".join(["*" for _ in schema.partitions] + ["*.parquet"])
+
+
 def dataset_glob(root: Path, schema: DatasetSchema) -> str:
-    depth = "/".join("*" for _ in schema.partitions)
-    base = DataRoot(root).dataset(schema.name)
-    return f"{base}/{depth}/*.parquet" if depth else f"{base}/*.parquet"
+    return f"{DataRoot(root).dataset(schema.name)}/{file_pattern(schema)}"
 
 
-def dataset_view(root: Path, schema: DatasetSchema, files: list[Path] | None = None) -> str:
+def dataset_view(
+    root: Path,
+    schema: DatasetSchema,
+    files: list[Path] | None = None,
+    *,
+    present: bool | None = None,
+) -> str:
     """The dataset's view: over its glob, or over ``files`` alone (a reader that must leave
-    out unreadable files lists the others)."""
+    out unreadable files lists the others). ``present`` None: the glob may match nothing
+    (``allow_empty``, for the package's own duckdb); True/False: whether it matches a file
+    now, in SQL that any DuckDB since 1.0 binds (for ``catalog.duckdb``)."""
     # A column added later reads as its declared default in files written before it.
     cols = ", ".join(
         _ident(c.name)
@@ -75,12 +101,17 @@ def dataset_view(root: Path, schema: DatasetSchema, files: list[Path] | None = N
         for c in schema.columns
     )
     hive = ", ".join(f"'{p.name}': '{_DUCK[p.type]}'" for p in schema.partitions)
-    options = "union_by_name = true, allow_empty = true"
+    options = "union_by_name = true" + (", allow_empty = true" if present is None else "")
     if schema.partitions:
         options += f", hive_partitioning = true, hive_types = {{{hive}}}"
     else:
         options += ", hive_partitioning = false"
-    listed = [quote_path(dataset_glob(root, schema))] if files is None else map(quote_path, files)
+    if files is not None:
+        listed = [quote_path(f) for f in files]
+    elif present is False:
+        listed = []  # DuckDB 1.x refuses a glob that matches nothing: the anchor alone
+    else:
+        listed = [quote_path(dataset_glob(root, schema))]
     sources = f"[{', '.join([*listed, quote_path(anchor_path(root, schema))])}]"
     comment = schema.description.replace("'", "''")
     return (
@@ -175,9 +206,15 @@ COMMENT ON VIEW freshness IS
     'last session found complete by detect-missing, against the calendar''s last session';"""
 
 
-def dataset_sql(root: Path, schema: DatasetSchema, files: list[Path] | None = None) -> list[str]:
+def dataset_sql(
+    root: Path,
+    schema: DatasetSchema,
+    files: list[Path] | None = None,
+    *,
+    present: bool | None = None,
+) -> list[str]:
     """The statements of one dataset: its view and, for statements, its as-of macro."""
-    statements = [dataset_view(root, schema, files)]
+    statements = [dataset_view(root, schema, files, present=present)]
     if schema.asof:
         statements.append(asof_macro(schema))
     return statements
@@ -193,8 +230,18 @@ def shared_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
     return statements
 
 
-def catalog_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
-    """Every statement that defines the catalog for the data root ``root``."""
+def catalog_sql(
+    root: Path, datasets: Iterable[DatasetSchema], *, present: Collection[str] | None = None
+) -> list[str]:
+    """Every statement that defines the catalog for the data root ``root``. ``present``: the
+    datasets that have a file, for SQL any DuckDB since 1.0 binds; None for the package's own
+    duckdb, which also reads a dataset's first files without a rebuild."""
     datasets = list(datasets)
-    statements = [st for schema in datasets for st in dataset_sql(root, schema)]
+    statements = [
+        st
+        for schema in datasets
+        for st in dataset_sql(
+            root, schema, present=None if present is None else schema.name in present
+        )
+    ]
     return statements + shared_sql(root, datasets)

@@ -165,7 +165,7 @@ def _show_results(rt: Runtime, console: Console, info: dict[str, Any]) -> dict[s
         render_table(stored, console)
         doc["stored"] = rows_as_dicts(stored)
 
-        console.print('\n[bold]1. DuckDB SQL[/]  etl sql "..."  (or: duckdb data/catalog.duckdb)')
+        console.print('\n[bold]1. DuckDB SQL[/]  etl sql "..."  (or the DuckDB shell: etl duckdb)')
         console.print(SQL_EXAMPLE, style="cyan", markup=False, highlight=False)
         top = session.query(SQL_EXAMPLE)
         render_table(top, console)

@@ -46,6 +46,7 @@ brings both. A fill's path stays in ``etl.tasks``, ``etl.vendors`` and ``etl.lak
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
@@ -56,6 +57,8 @@ from etl.tasks.records import TaskRecord
 from etl.tasks.runtime import Runtime
 
 __all__ = ["KINDS", "TaskSpec", "plan", "resume", "run", "start", "submit"]
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["backfill", "fill-missing", "instruments-sync", "calendar-sync"]
 KINDS: Final = ("backfill", "fill-missing", "instruments-sync", "calendar-sync")
@@ -195,7 +198,20 @@ async def run(rt: Runtime, record: TaskRecord) -> TaskRecord:
         await driver_for(spec).run(rt, spec, record)
     finally:
         await rt.aclose()
+        _refresh_catalog(rt)
     return record
+
+
+def _refresh_catalog(rt: Runtime) -> None:
+    """Bring ``catalog.duckdb`` up to date once the task's commits are in: a dataset's first
+    files only show in a ``duckdb`` shell after a rebuild (see :mod:`etl.catalog.build`). The
+    catalog is an index: failing to refresh it never fails the task (the next command does)."""
+    from etl.catalog import refresh_catalog
+
+    try:
+        refresh_catalog(rt.root, now=rt.clock())
+    except Exception as exc:  # an index left stale is logged, the task's outcome stands
+        log.warning("catalog.duckdb not refreshed after the task: %s", exc)
 
 
 async def start(rt: Runtime, spec: TaskSpec) -> TaskRecord:
