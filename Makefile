@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast soak lint typecheck bench clean
+.PHONY: demo shell test test-fast soak lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,17 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/etl demo
+	@echo
+	@echo "etl and duckdb are in $(BIN). To use them in this shell, run:"
+	@echo
+	@echo "    source $(BIN)/activate"
+	@echo
+	@echo "(or 'make shell' for a shell with $(BIN) on its PATH; 'exit' leaves it)"
+
+# A shell with .venv/bin first on the PATH, for the README's examples.
+shell: $(STAMP)
+	@echo "etl and duckdb are on the PATH of this shell; 'exit' leaves it."
+	@VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" $${SHELL:-/bin/sh} -i
 
 # Lint, types, then every test but the benchmarks and soaks (slow crash tests included: they
 # fit). Two workers: most tests wait on subprocesses, sockets and fsyncs rather than the CPU.

@@ -87,3 +87,18 @@ def sim_stocks(market: str, n: int, listed_before: dt.date) -> str:
         if i.type == "stock" and i.list_date and i.list_date < listed_before
     ]
     return ",".join(sorted(live)[:n])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The README test's notes (blocks marked no-run, slow blocks), so they stay seen."""
+    notes = [
+        value
+        for status in ("passed", "failed")
+        for report in terminalreporter.stats.get(status, [])
+        for key, value in getattr(report, "user_properties", [])
+        if key == "readme_note"
+    ]
+    if notes:
+        terminalreporter.section("README examples")
+        for note in notes:
+            terminalreporter.write_line(note)
