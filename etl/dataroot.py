@@ -105,6 +105,11 @@ class DataRoot:
         return self.root / "catalog.duckdb"
 
     @property
+    def catalog_lock(self) -> Path:
+        """Held while the catalog is built (its temporary files sit beside it)."""
+        return self.root / ".catalog.lock"
+
+    @property
     def lake(self) -> Path:
         return self.root / "lake"
 

@@ -43,6 +43,12 @@ DATASETS: Final = (
     "future_varieties", "main_contracts", "ticks", "quotes",
 )  # fmt: skip
 
+# A list of every symbol of every market is ~1 MB; 16 MiB leaves room without reading forever.
+MAX_SYMBOL_FILE: Final = 16 * 2**20
+# Dates the calendars and the lake can hold (datetime overflows past 9999; exchange
+# calendars start in 1990): anything outside is a typo, refused before any work.
+FIRST_DATE: Final = dt.date(1900, 1, 1)
+LAST_DATE: Final = dt.date(2199, 12, 31)
 _SYMBOL_RE: Final = re.compile(r"^(?P<code>[A-Z0-9_-]{1,40})\.(?P<exchange>[A-Z]{2,12})$")
 _MINUTES: Final = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60}
 
@@ -113,10 +119,7 @@ def parse_symbols(arg: str, *, cwd: Path | None = None) -> list[Symbol]:
         path = Path(text[1:]).expanduser()
         if cwd is not None and not path.is_absolute():
             path = cwd / path
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise BadInputError(f"cannot read symbol file {str(path)!r}: {exc.strerror}") from exc
+        lines = _read_symbol_file(path)
         items = [ln.split("#", 1)[0].strip() for ln in lines]
     else:
         items = [part.strip() for part in text.split(",")]
@@ -127,6 +130,27 @@ def parse_symbols(arg: str, *, cwd: Path | None = None) -> list[Symbol]:
     for item in items:
         seen.setdefault(parse_symbol(item), None)
     return list(seen)
+
+
+def _read_symbol_file(path: Path) -> list[str]:
+    """The lines of an ``@file``, read with a bound (``@/dev/zero`` must not hang)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SYMBOL_FILE + 1)
+    except OSError as exc:
+        raise BadInputError(f"cannot read symbol file {str(path)!r}: {exc.strerror}") from exc
+    if len(data) > MAX_SYMBOL_FILE:
+        raise BadInputError(
+            f"symbol file {str(path)!r} is larger than {MAX_SYMBOL_FILE // 2**20} MiB: "
+            "give a file of symbols, one a line"
+        )
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"symbol file {str(path)!r} is not UTF-8 text (byte {exc.start}): "
+            "save it as UTF-8, one symbol a line"
+        ) from None
 
 
 def parse_freq(text: str) -> Freq:
@@ -156,11 +180,16 @@ def parse_date(text: str, *, option: str = "date") -> dt.date:
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
             raise ValueError(text)
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except ValueError:
         raise BadInputError(
             f"invalid {option} {text!r}: dates are ISO YYYY-MM-DD, e.g. 2024-01-02"
         ) from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise BadInputError(
+            f"{option} {day} is out of range: give a date from {FIRST_DATE} to {LAST_DATE}"
+        )
+    return day
 
 
 def parse_range(start: str, end: str) -> tuple[dt.date, dt.date]:

@@ -33,6 +33,7 @@ from etl import schema as schemas
 from etl.catalog.ddl import anchor_path, catalog_sql, file_pattern
 from etl.dataroot import DataRoot
 from etl.fsutil import atomic_target, atomic_write_bytes
+from etl.locks import file_lock
 from etl.schema import DatasetSchema
 from etl.timefmt import iso_utc
 
@@ -92,8 +93,13 @@ def build_catalog(root: Path, *, now: dt.datetime) -> Path:
     ensure_anchors(root)
     datasets = list(schemas.schemas().values())
     present = datasets_present(root, datasets)
-    target = DataRoot(root).catalog
-    with atomic_target(target, leftovers=(".wal",)) as tmp:
+    layout = DataRoot(root)
+    target = layout.catalog
+    with file_lock(layout.catalog_lock), atomic_target(target, leftovers=(".wal",)) as tmp:
+        # Builders hold the lock, so temporary catalogs found now are a killed build's.
+        for stale in root.glob(f".{target.name}.*.tmp*"):
+            if stale.name != tmp.name:
+                stale.unlink(missing_ok=True)
         con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
         try:
             for statement in catalog_sql(root, datasets, present=set(present.split(","))):

@@ -20,7 +20,7 @@ import typer
 from etl import __version__
 from etl.commands import logs
 from etl.commands.logs import log_traceback, set_log_options, setup_logging
-from etl.errors import EtlError, exit_code_for
+from etl.errors import BadInputError, EtlError, exit_code_for
 
 if TYPE_CHECKING:
     from etl.tasks.records import TaskRecord
@@ -145,6 +145,7 @@ def runtime(
             from etl.upstreams import for_cli
 
             settings, _ = for_cli(settings, os.environ, config_id)
+        check_data_root(settings.data_dir)
         secrets = [s for v in settings.vendors.values() for s in v.secrets()]
         setup_logging(secrets=secrets, data_root=settings.data_dir)
         logging.getLogger("etl").debug(
@@ -161,6 +162,15 @@ def runtime(
         out.fail(exc)
     except Exception as exc:
         out.fail(exc)
+
+
+def check_data_root(root: Path) -> None:
+    """A data root must be a folder, or one that can be made: exit 2 before anything runs."""
+    fix = "check --data-dir, ETL_DATA_DIR or data_dir in etl.toml"
+    if root.exists() and not root.is_dir():
+        raise BadInputError(f"data root {root} is not a directory: {fix}")
+    if not root.exists() and not root.parent.is_dir():
+        raise BadInputError(f"data root {root} cannot be made: {root.parent} does not exist; {fix}")
 
 
 def learn_plan(rt: Runtime, vendor: str) -> bool:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.dataroot import DataRoot, PartitionKey
@@ -31,6 +33,8 @@ __all__ = [
     "merge_coverage",
     "rebuild_manifest",
 ]
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 KEEP_COMMITS = 50
@@ -178,6 +182,32 @@ def _settle(paths: DataRoot, schema: DatasetSchema, key: PartitionKey) -> None:
         lock.release()
 
 
+def drop_orphan_manifests(
+    paths: DataRoot, schema: DatasetSchema, live: set[PartitionKey], lock_timeout: float
+) -> None:
+    """Delete manifests of partitions whose folder is gone (they would keep reporting rows
+    in ``coverage`` and ``lake_partitions``)."""
+    from etl.errors import LakeError
+    from etl.lake.swap import recover
+    from etl.locks import file_lock
+
+    base = paths.manifests / schema.name
+    if not base.is_dir():
+        return
+    for path in sorted(base.rglob("*.json")):
+        rel = path.relative_to(base).as_posix().removesuffix(".json")
+        try:
+            key = PartitionKey(()) if rel == "_root" else PartitionKey.parse(schema, rel)
+        except LakeError:
+            continue
+        if key in live:
+            continue
+        with file_lock(paths.lock(schema.name, key), lock_timeout):
+            recover(paths, schema.name, key)  # a commit that was creating it finishes first
+            if not paths.partition(schema.name, key).is_dir():
+                path.unlink(missing_ok=True)
+
+
 def rebuild_manifest(
     paths: DataRoot,
     schema: DatasetSchema,
@@ -197,10 +227,16 @@ def rebuild_manifest(
     cols = [c for c in (schema.entity, schema.time, "ingested_at") if c]
     for name in names:
         path = folder / name
-        meta = pq.read_metadata(path)
-        part = pl.from_arrow(
-            pq.read_table(path, columns=[c for c in cols if c in meta.schema.names])
-        )
+        try:
+            meta = pq.read_metadata(path)
+            part = pl.from_arrow(
+                pq.read_table(path, columns=[c for c in cols if c in meta.schema.names])
+            )
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            # One damaged file must not stop the rest: it stays on disk, unlisted, for
+            # `etl verify` to find and quarantine.
+            log.warning("skipping unreadable file %s: %s", path, exc)
+            continue
         assert isinstance(part, pl.DataFrame)
         frames.append(part)
         prior = known.get(name)

@@ -39,6 +39,7 @@ from etl.lake.manifest import (
     FileEntry,
     PartitionManifest,
     coverage_of,
+    drop_orphan_manifests,
     load_manifest,
     merge_coverage,
     rebuild_manifest,
@@ -197,6 +198,7 @@ class Lake:
                 except (OSError, ValueError, KeyError, TypeError):
                     previous = None
                 out.append(rebuild_manifest(self.paths, schema, key, previous=previous, now=now))
+        drop_orphan_manifests(self.paths, schema, set(self.partitions(dataset)), self.lock_timeout)
         return out
 
     def sweep(self) -> int:
