@@ -45,6 +45,15 @@ def _fill_args(symbols: str) -> list[str]:
     ]
 
 
+def _requests_reach(url: str, target: int, proc: subprocess.Popen[bytes]) -> bool:
+    """Wait until the emulator has answered ``target`` requests (True), or ``proc`` ended."""
+    while fetch_stats(url)["requests"] < target:
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)  # between looks at the counter
+    return True
+
+
 def _lake(root: Path) -> pl.DataFrame:
     files = sorted((root / "lake" / "klines").glob("freq=1m/*/*.parquet"))
     return (
@@ -90,8 +99,11 @@ def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: 
                 stderr=subprocess.DEVNULL,
                 env=etl_env(rough, **env),
             )
-            time.sleep(rng.uniform(1.5, 4.0))  # ~1.3 s of start-up, then fetching
-            if proc.poll() is not None:
+            # Kill after a random number of this run's requests, as the emulator counts them:
+            # an event, not a guess at how long start-up takes on a busy machine (regression:
+            # a fixed 1.5 s assumed the process reached its task record by then).
+            target = fetch_stats(emulator.base_url)["requests"] + rng.randint(1, 30)
+            if not _requests_reach(emulator.base_url, target, proc):
                 break  # finished before this kill: fewer kills than planned would fail below
             proc.send_signal(signal.SIGKILL)
             proc.wait()
