@@ -36,6 +36,7 @@ from etl.errors import AuthError
 from etl.lake import Lake
 from etl.recorder.feeds import Feed
 from etl.recorder.stage import MINUTE_MS, Stage, _zone
+from etl.timefmt import iso_utc
 
 __all__ = ["Gap", "Recorder"]
 
@@ -318,7 +319,7 @@ class Recorder:
 
     def document(self, channels: Sequence[str]) -> dict[str, Any]:
         def iso(t: dt.datetime | None) -> str | None:
-            return None if t is None else t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            return iso_utc(t)
 
         def ms(v: int | None) -> str | None:
             return None if v is None else iso(dt.datetime.fromtimestamp(v / 1000, dt.UTC))
