@@ -312,7 +312,9 @@ class ReadOnlySession:
         args = list(params) if params is not None else None
 
         def run(con: duckdb.DuckDBPyConnection) -> pa.Table:
-            table: pa.Table = con.execute(sql, args).to_arrow_table()
+            # A relation, not a DB-API cursor: duckdb hands its Arrow result over without the
+            # extra copy a cursor's result makes (and warns about).
+            table: pa.Table = con.sql(sql, params=args).to_arrow_table()
             return table
 
         return self._run(run, time.monotonic())

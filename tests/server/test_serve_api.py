@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import kline_rows
+from tests.conftest import kline_rows
 from serve_helpers import ETL, Served, add_user, serve_env, serving
 
 from etl.dataroot import DataRoot

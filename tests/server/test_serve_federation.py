@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import sim_stocks
+from tests.conftest import sim_stocks
 from serve_helpers import ETL, add_user, serve_env, serving
 
 from etl.config import load_settings

@@ -233,6 +233,10 @@ def test_secrets_never_leak_into_errors_or_logs(caplog: pytest.LogCaptureFixture
         return {"Authorization": f"Bearer {TOKEN}"}
 
     caplog.set_level(logging.DEBUG)
+    # A CLI test earlier in this worker may have quieted httpx's own logger (etl -v's set-up):
+    # this test needs its request lines, so it sets that logger's level too.
+    for name in ("httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
     with StubServer(echo) as server:
         http = make(server.url, session_headers=headers)
         http.add_secret(TOKEN)
