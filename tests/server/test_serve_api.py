@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from tests.conftest import kline_rows
 from serve_helpers import ETL, Served, add_user, serve_env, serving
 
 from etl.dataroot import DataRoot
 from etl.lake import Lake
 from etl.localkeys import load_key
+from tests.conftest import kline_rows
 
 pytestmark = pytest.mark.integration
 

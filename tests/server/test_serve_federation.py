@@ -11,7 +11,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.conftest import sim_stocks
 from serve_helpers import ETL, add_user, serve_env, serving
 
 from etl.config import load_settings
@@ -20,6 +19,7 @@ from etl.tasks import engine
 from etl.tasks.engine import TaskSpec
 from etl.tasks.expected import Selection
 from etl.tasks.runtime import Runtime
+from tests.conftest import sim_stocks
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
