@@ -27,14 +27,15 @@ shell: $(STAMP)
 	@VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" $${SHELL:-/bin/sh} -i
 
 # Lint, types, then every test but the benchmarks and soaks (slow crash tests included: they
-# fit). Two workers: most tests wait on subprocesses, sockets and fsyncs rather than the CPU.
+# fit). Two workers, whole files each (module fixtures are built once; tests that build on
+# each other stay in order): most tests wait on subprocesses, sockets and fsyncs rather than the CPU.
 PYTEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not benchmark and not soak"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not benchmark and not soak"
 
 # Quick loop while developing: no slow tests.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not benchmark and not slow and not soak"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not benchmark and not slow and not soak"
 
 # On demand: the long soak tests (memory flat over compressed hours; figures in BENCHMARKS.md).
 soak: $(STAMP)

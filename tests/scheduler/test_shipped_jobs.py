@@ -33,7 +33,10 @@ from etl.tasks.runtime import Runtime
 from etl.tasks.sync import sync_instruments
 from etl.vendors import ADAPTERS
 
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2024, 6, 28, 10, 0, tzinfo=dt.UTC)  # Friday 18:00 in Shanghai
@@ -81,6 +84,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
         yield tmp, env
 
 
+# The jobs build on each other in ORDER (instruments before the fills over a market), so one
+# worker runs the whole file in order: make test distributes files, not tests (--dist loadfile).
 @pytest.mark.parametrize("name", ORDER)
 def test_shipped_job_runs_once(setup: tuple[Path, dict[str, str]], name: str) -> None:
     tmp, env = setup
