@@ -40,7 +40,7 @@ MARKETS: Final = (
 VENDOR_SUFFIXES: Final = ("INFOWAY", "STOCKTV", "MDAPI", "AMAZINGDATA", "SIM")
 DATASETS: Final = (
     "instruments", "calendar", "klines", "balance_sheet", "income", "cash_flow",
-    "future_varieties", "main_contracts", "ticks", "quotes",
+    "future_varieties", "main_contracts", "ticks", "quotes", "adj_factors",
 )  # fmt: skip
 
 # A list of every symbol of every market is ~1 MB; 16 MiB leaves room without reading forever.

@@ -206,6 +206,38 @@ COMMENT ON VIEW freshness IS
     'last session found complete by detect-missing, against the calendar''s last session';"""
 
 
+# klines_adj(mode, anchor_date): klines with prices adjusted at read time from adj_factors, as
+# etl.Warehouse.bars(adjust=...) does (etl/warehouse/adjust.py): per symbol the factors of the
+# vendor ingested last; a bar's factor is that of the latest ex-date on or before its trade
+# date (1.0 before the first); hfq multiplies by it, qfq by it over the factor in force on
+# anchor_date (NULL: each symbol's last bar of the frequency); volume is scaled inversely.
+# SQL that DuckDB 1.0 binds (the catalog's shell): ASOF LEFT JOIN, no lambdas.
+KLINES_ADJ_MACRO: Final = """CREATE OR REPLACE MACRO klines_adj(mode, anchor_date) AS TABLE
+WITH chosen AS (
+    SELECT symbol, arg_max(vendor, ingested_at::VARCHAR || vendor) AS vendor
+    FROM adj_factors GROUP BY symbol
+), f AS (
+    SELECT a.symbol, a.ex_date, a.backward_factor
+    FROM adj_factors a JOIN chosen c ON a.symbol = c.symbol AND a.vendor = c.vendor
+), bars AS (
+    SELECT k.*, coalesce(f.backward_factor, 1.0) AS _bf,
+           coalesce(CAST(anchor_date AS DATE),
+                    max(k.trade_date) OVER (PARTITION BY k.symbol, k.freq)) AS _anchor
+    FROM klines k ASOF LEFT JOIN f ON k.symbol = f.symbol AND k.trade_date >= f.ex_date
+), anchored AS (
+    SELECT b.*, coalesce(fa.backward_factor, 1.0) AS _af
+    FROM bars b ASOF LEFT JOIN f fa ON b.symbol = fa.symbol AND b._anchor >= fa.ex_date
+), scaled AS (
+    SELECT *, CASE lower(mode) WHEN 'hfq' THEN _bf WHEN 'qfq' THEN _bf / _af
+              ELSE error('klines_adj: mode must be ''qfq'' or ''hfq''') END AS _m
+    FROM anchored
+)
+SELECT * EXCLUDE (_bf, _anchor, _af, _m) REPLACE (
+    open * _m AS open, high * _m AS high, low * _m AS low, close * _m AS close,
+    settle * _m AS settle, volume / _m AS volume)
+FROM scaled;"""
+
+
 def dataset_sql(
     root: Path,
     schema: DatasetSchema,
@@ -227,6 +259,8 @@ def shared_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
     names = {s.name for s in datasets}
     if {"completeness", "calendar"} <= names:
         statements.append(FRESHNESS_VIEW)
+    if {"klines", "adj_factors"} <= names:
+        statements.append(KLINES_ADJ_MACRO)
     return statements
 
 

@@ -77,7 +77,10 @@ def backfill_command(
         str,
         typer.Option(
             "--dataset",
-            help="klines, balance_sheet, income, cash_flow, future_varieties or main_contracts.",
+            help=(
+                "klines, balance_sheet, income, cash_flow, adj_factors, future_varieties or "
+                "main_contracts."
+            ),
         ),
     ],
     freq: Annotated[str | None, typer.Option("--freq", help="1m 5m 15m 30m 1h 1d 1w 1M.")] = None,

@@ -113,6 +113,7 @@ class AmazingDataEmulator(Emulator):
             Route("GET", "/stock/kline", self._kline_handler("stock", batch=False), "kline"),
             Route("POST", "/stock/kline/batch", self._kline_handler("stock", batch=True), "kline"),
             Route("GET", "/future/kline", self._kline_handler("future", batch=False), "kline"),
+            Route("GET", api.ADJ_FACTOR_PATH, self._adj_factors, "data"),
             Route("GET", "/cache/future-varieties", self._varieties),
             Route("GET", "/cache/main-contracts", self._main_contracts),
             *finance,
@@ -292,6 +293,19 @@ class AmazingDataEmulator(Emulator):
             return _ok(data)
 
         return handler
+
+    def _adj_factors(self, call: Call) -> Reply:
+        try:
+            codes, start, end = api.adj_factor_query(dict(call.request.params))
+        except ParamError as exc:
+            return _bad(exc)
+        now = self.now()
+        data: dict[str, list[dict[str, Any]]] = {}
+        for code in codes:  # unknown codes are left out (convention)
+            inst = rows.known(code, "stock", now, self.seed)
+            if inst is not None:
+                data[code] = rows.adj_factor_rows(inst, start, end, now, self.seed)
+        return _ok(data)
 
     def _varieties(self, call: Call) -> Reply:
         return _ok({"varieties": rows.future_varieties(self.now())})

@@ -28,6 +28,7 @@ from etl.synthetic import (
     statements,
     universe,
 )
+from etl.synthetic.actions import actions
 from etl.vendors.amazingdata import api
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "PERIODS",
     "SECURITY_TYPES",
     "Board",
+    "adj_factor_rows",
     "calendar_days",
     "code_info",
     "codes_of",
@@ -193,3 +195,15 @@ def main_contracts(now: dt.datetime) -> dict[str, str]:
     """Today's main contract of each CFFEX variety (the platform keeps no history)."""
     today = _today(now)
     return {v.code: main_contract(v.code, today) for v in _cfe_varieties(now)}
+
+
+def adj_factor_rows(
+    inst: Instrument, start: dt.date, end: dt.date, now: dt.datetime, seed: int
+) -> list[dict[str, Any]]:
+    """The ex-dates of ``inst`` in ``[start, end]`` that have happened by ``now``, each with the
+    cumulative backward factor in force from that day on."""
+    acts = actions(inst, seed)
+    last = min(end, _today(now))
+    return [
+        api.encode_factor(acts.ex_dates[i], acts.backward[i]) for i in acts.between(start, last)
+    ]

@@ -118,6 +118,7 @@ class InfowayEmulator(Emulator):
             Route("POST", "/{market}/v2/batch_kline", self._kline_post, "kline"),
             Route("GET", "/common/basic/symbols", self._symbols, "data"),
             Route("GET", "/common/basic/markets/trading_days", self._trading_days),
+            Route("GET", "/common/basic/symbols/adjustment_factors", self._factors, "data"),
             Route("GET", "/package/info", self._package),
         ]  # fmt: skip
 
@@ -220,6 +221,32 @@ class InfowayEmulator(Emulator):
                 detail = f"Parameter '{name}' must be a day YYYYMMDD."
                 return _problem(400, "Bad Request", detail, path)
         return self._ok(call, rows.trading_days(values["market"], days[0], days[1]))
+
+    def _factors(self, call: Call) -> Reply:
+        path = call.request.path
+        values: dict[str, str] = {}
+        for name in ("symbol", "market", "beginDay", "endDay"):
+            value = call.param(name)
+            if value is None or not value.strip():
+                detail = f"Required parameter '{name}' is not present."
+                return _problem(400, "Bad Request", detail, path)
+            values[name] = value.strip()
+        if values["market"] not in rows.FACTOR_MARKETS:
+            detail = f"Parameter 'market' must be one of {', '.join(rows.FACTOR_MARKETS)}."
+            return _problem(400, "Bad Request", detail, path)
+        days = []
+        for name in ("beginDay", "endDay"):
+            try:
+                days.append(dt.datetime.strptime(values[name], "%Y%m%d").date())  # noqa: DTZ007
+            except ValueError:
+                detail = f"Parameter '{name}' must be a day YYYYMMDD."
+                return _problem(400, "Bad Request", detail, path)
+        found = rows.adjustment_factors(
+            values["market"], values["symbol"], days[0], days[1], self.now(), self.seed
+        )
+        if found is None:
+            return self._envelope(call, 400, f"unknown symbol: {values['symbol']}", None)
+        return self._ok(call, found)
 
     def _kline_get(self, call: Call) -> Reply:
         p = call.path_params

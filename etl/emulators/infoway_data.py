@@ -39,14 +39,18 @@ from etl.synthetic import (
     instruments,
     klines_for_any,
     spot_price,
+    universe,
 )
+from etl.synthetic.actions import actions
 
 __all__ = [
+    "FACTOR_MARKETS",
     "FREQS",
     "PLANS",
     "PRODUCTS",
     "SYMBOL_TYPES",
     "PlanSpec",
+    "adjustment_factors",
     "encode_rows",
     "history_start",
     "known_codes",
@@ -371,3 +375,29 @@ def trading_days(market: str, first: dt.date, last: dt.date) -> dict[str, list[s
     days = [str(d).replace("-", "") for d in found.days]
     half = [d for d, h in zip(days, found.half_day, strict=True) if h]
     return {"trade_days": days, "half_trade_days": half}
+
+
+# -- adjustment factors -----------------------------------------------------------------------
+
+FACTOR_MARKETS: Final = {"CN": ("SH", "SZ", "BJ"), "HK": ("HK",), "US": ("US",)}
+
+
+def adjustment_factors(
+    market: str, code: str, first: dt.date, last: dt.date, now: dt.datetime, seed: int
+) -> list[dict[str, str]] | None:
+    """``code``'s ex-dates in ``[first, last]`` that have happened by ``now`` (exchange-local),
+    each with its forward factor as a 10-decimal string; None for a code this ``market``
+    does not list (a business error upstream)."""
+    symbol = known_codes("stock", [code], now, seed).get(code)
+    if symbol is None or symbol.rsplit(".", 1)[1] not in FACTOR_MARKETS[market]:
+        return None
+    inst = universe(seed).visible(symbol, now)
+    if inst is None:
+        return None
+    today = now.astimezone(market_spec(inst.market).zone).date()
+    acts = actions(inst, seed)
+    return [
+        {"symbol": code, "day": acts.ex_dates[i].strftime("%Y%m%d"),
+         "forward_factor": f"{acts.forward[i]:.10f}"}
+        for i in acts.between(first, min(last, today))
+    ]  # fmt: skip

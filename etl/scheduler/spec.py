@@ -53,11 +53,14 @@ _DATASETS: Final[dict[str, tuple[str, ...]]] = {
     "fill-missing": ("klines", "balance_sheet", "income", "cash_flow"),
     "backfill": (
         "klines", "balance_sheet", "income", "cash_flow", "future_varieties", "main_contracts",
+        "adj_factors",
     ),
     "compact": DATASETS,
 }  # fmt: skip
 SNAPSHOTS: Final = ("future_varieties", "main_contracts")
 STATEMENTS: Final = ("balance_sheet", "income", "cash_flow")
+# Datasets a job selects symbols (or markets) and a date window for.
+SELECTED: Final = ("klines", *STATEMENTS, "adj_factors")
 
 
 class JobFileError(BadInputError):
@@ -269,7 +272,7 @@ def _selection(
         raise r.err("symbols", f"{action} takes markets, not symbols")
     if action == "calendar-sync" and not markets:
         raise r.err("market", "missing: calendar-sync needs market or markets")
-    if dataset in ("klines", *STATEMENTS) and not (markets or symbols):
+    if dataset in SELECTED and not (markets or symbols):
         raise r.err("market", f"missing: {action} of {dataset} needs market, markets or symbols")
     if (markets or symbols) and (dataset in SNAPSHOTS or action == "compact"):
         raise r.err("market" if markets else "symbols", f"{action} of {dataset} takes no selection")
@@ -285,7 +288,7 @@ def _date_text(r: _Reader, key: str) -> str | None:
 
 
 def _window(r: _Reader, action: str, dataset: str | None) -> Window | None:
-    needs = action == "calendar-sync" or dataset in ("klines", *STATEMENTS)
+    needs = action == "calendar-sync" or dataset in SELECTED
     if r.has("window") and (r.has("start") or r.has("end")):
         raise r.err("window", "give window or start/end, not both")
     if not needs:

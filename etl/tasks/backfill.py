@@ -21,7 +21,7 @@ from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
-from etl.vendors.base import DatasetCapability
+from etl.vendors.base import ADJ_FACTORS_SINCE, DatasetCapability
 
 if TYPE_CHECKING:
     from etl.tasks.engine import TaskSpec
@@ -79,8 +79,12 @@ def check_request(rt: Runtime, req: BackfillRequest) -> list[DatasetCapability]:
             raise BadInputError("--start and --end are required for klines")
     elif req.freq is not None:
         raise BadInputError(f"--freq applies to klines only, not {req.dataset}")
-    if req.dataset in ("klines", *STATEMENTS) and not req.symbols:
+    if req.dataset in ("klines", *STATEMENTS, "adj_factors") and not req.symbols:
         raise BadInputError(f"--symbols is required for {req.dataset}")
+    if req.dataset == "adj_factors" and (req.start is None or req.end is None):
+        raise BadInputError(
+            "--start and --end (the ex-dates to fetch) are required for adj_factors"
+        )
     if req.dataset in ("instruments", "calendar"):
         raise BadInputError(f"use `etl {req.dataset} sync` for {req.dataset}, not backfill")
     found = []
@@ -152,6 +156,12 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
             )
         if req.dataset in STATEMENTS:
             table = await adapter.statements(req.dataset, list(unit.symbols), unit.start, unit.end)
+        elif req.dataset == "adj_factors":
+            # Factors are cumulative: every ex-date since listing is stored, whatever --start
+            # says, so that the factor before a symbol's first stored ex-date is 1.0 and an
+            # adjusted series needs nothing the lake lacks (they are sparse: one call each).
+            assert unit.end is not None
+            table = await adapter.adj_factors(list(unit.symbols), ADJ_FACTORS_SINCE, unit.end)
         elif req.dataset == "future_varieties":
             table = await adapter.future_varieties()
         elif req.dataset == "main_contracts":

@@ -13,7 +13,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal
 
 import pyarrow as pa
 
@@ -22,6 +22,7 @@ from etl.errors import CapabilityError
 from etl.vendors.plans import PlanCache
 
 __all__ = [
+    "ADJ_FACTORS_SINCE",
     "Capabilities",
     "CheckResult",
     "DatasetCapability",
@@ -36,6 +37,10 @@ __all__ = [
 ]
 
 Clock = Callable[[], dt.datetime]
+
+# Before any listing a vendor carries: where a symbol's adjustment factors are asked from, so
+# that its cumulative backward factor counts from the listing.
+ADJ_FACTORS_SINCE: Final = dt.date(1990, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,11 @@ class VendorAdapter(ABC):
         self, dataset: str, symbols: Sequence[str], start: dt.date | None, end: dt.date | None
     ) -> pa.Table:
         raise self._unsupported(dataset)
+
+    async def adj_factors(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pa.Table:
+        """Adjustment factors of ``symbols`` for ex-dates in ``[start, end]`` (``adj_factors``
+        rows without ``ingested_at``), with each vendor's cumulative backward factor."""
+        raise self._unsupported("adj_factors")
 
     async def future_varieties(self) -> pa.Table:
         raise self._unsupported("future_varieties")

@@ -36,6 +36,7 @@ from etl.synthetic import (
     statements,
     universe,
 )
+from etl.synthetic.actions import actions
 from etl.vendors.base import (
     Capabilities,
     CheckResult,
@@ -55,6 +56,7 @@ _STATEMENTS_SINCE: Final = dt.date(2013, 1, 1)
 _ONE_DAY: Final = dt.timedelta(days=1)
 _FUTURES_EXCHANGES: Final = frozenset({"CFE", "SHF", "DCE", "CZC", "INE"})
 _CN_STOCK_MARKETS: Final = frozenset({"SH", "SZ", "BJ"})
+_FACTOR_MARKETS: Final = frozenset({"SH", "SZ", "BJ", "HK", "US"})
 _PRICE_COLUMNS: Final = ("open", "high", "low", "close")
 _NULLABLE_COLUMNS: Final = ("volume", "amount", "settle", "open_interest")
 
@@ -105,6 +107,10 @@ class SimAdapter(VendorAdapter):
                         ds, _CN_STOCK_MARKETS, since=_STATEMENTS_SINCE, symbols_per_call=per_call
                     )
                     for ds in STATEMENT_DATASETS
+                ),
+                DatasetCapability(
+                    "adj_factors", _FACTOR_MARKETS, symbols_per_call=per_call,
+                    note="backward and forward factors per ex-date",
                 ),
                 DatasetCapability("future_varieties", _FUTURES_EXCHANGES),
                 DatasetCapability(
@@ -249,6 +255,26 @@ class SimAdapter(VendorAdapter):
                 row["vendor"] = self.name
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=_arrow_schema(dataset))
+
+    async def adj_factors(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pa.Table:
+        """The synthetic corporate actions of the known symbols with ex-dates in
+        ``[start, end]`` that have happened by now: both the event's (forward) factor and the
+        cumulative backward factor since listing. Unknown symbols are left out."""
+        now, seed = self._now(), self.seed
+        rows = []
+        for symbol in dict.fromkeys(symbols):
+            inst = universe(seed).visible(symbol, now)
+            if inst is None:
+                continue
+            acts = actions(inst, seed)
+            last = min(end, local_today(inst.market, now))
+            rows += [
+                {"symbol": symbol, "ex_date": acts.ex_dates[i],
+                 "backward_factor": acts.backward[i], "forward_factor": acts.forward[i],
+                 "vendor": self.name}
+                for i in acts.between(start, last)
+            ]  # fmt: skip
+        return pa.Table.from_pylist(rows, schema=_arrow_schema("adj_factors"))
 
     async def future_varieties(self) -> pa.Table:
         rows = [

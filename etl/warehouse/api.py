@@ -20,8 +20,10 @@ import pyarrow as pa
 from etl.dataroot import PartitionKey
 from etl.errors import BadInputError
 from etl.lake.reader import LakeReader, RowFilter
+from etl.warehouse.adjust import adjust_bars
 from etl.warehouse.args import (
     DateLike,
+    check_adjust,
     check_date,
     check_freq,
     check_market,
@@ -69,12 +71,43 @@ class Warehouse:
         freq: str,
         start: DateLike,
         end: DateLike,
+        adjust: str | None = None,
+        anchor: DateLike | None = None,
+        as_of: DateLike | None = None,
     ) -> pl.DataFrame:
         """Bars of ``symbols`` (None: every symbol) at ``freq`` with trade dates in
-        ``[start, end]``, sorted by (symbol, ts); prices as stored (unadjusted)."""
+        ``[start, end]``, sorted by (symbol, ts).
+
+        ``adjust``: None for prices as stored (unadjusted), ``"hfq"`` (backward-adjusted) or
+        ``"qfq"`` (forward-adjusted, so that prices on ``anchor`` stay as stored; default
+        each symbol's last bar), computed from ``adj_factors`` at read time, volume scaled
+        inversely. ``as_of``: only ex-dates on or before that date count, so a backtest never
+        sees a corporate action announced later."""
         wanted = check_symbols(symbols)
         freq = check_freq(freq)
         first, last = check_range(start, end)
+        mode = check_adjust(adjust)
+        anchor_day = None if anchor is None else check_date(anchor, name="anchor")
+        as_of_day = None if as_of is None else check_date(as_of, name="as_of")
+        raw = self._bars(wanted, freq, first, last)
+        if mode is None:
+            return raw
+        factors = self.adj_factors(
+            sorted(set(raw["symbol"].to_list())) if wanted is None else wanted
+        )
+        return adjust_bars(raw, factors, mode, anchor=anchor_day, as_of=as_of_day)
+
+    def adj_factors(self, symbols: str | Sequence[str] | None = None) -> pl.DataFrame:
+        """The stored adjustment factors (every vendor's), sorted by (symbol, vendor,
+        ex_date): one row per ex-date with the cumulative backward factor in force from it."""
+        wanted = check_symbols(symbols)
+        keys = self._reader.partition_keys("adj_factors")
+        table = self._reader.read("adj_factors", keys, RowFilter(entities=wanted))
+        return _frame(table, ["symbol", "vendor", "ex_date"])
+
+    def _bars(
+        self, wanted: tuple[str, ...] | None, freq: str, first: dt.date, last: dt.date
+    ) -> pl.DataFrame:
         keys = [
             key
             for key in self._reader.partition_keys("klines", freq=freq)

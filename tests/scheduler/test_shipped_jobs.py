@@ -43,7 +43,7 @@ NOW = dt.datetime(2024, 6, 28, 10, 0, tzinfo=dt.UTC)  # Friday 18:00 in Shanghai
 # Reference data first: fills over a market take their symbols from the instruments.
 ORDER = [
     "instruments-amazingdata", "instruments-mdapi", "calendars", "cn-stocks-1d", "mdapi-1m",
-    "futures-main-contracts", "future-varieties", "statements-balance-sheet",
+    "adj-factors", "futures-main-contracts", "future-varieties", "statements-balance-sheet",
     "statements-income", "statements-cash-flow", "compact-nightly",
 ]  # fmt: skip
 CREDENTIALS = {

@@ -35,6 +35,7 @@ from etl.errors import (
     VendorError,
 )
 from etl.names import parse_freq, parse_market, parse_symbol
+from etl.vendors.amazingdata.api import ADJ_FACTOR_PATH
 from etl.vendors.amazingdata.plan import (
     CFFEX_SINCE,
     CODES_PER_CALL,
@@ -59,6 +60,7 @@ from etl.vendors.amazingdata.wire import (
     bars_table,
     cached_info,
     calendar_table,
+    factors_table,
     instrument_row,
     parse_envelope,
     parse_login,
@@ -339,6 +341,24 @@ class AmazingDataAdapter(VendorAdapter):
                 "代码不存在: no code is known", vendor=self.name, symbol=",".join(wanted[:5])
             )
         return pa.concat_tables(tables) if tables else target_schema(dataset).empty_table()
+
+    async def adj_factors(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pa.Table:
+        """The backward factors of ``symbols`` for ex-dates in ``[start, end]`` (cumulative
+        since listing, as the SDK's get_backward_factor); unknown codes are left out."""
+        caps = self.capabilities()
+        wanted = list(dict.fromkeys(symbols))
+        for symbol in wanted:
+            caps.require("adj_factors", parse_symbol(symbol).exchange)
+        tables = []
+        for chunk in chunks(wanted, CODES_PER_CALL):
+            params = {"codes": ",".join(chunk), "start_date": ymd(start), "end_date": ymd(end)}
+            data = await self._get(ADJ_FACTOR_PATH, params)
+            if not isinstance(data, dict):
+                raise SchemaError(
+                    f"{ADJ_FACTOR_PATH} answered {type(data).__name__}, not an object"
+                )
+            tables.append(factors_table(data, chunk))
+        return pa.concat_tables(tables) if tables else target_schema("adj_factors").empty_table()
 
     async def future_varieties(self) -> pa.Table:
         data = await self._get("/cache/future-varieties")

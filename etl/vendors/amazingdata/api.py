@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "ADJ_FACTOR_PATH",
     "BASE_PATH",
     "CALENDAR_MARKETS",
     "FINANCE_PATHS",
     "FREQ_PERIODS",
     "INFO_FIELDS",
     "MAX_CODES",
+    "MAX_FACTOR_CODES",
     "MAX_MINUTE_DAYS",
     "MSG_LOGIN_FAILED",
     "MSG_LOGIN_OK",
@@ -48,9 +50,11 @@ __all__ = [
     "STATEMENT_KEY",
     "KlineQuery",
     "ParamError",
+    "adj_factor_query",
     "bar_label",
     "calendar_query",
     "encode_bar",
+    "encode_factor",
     "encode_info",
     "encode_statement",
     "envelope",
@@ -65,6 +69,10 @@ __all__ = [
 ]
 
 BASE_PATH: Final = "/api/v1"
+# Backward adjustment factors (convention: not in the platform document): sparse, so the
+# kline limits do not apply; a request still names a bounded number of codes.
+ADJ_FACTOR_PATH: Final = "/stock/adj-factor"
+MAX_FACTOR_CODES: Final = 1000
 MAX_CODES: Final = 50  # codes per kline or finance call (convention)
 MAX_MINUTE_DAYS: Final = 31  # calendar days per minute-period call, both ends counted
 
@@ -157,15 +165,15 @@ def parse_ymd_param(value: object, name: str, *, required: bool = True) -> dt.da
         raise ParamError(name) from None
 
 
-def parse_codes(values: Sequence[object]) -> list[str]:
-    """The requested codes, first-seen order, blanks dropped: 1 to :data:`MAX_CODES`.
+def parse_codes(values: Sequence[object], *, limit: int = MAX_CODES) -> list[str]:
+    """The requested codes, first-seen order, blanks dropped: 1 to ``limit``.
 
     Codes are only compared with known ones by whoever answers, never used as paths or SQL.
     """
     if not all(isinstance(v, str) for v in values):
         raise ParamError("codes")
     found = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
-    if not found or len(found) > MAX_CODES:
+    if not found or len(found) > limit:
         raise ParamError("codes")
     return found
 
@@ -229,6 +237,16 @@ def finance_query(query: Mapping[str, Any]) -> tuple[list[str], dt.date | None, 
     return codes, start, end
 
 
+def adj_factor_query(query: Mapping[str, Any]) -> tuple[list[str], dt.date, dt.date]:
+    """Check an adjustment-factor request: codes (up to :data:`MAX_FACTOR_CODES`), then both
+    dates of the ex-date range."""
+    codes = parse_codes(str(query.get("codes") or "").split(","), limit=MAX_FACTOR_CODES)
+    start, end = _range(query)
+    if start > end:
+        raise ParamError("start_date")
+    return codes, start, end
+
+
 def calendar_query(query: Mapping[str, Any]) -> tuple[str, dt.date, dt.date]:
     """Check a calendar request: market, then both dates (required by convention)."""
     market = query.get("market")
@@ -248,6 +266,11 @@ def security_type(query: Mapping[str, Any]) -> str:
 
 
 # -- answers ---------------------------------------------------------------------------------
+
+
+def encode_factor(ex_date: dt.date, backward_factor: float) -> dict[str, Any]:
+    """One ex-date of ``data.{code}``: the cumulative backward factor in force from then on."""
+    return {"trade_date": ymd(ex_date), "backward_factor": backward_factor}
 
 
 def _whole(value: float | None) -> int | float | None:

@@ -69,6 +69,10 @@ def capabilities(vendor: str, rate: float | None) -> Capabilities:
                 )
                 for ds in STATEMENT_PATHS
             ),
+            DatasetCapability(
+                "adj_factors", STOCK_MARKETS, symbols_per_call=CODES_PER_CALL,
+                note="backward factors per ex-date",
+            ),
             DatasetCapability("future_varieties", FUTURE_MARKETS),
             DatasetCapability(
                 "main_contracts", FUTURE_MARKETS,

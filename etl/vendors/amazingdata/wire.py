@@ -309,3 +309,29 @@ def cached_info(extra: Mapping[str, Any] | None) -> dict[str, Any] | None:
     except SchemaError:
         return None
     return {k: extra[k] for k in INFO_FIELDS}
+
+
+def factors_table(payload: Mapping[str, Any], codes: Iterable[str]) -> pa.Table:
+    """``/stock/adj-factor``'s ``data.{code}`` rows as canonical ``adj_factors`` rows (backward
+    factors; AmazingData sends no per-event factor, so ``forward_factor`` stays null)."""
+    out: list[dict[str, Any]] = []
+    for code in codes:
+        rows = payload.get(code) or []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise SchemaError(f"the adjustment factors of {code} are not a list of objects")
+        for row in rows:
+            factor = row.get("backward_factor")
+            if isinstance(factor, bool) or not isinstance(factor, int | float):
+                raise SchemaError(
+                    f"a backward_factor of {code} is {factor!r}, not a number", vendor=VENDOR
+                )
+            out.append(
+                {
+                    "symbol": code,
+                    "ex_date": parse_ymd(row.get("trade_date"), "trade_date"),
+                    "backward_factor": float(factor),
+                    "forward_factor": None,
+                    "vendor": VENDOR,
+                }
+            )
+    return pa.Table.from_pylist(out, schema=target_schema("adj_factors"))

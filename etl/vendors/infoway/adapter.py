@@ -33,6 +33,7 @@ from etl.errors import (
 )
 from etl.names import parse_freq, parse_market, parse_symbol
 from etl.vendors.base import (
+    ADJ_FACTORS_SINCE,
     Capabilities,
     CheckResult,
     KlineBatch,
@@ -50,6 +51,7 @@ from etl.vendors.infoway.wire import (
     Answer,
     bars_table,
     calendar_table,
+    factors_table,
     instrument_row,
     parse_answer,
     path_market,
@@ -197,6 +199,29 @@ class InfowayAdapter(VendorAdapter):
         }
         answer = await self._call("GET", "/common/basic/markets/trading_days", params=params)
         return calendar_table(market, start, hi, answer.data)
+
+    async def adj_factors(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pa.Table:
+        """Forward factors of ``symbols`` for ex-dates in ``[start, end]``. Each symbol is
+        asked from before any listing to ``end`` in one call, so that its cumulative backward
+        factor counts from the listing whatever range was asked."""
+        caps = self.capabilities()
+        wanted = list(dict.fromkeys(symbols))
+        for symbol in wanted:
+            caps.require("adj_factors", parse_symbol(symbol).exchange)
+        await self._ensure_plan()
+        tables = []
+        for symbol in wanted:
+            params = {
+                "symbol": vendor_code(symbol),
+                "market": p.FACTOR_MARKET_PARAM[parse_symbol(symbol).exchange],
+                "beginDay": ymd(ADJ_FACTORS_SINCE),
+                "endDay": ymd(end),
+            }
+            answer = await self._call(
+                "GET", "/common/basic/symbols/adjustment_factors", params=params
+            )
+            tables.append(factors_table(symbol, answer.data, start, end))
+        return pa.concat_tables(tables) if tables else target_schema("adj_factors").empty_table()
 
     async def klines(
         self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date

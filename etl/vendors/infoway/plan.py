@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 KLINE_MARKETS: Final = frozenset({"SH", "SZ", "HK", "US", "CC", "FX", "INFOWAY"})
+# Stock markets with adjustment factors, and the ``market`` parameter each is asked under.
+FACTOR_MARKETS: Final = frozenset({"SH", "SZ", "HK", "US"})
+FACTOR_MARKET_PARAM: Final = {"SH": "CN", "SZ": "CN", "HK": "HK", "US": "US"}
 CALENDAR_MARKETS: Final = frozenset({"SH", "SZ", "HK", "US"})
 MINUTE_FREQS: Final = frozenset({"1m", "5m", "15m", "30m", "1h"})
 LONG_FREQS: Final = frozenset({"1d", "1w", "1M"})
@@ -146,6 +149,10 @@ def capabilities(
                 symbols_per_call=1, rows_per_call=DEPTH, note="latest 500 bars only",
             ),
             DatasetCapability("calendar", CALENDAR_MARKETS, note="CN days for SH and SZ"),
+            DatasetCapability(
+                "adj_factors", FACTOR_MARKETS, symbols_per_call=1,
+                note="forward factors per ex-date, since listing",
+            ),
             DatasetCapability("instruments", KLINE_MARKETS, note="current list"),
         ),
         rate=RateLimits(

@@ -390,3 +390,33 @@ def calendar_table(market: str, start: dt.date, end: dt.date, data: Any) -> pa.T
         },
         schema=target_schema("calendar"),
     )
+
+
+def factors_table(symbol: str, data: Any, start: dt.date, end: dt.date) -> pa.Table:
+    """Infoway's forward factors of one symbol (every ex-date since listing, ascending) as
+    ``adj_factors`` rows for the ex-dates in ``[start, end]``: ``forward_factor`` as sent,
+    ``backward_factor`` the product of ``1 / forward_factor`` over every ex-date up to and
+    including the row's, so that it is the cumulative backward factor since listing."""
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise SchemaError(f"the adjustment factors of {symbol} are not a list", vendor=VENDOR)
+    events: list[tuple[dt.date, float]] = []
+    for row in data:
+        day = row.get("day")
+        try:
+            when = dt.datetime.strptime(str(day), "%Y%m%d").date()  # noqa: DTZ007
+        except ValueError:
+            raise SchemaError(f"an ex-date of {symbol} is {day!r}", vendor=VENDOR) from None
+        factor = _number(row.get("forward_factor"), "forward_factor", symbol)
+        if not math.isfinite(factor) or factor <= 0:
+            raise SchemaError(f"a forward_factor of {symbol} is {factor}", vendor=VENDOR)
+        events.append((when, factor))
+    events.sort()
+    out, cum = [], 1.0
+    for when, factor in events:
+        cum /= factor
+        if start <= when <= end:
+            out.append(
+                {"symbol": symbol, "ex_date": when, "backward_factor": cum,
+                 "forward_factor": factor, "vendor": VENDOR}
+            )  # fmt: skip
+    return pa.Table.from_pylist(out, schema=target_schema("adj_factors"))
