@@ -43,6 +43,9 @@ _SPLIT_RATE: Final = 0.03  # share of years with a bonus-share split
 _SPLIT_FACTORS: Final = (0.5, 0.625, 0.8)  # 10 for 10, 10 for 6, 10 for 2.5 bonus shares
 _MARKETS: Final = frozenset({"SH", "SZ", "BJ", "HK", "US"})
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Where the raw price equals the latent path: in the middle of the years the emulators serve,
+# so raw prices stay near the market's typical levels, above them before and below after.
+REFERENCE_DAY: Final = dt.date(2020, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Actions:
     forward: tuple[float, ...]
     backward: tuple[float, ...]
     ex_us: I64  # each ex-date's local midnight, UTC microseconds
+    reference: float = 1.0  # the backward factor in force on REFERENCE_DAY
 
     def between(self, start: dt.date, end: dt.date) -> list[int]:
         """Indices of the ex-dates in ``[start, end]``."""
@@ -68,7 +72,7 @@ def _unit(seed: int, symbol: str, *parts: int | str) -> float:
     return (mix64(key_of(seed, symbol, "action", *parts)) >> 11) / float(1 << 53)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def _session_days(market: str, year: int, month: int) -> tuple[dt.date, ...]:
     """The sessions of one month; none where the market's calendar ends before it."""
     first = dt.date(year, month, 1)
@@ -100,6 +104,8 @@ def actions(inst: Instrument, seed: int = 0) -> Actions:
     events: list[tuple[dt.date, float]] = []
     sym = inst.symbol
     for year in range(first, last + 1):
+        if not _session_days(inst.market, year, 12):
+            break  # the market's calendar ends this year: no bars, no events after it
         if _unit(seed, sym, year, "split") < _SPLIT_RATE:
             pick = _SPLIT_FACTORS[int(_unit(seed, sym, year, "split-kind") * len(_SPLIT_FACTORS))]
             day = _event_day(seed, sym, inst.market, year, (4, 5))
@@ -125,7 +131,14 @@ def actions(inst: Instrument, seed: int = 0) -> Actions:
         ],
         dtype=np.int64,
     )
-    return Actions(tuple(d for d, _ in events), tuple(f for _, f in events), tuple(backward), ex_us)
+    before = [b for (d, _), b in zip(events, backward, strict=True) if d <= REFERENCE_DAY]
+    return Actions(
+        tuple(d for d, _ in events),
+        tuple(f for _, f in events),
+        tuple(backward),
+        ex_us,
+        before[-1] if before else 1.0,
+    )
 
 
 def backward_at(acts: Actions, t_us: I64) -> F64:
@@ -135,4 +148,11 @@ def backward_at(acts: Actions, t_us: I64) -> F64:
     table = np.concatenate([[1.0], np.asarray(acts.backward, dtype=np.float64)])
     idx = np.searchsorted(acts.ex_us, np.asarray(t_us, dtype=np.int64), side="right")
     out: F64 = table[idx]
+    return out
+
+
+def raw_scale(acts: Actions, t_us: I64) -> F64:
+    """What the latent path is multiplied by to give the unadjusted price at ``t_us``: the
+    reference factor over the factor in force (1 on REFERENCE_DAY; a drop on every ex-date)."""
+    out: F64 = acts.reference / backward_at(acts, t_us)
     return out

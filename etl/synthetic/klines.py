@@ -18,7 +18,7 @@ import numpy.typing as npt
 from etl.calendars.markets import CFE_TREASURY_VARIETIES
 from etl.errors import BadInputError, CapabilityError
 from etl.names import INTRADAY_FREQS, MARKETS, parse_freq
-from etl.synthetic.actions import actions, backward_at
+from etl.synthetic.actions import actions, raw_scale
 from etl.synthetic.frames import Frame, frame
 from etl.synthetic.futures import main_months, variety
 from etl.synthetic.hashing import key_of, normal, uniform
@@ -112,7 +112,7 @@ def spot_price(symbol: str, at: dt.datetime, *, seed: int = 0) -> float:
     inst = instrument_for_any(symbol, seed=seed)
     prof = profile(inst, seed)
     t = np.array([_now_us(at)], dtype=np.int64)
-    price = price_at(seed, prof, t, _expiry_us(inst)) / backward_at(actions(inst, seed), t)
+    price = price_at(seed, prof, t, _expiry_us(inst)) * raw_scale(actions(inst, seed), t)
     return float(np.maximum(_round(price, prof.decimals), 10.0**-prof.decimals)[0])
 
 
@@ -204,7 +204,7 @@ def _values(inst: Instrument, prof: PriceProfile, freq: str, bars: _Chosen, *, s
     expiry_us = _expiry_us(inst)
     instants = np.concatenate([t0, t1])
     # The path is the backward-adjusted price; a stock's raw price drops on each ex-date.
-    both = price_at(seed, prof, instants, expiry_us) / backward_at(actions(inst, seed), instants)
+    both = price_at(seed, prof, instants, expiry_us) * raw_scale(actions(inst, seed), instants)
     o, c = both[: len(ts)], both[len(ts) :]
     wick = WICK_PER_SQRT_MINUTE * prof.vol * np.sqrt(np.maximum(minutes, 1.0))
     up = 0.05 + 0.95 * (wick_noise(seed, sym, freq, "high", ts) + 1.0) / 2.0

@@ -143,14 +143,14 @@ def test_stock_kline_daily_multi_code(ad: httpx.Client) -> None:
     got = data(ad.get("/stock/kline", params=params))
     assert list(got) == ["600000.SH", "000001.SZ"]  # request order; unknown codes absent
     assert got["600000.SH"] == [
-        {"trade_date": "2024-01-02", "open": 33.75, "high": 34.53, "low": 33.49, "close": 34.2,
-         "volume": 333700, "amount": 11370271.33},
-        {"trade_date": "2024-01-03", "open": 34.16, "high": 34.67, "low": 33.78, "close": 34.25,
-         "volume": 614400, "amount": 21032960.0},
+        {"trade_date": "2024-01-02", "open": 31.19, "high": 31.91, "low": 30.95, "close": 31.61,
+         "volume": 333700, "amount": 10508213.0},
+        {"trade_date": "2024-01-03", "open": 31.57, "high": 32.04, "low": 31.22, "close": 31.65,
+         "volume": 614400, "amount": 19437568.0},
     ]  # fmt: skip
-    assert got["000001.SZ"][0] == {"trade_date": "2024-01-02", "open": 7.16, "high": 7.18,
-                                   "low": 7.06, "close": 7.14, "volume": 13928200,
-                                   "amount": 99261638.67}  # fmt: skip
+    assert got["000001.SZ"][0] == {"trade_date": "2024-01-02", "open": 6.59, "high": 6.62,
+                                   "low": 6.5, "close": 6.57, "volume": 13928200,
+                                   "amount": 91415419.33}  # fmt: skip
     batch = data(
         ad.post("/stock/kline/batch", json={**params, "codes": params["codes"].split(",")})
     )
@@ -161,14 +161,14 @@ def test_stock_kline_minute_labels_are_bar_starts_in_shanghai(ad: httpx.Client) 
     params = {"codes": "600000.SH", "start_date": "20240102", "end_date": "20240102",
               "period": "min60"}  # fmt: skip
     assert data(ad.get("/stock/kline", params=params)) == {"600000.SH": [
-        {"trade_date": "2024-01-02 09:30:00", "open": 33.75, "high": 33.89, "low": 33.51,
-         "close": 33.75, "volume": 227400, "amount": 7667170.0},
-        {"trade_date": "2024-01-02 10:30:00", "open": 33.75, "high": 34.14, "low": 33.5,
-         "close": 33.89, "volume": 717700, "amount": 24289360.33},
-        {"trade_date": "2024-01-02 13:00:00", "open": 33.86, "high": 34.26, "low": 33.69,
-         "close": 34.08, "volume": 694900, "amount": 23633549.0},
-        {"trade_date": "2024-01-02 14:00:00", "open": 34.08, "high": 34.33, "low": 33.83,
-         "close": 34.2, "volume": 96200, "amount": 3282344.0},
+        {"trade_date": "2024-01-02 09:30:00", "open": 31.19, "high": 31.32, "low": 30.96,
+         "close": 31.19, "volume": 227400, "amount": 7085026.0},
+        {"trade_date": "2024-01-02 10:30:00", "open": 31.19, "high": 31.55, "low": 30.96,
+         "close": 31.32, "volume": 717700, "amount": 22447263.67},
+        {"trade_date": "2024-01-02 13:00:00", "open": 31.29, "high": 31.66, "low": 31.14,
+         "close": 31.5, "volume": 694900, "amount": 21843023.33},
+        {"trade_date": "2024-01-02 14:00:00", "open": 31.5, "high": 31.73, "low": 31.27,
+         "close": 31.61, "volume": 96200, "amount": 3033827.33},
     ]}  # fmt: skip
     one_minute = data(ad.get("/stock/kline", params={**params, "period": "min1"}))["600000.SH"]
     labels = [b["trade_date"][11:] for b in one_minute]

@@ -16,7 +16,7 @@ from tests.conftest import ETL, etl_env
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = {
-    "calendars", "cn-stocks-1d", "compact-nightly", "future-varieties", "futures-main-contracts",
+    "adj-factors", "calendars", "cn-stocks-1d", "compact-nightly", "future-varieties", "futures-main-contracts",
     "instruments-amazingdata", "instruments-mdapi", "mdapi-1m", "statements-balance-sheet",
     "statements-cash-flow", "statements-income",
 }  # fmt: skip
