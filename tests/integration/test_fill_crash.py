@@ -1,6 +1,11 @@
 """fill-missing killed with SIGKILL at random moments, then resumed, against a real Infoway
-emulator process: the final lake equals an uninterrupted run's, with no duplicate, and the
-vendor saw at most 10 % more requests than the uninterrupted run needed."""
+emulator process: the final lake equals an uninterrupted run's, with no duplicate, and each
+kill cost at most the kline calls in flight when it came (nothing committed is asked again).
+
+Only kline calls are counted: every new process also reads ``/package/info`` once, because
+the emulator's plan expires a year after its ``--now`` (2024), long before this machine's
+clock, and an expired plan is asked again by design (regression: the bound counted those
+and a 10 % margin over all requests failed on them)."""
 
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
 from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate
 from etl.tasks.records import TaskStore
+from etl.vendors.infoway.plan import IN_FLIGHT
 from tests.conftest import ETL, etl_env, sim_stocks
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -54,6 +61,10 @@ def _requests_reach(url: str, target: int, proc: subprocess.Popen[bytes]) -> boo
     return True
 
 
+def _kline_calls(stats: dict[str, Any]) -> int:
+    return sum(c["requests"] for p, c in stats["by_path"].items() if p.endswith("batch_kline"))
+
+
 def _lake(root: Path) -> pl.DataFrame:
     files = sorted((root / "lake" / "klines").glob("freq=1m/*/*.parquet"))
     return (
@@ -79,7 +90,7 @@ def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: 
             timeout=300,
         )
         assert done.returncode == 0, done.stderr
-        baseline = fetch_stats(emulator.base_url)["requests"]
+        baseline = _kline_calls(fetch_stats(emulator.base_url))
         assert baseline >= 100, "too few requests for a 10 % bound to mean anything"
 
         rough = tmp_path / "rough"
@@ -129,5 +140,6 @@ def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: 
     want, got = _lake(calm), _lake(rough)
     assert got.select("symbol", "ts").is_duplicated().sum() == 0
     assert got.equals(want)
-    print(f"requests: uninterrupted {baseline}, with {KILLS} kills {total['requests']}")
-    assert total["requests"] <= baseline * 1.10, (total["requests"], baseline)
+    calls = _kline_calls(total)
+    print(f"kline calls: uninterrupted {baseline}, with {KILLS} kills {calls}")
+    assert baseline <= calls <= baseline + KILLS * IN_FLIGHT, (calls, baseline)

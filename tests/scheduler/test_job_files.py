@@ -16,9 +16,9 @@ from tests.conftest import ETL, etl_env
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = {
-    "adj-factors", "calendars", "cn-stocks-1d", "compact-nightly", "future-varieties", "futures-main-contracts",
-    "instruments-amazingdata", "instruments-mdapi", "mdapi-1m", "statements-balance-sheet",
-    "statements-cash-flow", "statements-income",
+    "adj-factors", "calendars", "cn-stocks-1d", "compact-nightly", "future-varieties",
+    "futures-main-contracts", "instruments-amazingdata", "instruments-mdapi", "mdapi-1m",
+    "statements-balance-sheet", "statements-cash-flow", "statements-income",
 }  # fmt: skip
 
 
