@@ -13,6 +13,7 @@ from etl.commands.common import (
     DataDirOpt,
     JsonOpt,
     emit_task,
+    learn_plan,
     run_async,
     runtime,
 )
@@ -100,6 +101,10 @@ def backfill_command(
         ),
     ] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last one, inclusive.")] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the plan (calls, bars, seconds); fetch nothing."),
+    ] = False,
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
@@ -107,7 +112,7 @@ def backfill_command(
 ) -> None:
     """Fetch a range from a vendor and store it (a resumable task)."""
     from etl.catalog import ensure_catalog
-    from etl.tasks.backfill import BackfillRequest, backfill, check_request
+    from etl.tasks.backfill import BackfillRequest, backfill, check_request, plan_backfill
 
     with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
         ds = parse_dataset(dataset)
@@ -130,6 +135,20 @@ def backfill_command(
             )
         req = BackfillRequest(vendor, ds, syms, f, first, last)
         check_request(rt, req)  # exit 2 before the catalog or anything else is touched
+        if dry_run:
+            doc = plan_backfill(rt, req)
+            if learn_plan(rt, vendor):  # the rate was a guess: plan again at the real one
+                doc = plan_backfill(rt, req)
+            bars = f" for ~{doc['rows_expected']:,} bars" if doc["rows_expected"] else ""
+            out.document(
+                doc,
+                lambda: typer.echo(
+                    f"plan: {doc['requests']} requests in {doc['calls']} calls{bars}; "
+                    f"~{doc['seconds_at_rate_limit']} s at {doc['rate_limit_per_second']}/s; "
+                    "nothing fetched"
+                ),
+            )
+            return
         ensure_catalog(rt.root, now=rt.clock())
         record = run_async(backfill(rt, req))
         emit_task(out, record)

@@ -1,7 +1,8 @@
 """What ``etl demo`` does: the whole pipeline, offline, on the embedded ``sim`` vendor.
 
 Syncs instruments and calendars, backfills two years of 1d bars for about 300 A-shares and
-five sessions of 1m bars for 20 of them, loads statements and futures reference data, then
+five sessions of 1m bars for 20 of them, loads statements, their adjustment factors and
+futures reference data, then
 shows what was stored and three ways to query it (DuckDB SQL, polars, pandas).
 """
 
@@ -144,6 +145,10 @@ def _run_demo(rt: Runtime, console: Console) -> dict[str, Any]:
             )
         )
     jobs += [
+        (
+            f"adj_factors, {len(symbols)} symbols",
+            BackfillRequest(VENDOR, "adj_factors", tuple(symbols), None, start, end),
+        ),
         ("future_varieties", BackfillRequest(VENDOR, "future_varieties")),
         ("main_contracts (today)", BackfillRequest(VENDOR, "main_contracts")),
     ]

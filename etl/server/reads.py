@@ -20,6 +20,7 @@ import polars as pl
 from etl.dataroot import DataRoot
 from etl.lake.reader import LakeReader as PartitionReader
 from etl.warehouse import Warehouse
+from etl.warehouse.adjust import chosen_factors
 
 __all__ = ["LakeReader"]
 
@@ -49,6 +50,12 @@ class LakeReader:
     ) -> pl.DataFrame:
         """Every stored version for ``symbols``, reporting periods in ``[start, end]``."""
         return self.warehouse.statements(dataset, list(symbols), start=start, end=end)
+
+    def factors(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pl.DataFrame:
+        """(symbol, ex_date, backward_factor) with ex-dates in ``[start, end]``: for each symbol
+        the vendor whose factors ``bars(adjust=...)`` uses (the latest synced)."""
+        chosen = chosen_factors(self.warehouse.adj_factors(list(symbols)), None)
+        return chosen.filter(pl.col("ex_date").is_between(start, end)).sort("symbol", "ex_date")
 
     def whole(self, dataset: str) -> pl.DataFrame:
         """A small dataset entire (future varieties, main contracts)."""

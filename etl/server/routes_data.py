@@ -182,6 +182,23 @@ def main_contracts(request: Request) -> Response:
     return respond({"main_contracts": mains})
 
 
+@router.get(api.ADJ_FACTOR_PATH)
+def adj_factors(request: Request) -> Response:
+    """Backward factors by ex-date, from the stored ``adj_factors`` (every known code gets a
+    key, ``[]`` when no ex-date of it falls in the range)."""
+    ctx = context(request)
+    codes, start, end = api.adj_factor_query(dict(request.query_params))
+    known = ctx.reader.known("adj_factors")
+    codes_known = [c for c in codes if c in known]
+    if not codes_known:
+        raise ApiError(404, api.unknown_message(codes))
+    frame = ctx.reader.factors(codes_known, start, end)
+    data: dict[str, list[Any]] = {code: [] for code in codes_known}
+    for row in frame.iter_rows(named=True):
+        data[row["symbol"]].append(api.encode_factor(row["ex_date"], row["backward_factor"]))
+    return respond(data)
+
+
 # -- statements --------------------------------------------------------------------------------
 
 

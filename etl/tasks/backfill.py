@@ -18,6 +18,7 @@ from etl.names import parse_date
 from etl.normalize import validate, validate_klines
 from etl.tasks.expected import Selection
 from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
+from etl.tasks.plan import bars_between, range_requests, seconds_at
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
@@ -26,7 +27,7 @@ from etl.vendors.base import ADJ_FACTORS_SINCE, DatasetCapability
 if TYPE_CHECKING:
     from etl.tasks.engine import TaskSpec
 
-__all__ = ["BackfillRequest", "backfill", "plan_units"]
+__all__ = ["BackfillRequest", "backfill", "plan_backfill", "plan_units"]
 
 STATEMENTS = ("balance_sheet", "income", "cash_flow")
 SNAPSHOTS = ("future_varieties", "main_contracts")
@@ -174,9 +175,11 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
     return fetch
 
 
-async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
-    caps = check_request(rt, req)
-    units: list[Unit] = []
+def _units(
+    req: BackfillRequest, caps: list[DatasetCapability]
+) -> list[tuple[Unit, DatasetCapability]]:
+    """Every unit of ``req`` once, with the capability (market) it is fetched under."""
+    units: list[tuple[Unit, DatasetCapability]] = []
     seen: set[str] = set()
     for cap in caps:
         exch = sorted(cap.exchanges)
@@ -195,7 +198,58 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
         for unit in plan_units(sub, cap):
             if unit.id not in seen:
                 seen.add(unit.id)
-                units.append(unit)
+                units.append((unit, cap))
+    return units
+
+
+def _unit_cost(req: BackfillRequest, unit: Unit, cap: DatasetCapability) -> tuple[int, int | None]:
+    """(requests, rows expected) of one unit: kline pages and span limits counted on the
+    market's calendar; one call per symbol group otherwise (rows unknown before asking)."""
+    per_call = 1 if cap.symbols_per_call > 1 else max(1, len(unit.symbols))
+    if req.dataset != "klines" or unit.start is None or unit.end is None:
+        return per_call, None
+    assert req.freq is not None
+    market = market_of_symbol(unit.symbols[0]) if unit.symbols else None
+    requests = range_requests(cap, req.freq, unit.start, unit.end, market) * per_call
+    bars = bars_between(market, req.freq, unit.start, unit.end) if market else 0
+    return requests, bars * len(unit.symbols)
+
+
+def plan_backfill(rt: Runtime, req: BackfillRequest) -> dict[str, Any]:
+    """``backfill --dry-run``: the calls, requests, bars and seconds at the vendor's rate;
+    bad input raises first, and nothing is fetched or written."""
+    caps = check_request(rt, req)
+    table = rt.capabilities()[req.vendor]
+    plan = []
+    requests = rows = 0
+    for unit, cap in _units(req, caps):
+        n, bars = _unit_cost(req, unit, cap)
+        requests += n
+        rows += bars or 0
+        plan.append({
+            "symbols": list(unit.symbols),
+            "start": unit.start.isoformat() if unit.start else None,
+            "end": unit.end.isoformat() if unit.end else None,
+            "rows_expected": bars,
+            "requests": n,
+        })  # fmt: skip
+    per_second, seconds = seconds_at(requests, table, rt.settings.vendor(req.vendor).rate)
+    return {
+        "dry_run": True,
+        "vendor": req.vendor,
+        "selection": {k: v for k, v in req.params().items() if k != "vendor"},
+        "calls": len(plan),
+        "requests": requests,
+        "rows_expected": rows if req.dataset == "klines" else None,
+        "quota_used": requests,
+        "seconds_at_rate_limit": round(seconds, 1),
+        "rate_limit_per_second": per_second,
+        "plan": plan[:1000],
+    }
+
+
+async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
+    units = [unit for unit, _ in _units(req, check_request(rt, req))]
     run.record.total_count = len(req.symbols) or 1
     rate = rt.capabilities()[req.vendor].rate
     concurrency = rate.in_flight or 2

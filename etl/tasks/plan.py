@@ -24,7 +24,7 @@ from etl.calendars.markets import market_of_symbol
 from etl.tasks.expected import Selection
 from etl.vendors.base import Capabilities, DatasetCapability
 
-__all__ = ["FillPlan", "PlannedCall", "plan_fill"]
+__all__ = ["FillPlan", "PlannedCall", "bars_between", "plan_fill", "range_requests", "seconds_at"]
 
 MAX_SYMBOLS_PER_UNIT = 50
 MAX_UNIT_BARS = 1_000_000
@@ -59,10 +59,7 @@ class FillPlan:
         return sum(c.slots for c in self.calls)
 
     def summary(self, caps: Capabilities, rate: float | None) -> dict[str, Any]:
-        per_second = rate or caps.rate.per_second
-        seconds = self.requests / per_second if per_second else 0.0
-        if caps.rate.per_minute:
-            seconds = max(seconds, self.requests / caps.rate.per_minute * 60)
+        per_second, seconds = seconds_at(self.requests, caps, rate)
         return {
             "vendor": self.vendor,
             "requests": self.requests,
@@ -85,7 +82,17 @@ class FillPlan:
         }
 
 
-def _cost(
+def seconds_at(requests: int, caps: Capabilities, rate: float | None) -> tuple[float, float]:
+    """(requests per second, seconds) that ``requests`` take at the vendor's limits (``rate``:
+    the configured override, else the table's per-second and per-minute limits)."""
+    per_second = rate or caps.rate.per_second
+    seconds = requests / per_second if per_second else 0.0
+    if caps.rate.per_minute:
+        seconds = max(seconds, requests / caps.rate.per_minute * 60)
+    return per_second, seconds
+
+
+def range_requests(
     cap: DatasetCapability, freq: str, start: dt.date, end: dt.date, market: str | None = None
 ) -> int:
     """Requests for one symbol over ``[start, end]``: the span limit, and pages of
@@ -95,7 +102,7 @@ def _cost(
     calls = math.ceil(days / span) if span else 1
     if cap.rows_per_call:
         if market is not None and freq in BARS_PER_SESSION:
-            bars = _bars_between(market, freq, start, end)
+            bars = bars_between(market, freq, start, end)
         else:
             bars = int(BARS_PER_SESSION.get(freq, 1) * max(1, round(days * 5 / 7)))
         calls = max(calls, math.ceil(bars / cap.rows_per_call))
@@ -103,7 +110,7 @@ def _cost(
 
 
 @functools.lru_cache(maxsize=4096)
-def _bars_between(market: str, freq: str, start: dt.date, end: dt.date) -> int:
+def bars_between(market: str, freq: str, start: dt.date, end: dt.date) -> int:
     return len(bar_grid(market, freq, start, end))
 
 
@@ -212,8 +219,8 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
         assert cap is not None
         if current is not None and current[0] == symbol:
             market = market_of_symbol(symbol)
-            merged = _cost(cap, freq, current[2], end, market)
-            apart = _cost(cap, freq, current[2], current[3], market) + _cost(
+            merged = range_requests(cap, freq, current[2], end, market)
+            apart = range_requests(cap, freq, current[2], current[3], market) + range_requests(
                 cap, freq, start, end, market
             )
             if merged <= apart:
@@ -240,7 +247,8 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
             budget = cap.rows_per_call or max(1, MAX_UNIT_BARS // len(symbols))
             windows = _windows(cap, sel.freq, exchange, start, end, budget)
             if len(windows) == 1:
-                per_symbol_cost = _cost(cap, freq, start, end, market_of_symbol(symbols[0]))
+                market = market_of_symbol(symbols[0])
+                per_symbol_cost = range_requests(cap, freq, start, end, market)
                 requests = per_symbol_cost * (len(chunk) if cap.symbols_per_call == 1 else 1)
                 calls.append(PlannedCall(symbols, start, end, sum(n for _, n in chunk), requests))
                 continue
@@ -249,7 +257,7 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
                 n = int(counts.filter(pl.col("trade_date").is_between(w_start, w_end))["len"].sum())
                 if n:
                     market = market_of_symbol(symbols[0])
-                    cost = _cost(cap, freq, w_start, w_end, market) * len(symbols)
+                    cost = range_requests(cap, freq, w_start, w_end, market) * len(symbols)
                     calls.append(PlannedCall(symbols, w_start, w_end, n, cost))
     return calls
 

@@ -40,6 +40,8 @@ def _fill_first(root: Path, symbols: tuple[str, ...]) -> None:
         )
         sel = Selection("income", dt.date(2022, 1, 1), dt.date(2023, 12, 31), None, symbols)
         await engine.start(rt, TaskSpec.backfill("sim", sel))
+        factors = Selection("adj_factors", START, END, None, symbols)
+        await engine.start(rt, TaskSpec.backfill("sim", factors))
 
     asyncio.run(go())
 
@@ -77,6 +79,9 @@ def test_a_warehouse_fills_itself_from_another_warehouse(tmp_path: Path) -> None
         _etl(downstream, "backfill", "--vendor", "amazingdata", "--dataset", "income",
              "--symbols", ",".join(symbols), "--start", "2022-01-01",
              "--end", "2023-12-31")  # fmt: skip
+        _etl(downstream, "backfill", "--vendor", "amazingdata", "--dataset", "adj_factors",
+             "--symbols", ",".join(symbols), "--start", START.isoformat(),
+             "--end", END.isoformat())  # fmt: skip
         _etl(downstream, "fill-missing", "--vendor", "amazingdata", "--dataset", "klines",
              "--freq", "1d", "--symbols", ",".join(symbols), "--start", START.isoformat(),
              "--end", END.isoformat())  # fmt: skip
@@ -92,6 +97,12 @@ def test_a_warehouse_fills_itself_from_another_warehouse(tmp_path: Path) -> None
     columns = [*key, "report_type", "ann_date", "currency", *items]
     income = _read(second, "income").select(columns).sort(key)
     assert income.height > 0 and income.equals(_read(first, "income").select(columns).sort(key))
+
+    # adjustment factors through GET /stock/adj-factor: every ex-date since 1990, same values
+    factor = ["symbol", "ex_date", "backward_factor"]
+    theirs_f = _read(first, "adj_factors").select(factor).sort(factor)
+    assert theirs_f.height > 3 * 5  # yearly dividends since listing
+    assert _read(second, "adj_factors").select(factor).sort(factor).equals(theirs_f)
 
     days = ["trade_date", "is_open"]
     assert _read(second, "calendar").select(days).sort("trade_date").equals(
