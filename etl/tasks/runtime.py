@@ -11,18 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from etl.config import Settings
 from etl.dataroot import DataRoot
 from etl.errors import ConfigError
-from etl.lake import Lake
-from etl.tasks.progress import ProgressUI
-from etl.tasks.records import TaskStore
-from etl.vendors import ADAPTERS, adapter_class
-from etl.vendors.base import Capabilities, InstrumentMap, VendorAdapter, VendorContext
-from etl.vendors.plans import PlanCache
+
+if TYPE_CHECKING:  # the vendors (and the calendars they load) only when a task needs them:
+    # `etl sql` builds a Runtime too and must start fast
+    from etl.lake import Lake
+    from etl.tasks.progress import ProgressUI
+    from etl.tasks.records import TaskStore
+    from etl.vendors.base import Capabilities, InstrumentMap, VendorAdapter
 
 __all__ = ["Runtime", "instrument_map"]
 
@@ -52,22 +52,30 @@ class Runtime:
 
     @cached_property
     def lake(self) -> Lake:
+        from etl.lake import Lake
+
         return Lake(self.root)
 
     @cached_property
     def store(self) -> TaskStore:
+        from etl.tasks.records import TaskStore
+
         secrets = [s for v in self.settings.vendors.values() for s in v.secrets()]
         return TaskStore(self.root, secrets=secrets)
 
     def ui(self) -> ProgressUI:
         """A progress bar for the next task run; rate-limit waits of this runtime's adapters
         reach the run through it."""
+        from etl.tasks.progress import ProgressUI
+
         ui = ProgressUI(enabled=self.progress)
         self.rate_wait_sink = ui.rate_wait
         return ui
 
     def check_configured(self, vendor: str) -> None:
         """Exit 3 early, naming the variable, when a vendor's credentials are missing."""
+        from etl.vendors import adapter_class
+
         cls = adapter_class(vendor)
         vs = self.settings.vendor(vendor)
         for name in cls.required_settings:
@@ -78,6 +86,10 @@ class Runtime:
                 )
 
     def adapter(self, vendor: str) -> VendorAdapter:
+        from etl.vendors import adapter_class
+        from etl.vendors.base import VendorContext
+        from etl.vendors.plans import PlanCache
+
         if vendor not in self._adapters:
             self.check_configured(vendor)
             cls = adapter_class(vendor)
@@ -94,6 +106,10 @@ class Runtime:
 
     def capabilities(self) -> dict[str, Capabilities]:
         """Every registered vendor's table (built without credentials or network)."""
+        from etl.vendors import ADAPTERS
+        from etl.vendors.base import VendorContext
+        from etl.vendors.plans import PlanCache
+
         out = {}
         for name, cls in ADAPTERS.items():
             context = VendorContext(
@@ -112,6 +128,10 @@ class Runtime:
 
 def instrument_map(root: Path, vendor: str) -> InstrumentMap:
     """The vendor's code map from the lake's ``instruments`` dataset (empty if never synced)."""
+    import polars as pl
+
+    from etl.vendors.base import InstrumentMap
+
     folder = DataRoot(root).dataset("instruments")
     files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []
     if not files:
