@@ -95,7 +95,8 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     ),
     "compact": (
         "etl.commands.data",
-        "Merge the small files of each partition bucket into one (readers never see a gap).",
+        "Merge the small files of each partition bucket into one, and mirror klines files "
+        "for fast one-symbol reads (readers never see a gap).",
     ),
     "catalog": ("etl.commands.data", "The DuckDB catalog over the lake."),
     "serve": (

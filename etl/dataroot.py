@@ -7,6 +7,7 @@
     <root>/lake/.staging/                                   partitions being built
     <root>/lake/.locks/<dataset>/<partition>.lock           per-partition write locks
     <root>/lake/.schema/<dataset>/...                       zero-row schema anchors
+    <root>/lake/.mirror/<dataset>/<k>=<v>/.../part-*.arrow  symbol-major copies (derived)
     <root>/state/<dataset>/...                              the warehouse's own datasets
     <root>/state/governor/  state/claims/  state/jobs/       rate state, fill claims, job locks
     <root>/state/plans/<vendor>.json                        the plan a vendor reported, dated
@@ -171,6 +172,17 @@ class DataRoot:
     def lock_by_flat(self, dataset: str, flat: str) -> Path:
         """The partition lock named as a staging folder names it (``freq=1d~year=2024``)."""
         return self.locks / _name(dataset) / f"{flat}.lock"
+
+    @property
+    def mirrors(self) -> Path:
+        return self.lake / ".mirror"
+
+    def mirror(self, dataset: str, key: PartitionKey, parquet_name: str) -> Path:
+        """The uncompressed Arrow copy of one of a partition's Parquet files (etl.lake.mirror):
+        named after the file, whose name no other file ever takes."""
+        folder = self.mirrors / _name(dataset)
+        folder = folder / key.relpath if key.items else folder
+        return folder / (parquet_name.removesuffix(".parquet") + ".arrow")
 
     @property
     def schema_anchors(self) -> Path:

@@ -7,6 +7,7 @@ its views from them, so a column added to a TOML file reaches all three at once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -156,7 +157,7 @@ class DatasetSchema:
         """Columns stored only in the Hive path, not inside the Parquet files."""
         return tuple(p.column for p in self.partitions if p.column is not None)
 
-    @property
+    @functools.cached_property
     def arrow_schema(self) -> pa.Schema:
         """The full logical schema (what a reader of the dataset sees, minus derived folders)."""
         return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
@@ -179,8 +180,10 @@ class DatasetSchema:
         return tuple(c.name for c in self.columns if c.lineage)
 
 
+@functools.cache
 def schema_dir() -> Path:
-    """``schemas/`` of the checkout, or the copy packaged into a wheel as ``etl/_schemas``."""
+    """``schemas/`` of the checkout, or the copy packaged into a wheel as ``etl/_schemas``
+    (found once: every read of the lake asks for its datasets' declarations)."""
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "schemas", here / "_schemas"):
         if candidate.is_dir():

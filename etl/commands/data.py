@@ -160,7 +160,8 @@ def compact_command(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Merge the small files of each partition bucket into one (readers never see a gap)."""
+    """Merge the small files of each partition bucket into one, and mirror klines files for
+    fast one-symbol reads (readers never see a gap)."""
     with runtime(data_dir, config, json_out) as (rt, out):
         ds = parse_dataset(dataset) if dataset else None
         results = rt.lake.compact(ds, now=rt.clock())
@@ -172,6 +173,7 @@ def compact_command(
                     "files_removed": r.files_removed,
                     "files_added": r.files_added,
                     "buckets_compacted": r.compacted_buckets,
+                    "mirrors_written": r.mirrors_written,
                 }
                 for r in results
             ]
@@ -184,7 +186,9 @@ def compact_command(
                         f"{r.dataset}: {r.files_removed} files -> {r.files_added} "
                         f"in {r.partitions} partitions"
                     )
-            if not any(r.files_removed for r in results):
+                if r.mirrors_written:
+                    typer.echo(f"{r.dataset}: {r.mirrors_written} files mirrored for fast reads")
+            if not any(r.files_removed or r.mirrors_written for r in results):
                 typer.echo("nothing to compact")
 
         out.document(doc, human)

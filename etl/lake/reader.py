@@ -37,9 +37,10 @@ from etl import schema as schemas
 from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
 from etl.lake.merge import bucket_of_file
+from etl.lake.mirror import MIRRORED, Mirror, MirrorCache
 from etl.schema import DatasetSchema
 
-__all__ = ["LakeReader", "PartitionSnapshot", "RowFilter", "bucket_span"]
+__all__ = ["LakeReader", "PartitionSnapshot", "RowFilter", "bucket_span", "mirror_rows"]
 
 _FD_DIR: Final = "/proc/self/fd"
 # A partition swapped again and again while we list it: give up rather than loop forever.
@@ -47,6 +48,9 @@ _SNAPSHOT_ATTEMPTS: Final = 50
 # A listed partition found missing is looked for again this often, 1 ms apart: the window of a
 # two-rename swap is microseconds.
 _ABSENT_RETRIES: Final = 5
+# Listings are cached only for folders unchanged this long (see _settled).
+_SETTLE_NS: Final = 2_000_000_000
+_MAX_CACHED: Final = 100_000  # mirror paths remembered before the memo is started again
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ class RowFilter:
         """The same filter as a pyarrow expression over a file's columns."""
         parts: list[pc.Expression] = []
         if self.entities is not None and schema.entity and schema.entity in present:
-            parts.append(pc.field(schema.entity).isin(list(self.entities)))
+            # typed: an empty list has no type of its own for pyarrow to match
+            parts.append(pc.field(schema.entity).isin(pa.array(self.entities, pa.string())))
         if self.date_column and self.date_column in present:
             if self.lo is not None:
                 parts.append(pc.field(self.date_column) >= pa.scalar(self.lo, pa.date32()))
@@ -135,6 +140,17 @@ class LakeReader:
 
     def __init__(self, root: Path) -> None:
         self.paths = DataRoot(Path(root))
+        self._mirrors = MirrorCache()
+        # partition folder -> ((st_dev, st_ino, st_ctime_ns), its Parquet file names): a
+        # published folder is never changed in place, so the same identity means the same
+        # listing (a commit swaps in a folder with another inode, created at another time)
+        self._listings: dict[Path, tuple[tuple[int, int, int], list[str]]] = {}
+        self._folders: dict[tuple[str, PartitionKey], Path] = {}
+        self._mirror_paths: dict[tuple[str, PartitionKey, str], Path] = {}
+        self._keys: dict[
+            tuple[str, tuple[tuple[str, str], ...]],
+            tuple[list[tuple[Path, tuple[int, int] | None]], tuple[PartitionKey, ...]],
+        ] = {}
 
     # -- which partitions exist ------------------------------------------------------------
 
@@ -148,18 +164,27 @@ class LakeReader:
         if not names:
             base = self.paths.dataset(dataset)
             return [PartitionKey(())] if base.is_dir() else []
+        cache_key = (dataset, tuple(sorted((k, str(v)) for k, v in leading.items())))
+        cached = self._keys.get(cache_key)
+        if cached is not None and all(_stamp(path) == stamp for path, stamp in cached[0]):
+            return list(cached[1])
         start = self.paths.partition_of(dataset, **leading) if leading else None
         folder = start if start is not None else self.paths.dataset(dataset)
         prefix = PartitionKey.of(**leading).items if leading else ()
         found: list[PartitionKey] = []
-        for rel in _subfolders(folder, len(names) - len(leading)):
+        scanned: list[tuple[Path, tuple[int, int] | None]] = []
+        for rel in _subfolders(folder, len(names) - len(leading), scanned):
             pairs = [*prefix, *(_pair(part) for part in rel)]
             if [k for k, _ in pairs] == names:
                 try:
                     found.append(PartitionKey.of(**dict(pairs)))
                 except LakeError:
                     continue  # not a folder this lake writes: ignore it, as readers do
-        return sorted(found)
+        found.sort()
+        if all(stamp is not None and _settled(stamp[1]) for _, stamp in scanned):
+            # every folder listed is unchanged while its (inode, mtime) is (module notes)
+            self._keys[cache_key] = (scanned, tuple(found))
+        return found
 
     # -- one committed state ---------------------------------------------------------------
 
@@ -224,11 +249,15 @@ class LakeReader:
         where = where or RowFilter()
         parts: list[pa.Table] = []
         for key in keys:
+            mirrored = self._from_mirrors(schema, key, where) if dataset in MIRRORED else None
+            if mirrored is not None:
+                parts += [t for t in mirrored if t.num_rows]
+                continue
             snap = self.snapshot(dataset, key, listed=True)
             if snap is None:
                 continue
             with snap:
-                for name in _files_for(schema, snap, where):
+                for name in _files_for(schema, sorted(snap.files), where):
                     with snap.open(name) as handle:
                         table = _read_parquet(schema, handle, where)
                     if table.num_rows:
@@ -237,30 +266,99 @@ class LakeReader:
             return schema.arrow_schema.empty_table()
         return pa.concat_tables(parts)
 
+    def _from_mirrors(
+        self, schema: DatasetSchema, key: PartitionKey, where: RowFilter
+    ) -> list[pa.Table] | None:
+        """The partition's matching rows from the mirrors of its files (etl.lake.mirror), or
+        None when one of the files it needs has no usable mirror (then its Parquet is read)."""
+        names = self._listing(schema.name, key)
+        if names is None:
+            return None
+        mirrors: list[Mirror] = []
+        for name in _files_for(schema, names, where):
+            path = self._mirror_paths.get((schema.name, key, name))
+            if path is None:
+                path = self.paths.mirror(schema.name, key, name)
+                self._mirror_paths[(schema.name, key, name)] = path
+            found = self._mirrors.get(path, schema.arrow_schema)
+            if found is None:
+                return None
+            mirrors.append(found)
+        entities = where.entities if schema.entity else None
+        return [m.select(entities, where.date_column, where.lo, where.hi) for m in mirrors]
+
+    def _listing(self, dataset: str, key: PartitionKey) -> list[str] | None:
+        """The Parquet file names of the partition's committed state (None if it has none
+        now), from the cache while the folder at its path is the one listed before."""
+        folder = self._folders.get((dataset, key))
+        if folder is None:
+            folder = self._folders[(dataset, key)] = self.paths.partition(dataset, key)
+        try:
+            st = os.stat(folder)  # noqa: PTH116
+        except FileNotFoundError:
+            return None
+        identity = (st.st_dev, st.st_ino, st.st_ctime_ns)
+        cached = self._listings.get(folder)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        snap = self.snapshot(dataset, key, listed=True)
+        if snap is None:
+            return None
+        with snap:
+            names = sorted(snap.files)
+        try:
+            after = os.stat(folder)  # noqa: PTH116
+        except FileNotFoundError:
+            return names
+        if (after.st_dev, after.st_ino) == snap.inode and _settled(after.st_ctime_ns):
+            if len(self._mirror_paths) > _MAX_CACHED:
+                self._mirror_paths.clear()
+            self._listings[folder] = ((after.st_dev, after.st_ino, after.st_ctime_ns), names)
+        return names
+
 
 def _pair(folder_name: str) -> tuple[str, str]:
     name, _, value = folder_name.partition("=")
     return name, value
 
 
-def _subfolders(folder: Path, depth: int) -> Iterator[tuple[str, ...]]:
-    """Relative ``k=v`` folder chains ``depth`` levels below ``folder``."""
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of a folder, None if it is not there."""
+    try:
+        st = os.stat(path)  # noqa: PTH116
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _settled(changed_ns: int) -> bool:
+    """A folder last changed more than :data:`_SETTLE_NS` ago: a change within the same
+    clock tick as the one recorded would leave its time unchanged, so a listing is cached
+    only once its folder's time is safely in the past (as git does with its index)."""
+    return time.time_ns() - changed_ns > _SETTLE_NS
+
+
+def _subfolders(
+    folder: Path, depth: int, scanned: list[tuple[Path, tuple[int, int] | None]]
+) -> Iterator[tuple[str, ...]]:
+    """Relative ``k=v`` folder chains ``depth`` levels below ``folder``; every folder listed
+    is recorded in ``scanned`` with its stamp, taken before its listing."""
     if depth == 0:
         yield ()
         return
+    scanned.append((folder, _stamp(folder)))
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         return
     for entry in entries:
         if "=" in entry.name and entry.is_dir():
-            for rest in _subfolders(Path(entry.path), depth - 1):
+            for rest in _subfolders(Path(entry.path), depth - 1, scanned):
                 yield (entry.name, *rest)
 
 
-def _files_for(schema: DatasetSchema, snap: PartitionSnapshot, where: RowFilter) -> list[str]:
-    """The snapshot's files whose bucket can hold rows in ``where``'s date range."""
-    names = sorted(snap.files)
+def _files_for(schema: DatasetSchema, names: list[str], where: RowFilter) -> list[str]:
+    """The files (of one committed state) whose bucket can hold rows in ``where``'s range."""
     if where.date_column is None or where.date_column != schema.bucket.column:
         return names
     keep = []
@@ -282,6 +380,14 @@ def _read_parquet(schema: DatasetSchema, handle: pa.NativeFile, where: RowFilter
     if expression is None:
         return pq.read_table(handle)
     return pq.read_table(handle, filters=expression)
+
+
+def mirror_rows(schema: DatasetSchema, key: PartitionKey, path: Path) -> pa.Table:
+    """A Parquet file of the partition as its mirror holds it (etl.lake.mirror): the
+    dataset's columns, path columns filled in, sorted by entity then time."""
+    table = _conform(schema, key, pq.read_table(path))
+    order = [c for c in (schema.entity, schema.time) if c]
+    return table.sort_by([(c, "ascending") for c in order]) if order else table
 
 
 def _conform(schema: DatasetSchema, key: PartitionKey, table: pa.Table) -> pa.Table:

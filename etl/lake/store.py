@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -52,7 +53,9 @@ from etl.lake.merge import (
     plan_upsert,
     sort_columns,
 )
+from etl.lake.mirror import MIRRORED, build_mirrors
 from etl.lake.parquet_io import verify_file, write_file
+from etl.lake.reader import mirror_rows
 from etl.lake.swap import publish, recover, swap_in, sweep, write_journal
 from etl.locks import file_lock
 from etl.schema import DatasetSchema
@@ -76,6 +79,7 @@ class CommitResult:
     files_added: int = 0
     files_removed: int = 0
     compacted_buckets: int = 0
+    mirrors_written: int = 0  # symbol-major copies made by compaction (etl.lake.mirror)
     partitions_touched: list[str] = field(default_factory=list)
 
     @property
@@ -93,6 +97,7 @@ class CommitResult:
             "files_added",
             "files_removed",
             "compacted_buckets",
+            "mirrors_written",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.partitions_touched += other.partitions_touched
@@ -158,6 +163,9 @@ class Lake:
                     plan = plan_compaction(schema, folder, manifest, min_files=min_files)
                     if plan.changes_anything:
                         result.absorb(self._apply(schema, key, manifest, plan, now, None))
+                    if name in MIRRORED:
+                        read = partial(mirror_rows, schema, key)
+                        result.mirrors_written += build_mirrors(self.paths, schema, key, read)
             results.append(result)
         return results
 

@@ -1,0 +1,145 @@
+"""Symbol-major mirrors (etl.lake.mirror): reads through them equal reads of the Parquet
+files, whatever was committed since the last compaction; a damaged or foreign mirror is
+never used; compaction makes the missing ones and removes the orphans."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from etl.dataroot import DataRoot
+from etl.lake import Lake
+from etl.lake.mirror import Mirror
+from etl.lake.reader import LakeReader, RowFilter
+from etl.warehouse import Warehouse
+from tests.conftest import ETL, NOW, etl_env, kline_rows
+
+SYMBOLS = ["000001.SZ", "600000.SH", "600001.SH", "600002.SH"]
+DAYS_2023 = [dt.date(2023, 12, 26) + dt.timedelta(days=i) for i in range(5)]
+DAYS_2024 = [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(40)]
+
+FILTERS = [
+    RowFilter(),
+    RowFilter(entities=("600001.SH",)),
+    RowFilter(entities=("600001.SH", "000001.SZ", "NOPE.SH")),
+    RowFilter(entities=()),
+    RowFilter(date_column="trade_date", lo=dt.date(2024, 1, 10), hi=dt.date(2024, 1, 10)),
+    RowFilter(
+        entities=("600002.SH",),
+        date_column="trade_date",
+        lo=dt.date(2023, 12, 28),
+        hi=dt.date(2024, 1, 20),
+    ),
+    RowFilter(entities=("600000.SH",), date_column="trade_date", hi=dt.date(2024, 1, 3)),
+]
+
+
+def _read(root: Path, where: RowFilter) -> pa.Table:
+    reader = LakeReader(root)
+    keys = reader.partition_keys("klines", freq="1d")
+    table = reader.read("klines", keys, where)
+    return table.sort_by([("symbol", "ascending"), ("ts", "ascending")])
+
+
+def _mirrors(root: Path) -> list[Path]:
+    return sorted(p for p in DataRoot(root).mirrors.rglob("*") if p.is_file())
+
+
+def _parquet(root: Path) -> list[Path]:
+    return sorted(DataRoot(root).dataset("klines").rglob("*.parquet"))
+
+
+@pytest.fixture
+def lake_root(data_root: Path) -> Path:
+    lake = Lake(data_root)
+    lake.write("klines", kline_rows(SYMBOLS, DAYS_2023 + DAYS_2024, close=10.0), now=NOW)
+    lake.write("klines", kline_rows(SYMBOLS[:2], DAYS_2024[5:9], close=11.0), now=NOW)
+    lake.write("klines", kline_rows(["600003.SH"], DAYS_2024[:3], close=12.0), now=NOW)
+    return data_root
+
+
+def test_mirrored_reads_equal_parquet_reads(lake_root: Path) -> None:
+    before = [_read(lake_root, where) for where in FILTERS]
+    assert not _mirrors(lake_root)
+    results = Lake(lake_root).compact("klines", now=NOW)
+    assert results[0].mirrors_written == len(_parquet(lake_root)) == len(_mirrors(lake_root))
+    for where, expected in zip(FILTERS, before, strict=True):
+        got = _read(lake_root, where)
+        assert got.equals(expected), where
+    assert before[4].num_rows == len(SYMBOLS)  # the day's cross-section: a bar per symbol
+
+
+def test_commits_after_compaction_are_read_and_orphans_removed(lake_root: Path) -> None:
+    lake = Lake(lake_root)
+    lake.compact("klines", now=NOW)
+    reader = LakeReader(lake_root)
+    one = RowFilter(entities=("600000.SH",))
+    keys = reader.partition_keys("klines", freq="1d")
+    assert set(reader.read("klines", keys, one).column("close").to_pylist()) == {10.0, 11.0}
+    # replace every 2024 bar of one symbol: a new file the mirrors do not know
+    lake.write("klines", kline_rows(["600000.SH"], DAYS_2024, close=20.0), now=NOW)
+    closes = reader.read("klines", keys, one).column("close").to_pylist()
+    assert closes == [10.0] * len(DAYS_2023) + [20.0] * len(DAYS_2024)
+    again = lake.compact("klines", now=NOW)[0]
+    assert again.mirrors_written >= 1
+    names = {p.stem for p in _parquet(lake_root)}
+    assert {p.stem for p in _mirrors(lake_root)} == names  # no orphan, none missing
+    assert reader.read("klines", keys, one).column("close").to_pylist() == closes
+
+
+def test_a_damaged_or_foreign_mirror_is_not_used(
+    lake_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    expected = [_read(lake_root, where) for where in FILTERS]
+    Lake(lake_root).compact("klines", now=NOW)
+    damaged, foreign = _mirrors(lake_root)[:2]
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    table = pa.table({"symbol": ["600000.SH"], "close": [99.0]})
+    foreign.write_bytes(_ipc_bytes(table))  # right name, other columns
+    assert Mirror.load(foreign, table.schema) is None  # no etl.mirror tag
+    for where, want in zip(FILTERS, expected, strict=True):
+        assert _read(lake_root, where).equals(want), where
+    assert "unreadable" in caplog.text
+    # the next compaction writes them again
+    assert Lake(lake_root).compact("klines", now=NOW)[0].mirrors_written == 2
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def test_warehouse_reads_are_the_same_through_mirrors(lake_root: Path) -> None:
+    wh = Warehouse(lake_root)
+    asks = [
+        (["600001.SH"], "2023-01-01", "2024-12-31"),
+        (None, "2024-01-10", "2024-01-10"),
+        (["600000.SH", "000001.SZ"], "2023-12-27", "2024-01-05"),
+    ]
+    before = [wh.bars(s, "1d", a, b) for s, a, b in asks]
+    Lake(lake_root).compact("klines", now=NOW)
+    after = [Warehouse(lake_root).bars(s, "1d", a, b) for s, a, b in asks]
+    for want, got in zip(before, after, strict=True):
+        assert got.equals(want)
+    assert after[0].height == len(DAYS_2023) + len(DAYS_2024)
+
+
+def test_etl_compact_reports_the_mirrors_it_wrote(lake_root: Path) -> None:
+    def compact() -> dict[str, int]:
+        done = subprocess.run([*ETL, "compact", "--dataset", "klines", "--json"],
+                              env=etl_env(lake_root), capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        doc: dict[str, int] = json.loads(done.stdout)["datasets"][0]
+        return doc
+
+    first, second = compact(), compact()
+    assert first["mirrors_written"] == len(_parquet(lake_root)) > 0
+    assert second["mirrors_written"] == 0
