@@ -29,11 +29,12 @@ import bisect
 import contextlib
 import datetime as dt
 import logging
+import mmap
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -74,7 +75,7 @@ class Mirror:
     table: pa.Table
     entities: list[str]  # sorted
     starts: np.ndarray  # len(entities) + 1 row offsets
-    _days: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    mapped: mmap.mmap | None = None  # the file's map (kept open while the table is used)
 
     def select(
         self,
@@ -92,44 +93,50 @@ class Mirror:
                 assert date_column is not None
                 return date_filter(self.table, date_column, lo, hi)
             return self.table
-        days = self._day_numbers(date_column) if ranged and date_column else None
         parts = []
         for entity in sorted(set(entities)):
             at = bisect.bisect_left(self.entities, entity)
             if at >= len(self.entities) or self.entities[at] != entity:
                 continue
             first, last = int(self.starts[at]), int(self.starts[at + 1])
-            if days is not None:
-                run = days[first:last]
-                if lo is not None:
-                    first += int(np.searchsorted(run, _day_number(lo), "left"))
-                if hi is not None:
-                    last = first + int(np.searchsorted(days[first:last], _day_number(hi), "right"))
+            if ranged and date_column is not None:
+                first, last = self._cut(date_column, first, last, lo, hi)
             if last > first:
                 parts.append(self.table.slice(first, last - first))
         if not parts:
             return self.table.slice(0, 0)
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
-    def _day_numbers(self, column: str) -> np.ndarray:
-        """``column`` (a date) as days since 1970, computed once per loaded mirror."""
-        found = self._days.get(column)
-        if found is None:
-            values = self.table.column(column).combine_chunks().cast(pa.int32())
-            found = np.asarray(values.to_numpy(zero_copy_only=False))
-            self._days[column] = found
-        return found
+    def _cut(
+        self, column: str, first: int, last: int, lo: dt.date | None, hi: dt.date | None
+    ) -> tuple[int, int]:
+        """``[first, last)`` narrowed to the rows whose ``column`` is in ``[lo, hi]`` (an
+        entity's dates ascend), reading only that entity's dates: a first read after a cold
+        start touches a few pages of the file, not the whole column."""
+        if last <= first:
+            return first, last
+        values = self.table.column(column)
+        inside_lo = lo is None or values[first].as_py() >= lo
+        inside_hi = hi is None or values[last - 1].as_py() <= hi
+        if inside_lo and inside_hi:  # the common case: the whole run is in the range
+            return first, last
+        run = values.slice(first, last - first).combine_chunks()
+        days = np.asarray(run.cast(pa.int32()).to_numpy(zero_copy_only=False))
+        start = first + (int(np.searchsorted(days, _day_number(lo), "left")) if lo else 0)
+        end = first + (int(np.searchsorted(days, _day_number(hi), "right")) if hi else len(days))
+        return start, end
 
     @classmethod
     def load(cls, path: Path, schema: pa.Schema) -> Mirror | None:
         """The mirror at ``path`` memory-mapped, or None if it is absent, unreadable or was
         written for other columns."""
         try:
-            source = pa.memory_map(str(path))
-            table = ipc.open_file(source).read_all()
+            mapped = _mapped(path)
+            buffer = pa.py_buffer(mapped)
+            table = ipc.open_file(pa.BufferReader(buffer)).read_all()
         except FileNotFoundError:
             return None
-        except (OSError, pa.ArrowException) as exc:
+        except (OSError, ValueError, pa.ArrowException) as exc:
             log.warning("mirror %s unreadable (%s): reading its Parquet file", path, exc)
             return None
         meta = table.schema.metadata or {}
@@ -144,7 +151,18 @@ class Mirror:
             return None
         if len(starts) != len(entities) + 1 or (len(starts) and starts[-1] != table.num_rows):
             return None
-        return cls(table.replace_schema_metadata(None), entities, starts)
+        return cls(table.replace_schema_metadata(None), entities, starts, mapped)
+
+
+def _mapped(path: Path) -> mmap.mmap:
+    """The file memory-mapped for random access: a page fault reads that page alone. The
+    kernel's default read-around makes each fault on a cold page cache read megabytes
+    (2-8 ms here, against 0.06 ms for one page), and a symbol's rows touch a few pages of
+    each column of each file."""
+    with path.open("rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
+    mapped.madvise(mmap.MADV_RANDOM)
+    return mapped
 
 
 def write_mirror(path: Path, table: pa.Table, schema: DatasetSchema) -> None:

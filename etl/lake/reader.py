@@ -186,6 +186,27 @@ class LakeReader:
             self._keys[cache_key] = (scanned, tuple(found))
         return found
 
+    def state_token(self, dataset: str) -> tuple[object, ...] | None:
+        """A value that changes whenever a commit changes ``dataset`` (its partitions and
+        their folders' identities), or None when one changed too recently to tell (see
+        :func:`_settled`): callers cache what they derive from a dataset under it."""
+        keys = self.partition_keys(dataset)
+        stamps: list[object] = [dataset]
+        for key in keys:
+            try:
+                st = os.stat(self.paths.partition(dataset, key))  # noqa: PTH116
+            except FileNotFoundError:
+                return None
+            if not _settled(st.st_ctime_ns) or not _settled(st.st_mtime_ns):
+                return None
+            stamps.append((key, st.st_dev, st.st_ino, st.st_ctime_ns))
+        if not all(
+            stamp is not None and _settled(stamp[1])
+            for _, stamp in self._keys.get((dataset, ()), ([(None, None)], ()))[0]
+        ):
+            return None  # the listing of partitions itself is not settled
+        return tuple(stamps)
+
     # -- one committed state ---------------------------------------------------------------
 
     def snapshot(

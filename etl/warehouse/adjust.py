@@ -7,14 +7,15 @@ it divided by the factor in force on the anchor date, and volume is scaled inver
 qfq, which is why each vendor's factors are stored apart: per symbol, the vendor whose factors
 were ingested most recently is used (ties: the vendor name), never a mix of two vendors.
 
-``as_of`` drops ex-dates after that date before anything is computed, so a backtest standing
-on ``as_of`` sees exactly the corporate actions that were known then. The catalog macro
+``as_of`` leaves out ex-dates after that date, so a backtest standing on ``as_of`` sees
+exactly the corporate actions that were known then. The catalog macro
 ``klines_adj`` (etl/catalog/ddl.py) computes the same in SQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 
 from etl.warehouse.args import Adjust
 
-__all__ = ["PRICE_COLUMNS", "adjust_bars", "adjust_table", "chosen_factors"]
+__all__ = ["PRICE_COLUMNS", "FactorIndex", "adjust_bars", "adjust_table", "chosen_factors"]
 
 PRICE_COLUMNS: Final = ("open", "high", "low", "close", "settle")
 _EPOCH: Final = dt.date(1970, 1, 1)
@@ -53,25 +54,84 @@ def chosen_factors(factors: pl.DataFrame, as_of: dt.date | None) -> pl.DataFrame
     )
 
 
-def _codes(bars: pa.Table, factors: pa.Table) -> tuple[np.ndarray, np.ndarray, int]:
-    """Symbol codes of the bars and of the factors, from one shared dictionary."""
-    parts = [bars.column("symbol"), factors.column("symbol")]
-    ends = pc.min_max(parts[0])
-    if ends["min"] == ends["max"] and set(parts[1].to_pylist()) == {ends["min"].as_py()}:
-        return np.zeros(bars.num_rows, np.int64), np.zeros(factors.num_rows, np.int64), 1
-    both = pa.chunked_array(
-        [c for part in parts for c in part.cast(pa.string()).chunks], type=pa.string()
-    ).combine_chunks()
-    encoded = pc.dictionary_encode(both)
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return codes[: bars.num_rows], codes[bars.num_rows :], len(encoded.dictionary)
+@dataclass(frozen=True)
+class FactorIndex:
+    """Every symbol's chosen backward factors as one sorted array of (symbol code, ex-day)
+    keys: the factor in force for any bars is then one binary search. Built once from the
+    stored ``adj_factors`` and kept by :class:`etl.Warehouse` until they change."""
+
+    symbols: pa.Array  # code -> symbol
+    codes: dict[str, int]
+    keys: np.ndarray  # sorted code * _SPAN + ex-day
+    key_codes: np.ndarray
+    backward: np.ndarray
+
+    @classmethod
+    def of(cls, factors: pa.Table) -> FactorIndex:
+        """From ``adj_factors`` rows (every vendor's): per symbol, the rows of the vendor
+        synced last (ties: the vendor name), as :func:`chosen_factors` decides."""
+        symbol_column = factors.column("symbol").cast(pa.string()).combine_chunks()
+        encoded = pc.dictionary_encode(symbol_column)
+        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        symbols = encoded.dictionary
+        keep = _chosen_rows(factors, codes, len(symbols))
+        days = _day_numbers(factors.column("ex_date"))[keep]
+        backward = np.asarray(
+            factors.column("backward_factor").combine_chunks().to_numpy(zero_copy_only=False),
+            dtype=np.float64,
+        )[keep]
+        codes = codes[keep]
+        keys = codes * _SPAN + days
+        order = np.argsort(keys, kind="stable")
+        names = [str(v) for v in symbols.to_pylist()]
+        return cls(symbols, {n: i for i, n in enumerate(names)}, keys[order], codes[order],
+                   backward[order])  # fmt: skip
+
+    @property
+    def empty(self) -> bool:
+        return len(self.keys) == 0
+
+    def codes_of(self, symbols: pa.ChunkedArray, only: str | None = None) -> np.ndarray:
+        """The code of each symbol (-1 for one without factors); ``only``: the one symbol
+        every row is known to have."""
+        if only is not None:
+            return np.full(len(symbols), self.codes.get(only, -1))
+        ends = pc.min_max(symbols)
+        if ends["min"] == ends["max"]:  # one symbol: a dictionary lookup
+            return np.full(len(symbols), self.codes.get(str(ends["min"].as_py()), -1))
+        found = pc.index_in(symbols.cast(pa.string()), value_set=self.symbols)
+        filled = found.fill_null(-1)
+        if isinstance(filled, pa.ChunkedArray):
+            filled = filled.combine_chunks()
+        return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def in_force(self, codes: np.ndarray, days: np.ndarray) -> np.ndarray:
+        """The backward factor in force for each (code, day): the last ex-date on or before
+        the day of that symbol (1.0 before its first, and for code -1)."""
+        if self.empty:
+            return np.ones(len(codes))
+        if len(codes) and codes[0] == codes[-1] and (codes == codes[0]).all():
+            return self._one_symbol(int(codes[0]), days)
+        at = np.searchsorted(self.keys, codes * _SPAN + days, side="right") - 1
+        safe = np.maximum(at, 0)
+        hit = (at >= 0) & (self.key_codes[safe] == codes)
+        return np.where(hit, self.backward[safe], 1.0)
+
+    def _one_symbol(self, code: int, days: np.ndarray) -> np.ndarray:
+        """:meth:`in_force` for one symbol: a search among its own few ex-dates."""
+        if code < 0:
+            return np.ones(len(days))
+        lo, hi = np.searchsorted(self.keys, [code * _SPAN, (code + 1) * _SPAN])
+        ex_days = self.keys[lo:hi] - code * _SPAN
+        at = np.searchsorted(ex_days, days, side="right") - 1
+        return np.where(at >= 0, self.backward[lo:hi][np.maximum(at, 0)], 1.0)
 
 
 def _chosen_rows(factors: pa.Table, codes: np.ndarray, n_codes: int) -> np.ndarray:
     """Which factor rows count: per symbol, those of the vendor synced last (ties: the
-    vendor name), as :func:`chosen_factors` decides."""
+    vendor name)."""
     vendors = factors.column("vendor").combine_chunks()
-    if len(set(vendors.to_pylist())) <= 1:  # tens of rows a symbol: a set is cheapest
+    if len(pc.unique(vendors)) <= 1:
         return np.ones(factors.num_rows, dtype=bool)
     vendor_codes = pc.dictionary_encode(vendors)
     names = vendor_codes.dictionary.to_pylist()
@@ -87,19 +147,6 @@ def _chosen_rows(factors: pa.Table, codes: np.ndarray, n_codes: int) -> np.ndarr
     return np.asarray(vendor_rank == best_vendor[codes])
 
 
-def _in_force(
-    keys: np.ndarray, key_codes: np.ndarray, values: np.ndarray, codes: np.ndarray, days: np.ndarray
-) -> np.ndarray:
-    """The backward factor in force for each (symbol code, day): the last ex-date on or
-    before it of that symbol (1.0 before its first). ``keys`` are the factors' sorted
-    (code, day) keys, ``key_codes`` their codes."""
-    wanted = codes * _SPAN + days
-    at = np.searchsorted(keys, wanted, side="right") - 1
-    safe = np.maximum(at, 0)
-    hit = (at >= 0) & (key_codes[safe] == codes) if len(keys) else np.zeros(len(codes), bool)
-    return np.where(hit, values[safe] if len(keys) else 1.0, 1.0)
-
-
 def _day_numbers(dates: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Dates as days since 1970."""
     if isinstance(dates, pa.ChunkedArray):
@@ -109,46 +156,39 @@ def _day_numbers(dates: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def adjust_table(
     bars: pa.Table,
-    factors: pa.Table,
+    index: FactorIndex,
     mode: Adjust,
     *,
     anchor: dt.date | None,
     as_of: dt.date | None,
+    only: str | None = None,
 ) -> pa.Table:
     """``bars`` (klines columns, any row order) with prices and volume adjusted by
     ``mode``; same columns, same order. ``anchor`` (qfq only): the date whose prices stay
     as stored; None: each symbol's last bar in ``bars``.
 
-    Vectorised over every symbol at once: symbols become codes of one dictionary, each
-    (code, day) one integer key, and the factor in force on a bar one binary search among
-    the factors' sorted keys; each price column is then scaled by one Arrow kernel before
-    any DataFrame is built, so the adjusted read costs little more than the raw one
-    (BENCHMARKS.md)."""
-    if bars.num_rows == 0 or factors.num_rows == 0:
+    ``as_of`` needs no filtering: with only ex-dates up to ``as_of`` known, the factor in
+    force on a day is the one in force on ``min(day, as_of)``. Each price column is then
+    scaled once, in numpy, before any DataFrame is built: the adjusted read costs little
+    more than the raw one (BENCHMARKS.md)."""
+    if bars.num_rows == 0 or index.empty:
         return bars  # no corporate action known: every factor is 1
-    bar_codes, factor_codes, n_codes = _codes(bars, factors)
-    ex_days = _day_numbers(factors.column("ex_date"))
-    keep = _chosen_rows(factors, factor_codes, n_codes)
-    if as_of is not None:
-        keep &= ex_days <= (as_of - _EPOCH).days
-    backward = np.asarray(
-        factors.column("backward_factor").combine_chunks().to_numpy(zero_copy_only=False),
-        dtype=np.float64,
-    )[keep]
-    key_codes, keys = factor_codes[keep], factor_codes[keep] * _SPAN + ex_days[keep]
-    order = np.argsort(keys, kind="stable")
-    keys, key_codes, backward = keys[order], key_codes[order], backward[order]
+    codes = index.codes_of(bars.column("symbol"), only)
     days = _day_numbers(bars.column("trade_date"))
-    multiplier = _in_force(keys, key_codes, backward, bar_codes, days)
+    limit = None if as_of is None else (as_of - _EPOCH).days
+    multiplier = index.in_force(codes, days if limit is None else np.minimum(days, limit))
     if mode == "qfq":
-        if anchor is None:  # each symbol's last bar
-            anchor_days = np.full(n_codes, np.iinfo(np.int64).min)
-            np.maximum.at(anchor_days, bar_codes, days)
+        if anchor is None and only is not None:
+            anchor_days = np.full(len(codes), days.max())
+        elif anchor is None:  # each symbol's last bar
+            last = np.full(len(index.codes) + 1, np.iinfo(np.int64).min)
+            np.maximum.at(last, codes + 1, days)
+            anchor_days = last[codes + 1]
         else:
-            anchor_days = np.full(n_codes, (anchor - _EPOCH).days)
-        every = np.arange(n_codes)
-        at_anchor = _in_force(keys, key_codes, backward, every, anchor_days)
-        multiplier = multiplier / at_anchor[bar_codes]
+            anchor_days = np.full(len(codes), (anchor - _EPOCH).days)
+        if limit is not None:
+            anchor_days = np.minimum(anchor_days, limit)
+        multiplier = multiplier / index.in_force(codes, anchor_days)
     columns = [
         _scaled(bars.column(i), multiplier, divide=name == "volume")
         if name in _SCALED
@@ -166,7 +206,8 @@ def _scaled(
     if column.null_count == len(column):
         return column
     if column.null_count == 0 and pa.types.is_float64(column.type):
-        values = column.combine_chunks().to_numpy(zero_copy_only=False)
+        one = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        values = one.to_numpy(zero_copy_only=False)
         return pa.array(values / multiplier if divide else values * multiplier)
     m = pa.array(multiplier)
     return pc.divide(column, m) if divide else pc.multiply(column, m)
@@ -180,8 +221,9 @@ def adjust_bars(
     anchor: dt.date | None,
     as_of: dt.date | None,
 ) -> pl.DataFrame:
-    """:func:`adjust_table` for polars frames."""
-    table = adjust_table(bars.to_arrow(), factors.to_arrow(), mode, anchor=anchor, as_of=as_of)
+    """:func:`adjust_table` for polars frames (``factors``: ``adj_factors`` rows)."""
+    index = FactorIndex.of(factors.to_arrow())
+    table = adjust_table(bars.to_arrow(), index, mode, anchor=anchor, as_of=as_of)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame

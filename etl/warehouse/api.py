@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from etl.dataroot import PartitionKey
 from etl.errors import BadInputError
 from etl.lake.reader import LakeReader, RowFilter
-from etl.warehouse.adjust import adjust_table
+from etl.warehouse.adjust import FactorIndex, adjust_table
 from etl.warehouse.args import (
     DateLike,
     check_adjust,
@@ -61,6 +61,7 @@ class Warehouse:
             )
         self.root = root.resolve()
         self._reader = LakeReader(self.root)
+        self._factors: tuple[tuple[object, ...], FactorIndex] | None = None
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.root)!r})"
@@ -92,15 +93,29 @@ class Warehouse:
         anchor_day = None if anchor is None else check_date(anchor, name="anchor")
         as_of_day = None if as_of is None else check_date(as_of, name="as_of")
         raw = self._bar_rows(wanted, freq, first, last)
+        if raw.num_columns and raw.column(0).num_chunks > 1:
+            raw = raw.combine_chunks()  # once, for the adjustment and the frame alike
         if mode is not None and raw.num_rows:
             names = wanted
-            if names is None:
-                names = tuple(pc.unique(raw.column("symbol")).to_pylist())
-            keys = self._reader.partition_keys("adj_factors")
-            factors = self._reader.read("adj_factors", keys, RowFilter(entities=names))
-            # before the frame is built: one kernel per price column (adjust_table)
-            raw = adjust_table(raw, factors, mode, anchor=anchor_day, as_of=as_of_day)
+            index = self._factor_index(names)
+            # before the frame is built: one numpy pass per price column (adjust_table)
+            only = names[0] if names is not None and len(names) == 1 else None
+            raw = adjust_table(raw, index, mode, anchor=anchor_day, as_of=as_of_day, only=only)
         return _frame(raw, ["symbol", "ts"])
+
+    def _factor_index(self, symbols: tuple[str, ...] | None) -> FactorIndex:
+        """Every stored symbol's factors as one index, kept until ``adj_factors`` changes
+        (a read of a few symbols while it is being written builds one for them alone)."""
+        token = self._reader.state_token("adj_factors")
+        cached = self._factors
+        if token is not None and cached is not None and cached[0] == token:
+            return cached[1]
+        keys = self._reader.partition_keys("adj_factors")
+        wanted = None if token is not None else symbols
+        index = FactorIndex.of(self._reader.read("adj_factors", keys, RowFilter(entities=wanted)))
+        if token is not None:
+            self._factors = (token, index)
+        return index
 
     def adj_factors(self, symbols: str | Sequence[str] | None = None) -> pl.DataFrame:
         """The stored adjustment factors (every vendor's), sorted by (symbol, vendor,
