@@ -74,15 +74,27 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
 
 
 @contextmanager
-def atomic_target(path: Path, *, leftovers: tuple[str, ...] = ()) -> Iterator[Path]:
+def atomic_target(
+    path: Path, *, leftovers: tuple[str, ...] = (), durable: bool = False
+) -> Iterator[Path]:
     """A temporary sibling of ``path`` for a library to write (pyarrow, DuckDB); when the
     block ends without an error it replaces ``path`` in one rename, else it is removed.
-    ``leftovers``: suffixes of side files the library may leave beside it (``".wal"``)."""
+    ``leftovers``: suffixes of side files the library may leave beside it (``".wal"``).
+    ``durable``: the written file is fsynced before the rename and the folder after it, so
+    a power cut leaves the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         tmp.replace(path)
+        if durable:
+            fsync_dir(path.parent)
     finally:
         for suffix in ("", *leftovers):
             tmp.with_name(tmp.name + suffix).unlink(missing_ok=True)

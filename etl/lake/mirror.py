@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import logging
 import mmap
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -44,7 +43,7 @@ import pyarrow.compute as pc
 from pyarrow import ipc
 
 from etl.dataroot import DataRoot, PartitionKey
-from etl.fsutil import fsync_dir
+from etl.fsutil import atomic_target
 from etl.schema import DatasetSchema
 
 __all__ = ["MIRRORED", "Mirror", "MirrorCache", "build_mirrors", "sweep_mirrors"]
@@ -187,18 +186,12 @@ def write_mirror(path: Path, table: pa.Table, schema: DatasetSchema) -> None:
         _KEY_STARTS: base64.b64encode(starts.tobytes()),
     }
     data = table.combine_chunks().replace_schema_metadata(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            with ipc.new_file(handle, data.schema) as writer:
-                writer.write_table(data, max_chunksize=max(1, data.num_rows))
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    with (
+        atomic_target(path, durable=True) as tmp,
+        tmp.open("wb") as handle,
+        ipc.new_file(handle, data.schema) as writer,
+    ):
+        writer.write_table(data, max_chunksize=max(1, data.num_rows))
 
 
 def build_mirrors(
