@@ -59,7 +59,8 @@ def run_backfill(
 
 
 def truth(symbols: list[str], freq: str = "1d", start: D = START, end: D = END) -> pl.DataFrame:
-    """What the emulator serves: its own generator (FX has no volume: null in the lake)."""
+    """What the emulator serves: its own generator (FX: the "0" volume it sends is stored,
+    not dropped; regression: forex volume was stored as null although Infoway sends v)."""
     frames = []
     for symbol in symbols:
         bars = klines_for_any(symbol, freq, start, end, NOW)
@@ -68,8 +69,8 @@ def truth(symbols: list[str], freq: str = "1d", start: D = START, end: D = END) 
                 "symbol": symbol, "ts": pl.Series(bars.ts).cast(pl.Datetime("us", "UTC")),
                 "trade_date": pl.Series(bars.trade_date.astype("datetime64[D]")).cast(pl.Date),
                 "open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close,
-                "volume": bars.volume if bars.volume is not None else [None] * len(bars),
-                "amount": bars.amount if bars.amount is not None else [None] * len(bars),
+                "volume": bars.volume if bars.volume is not None else [0.0] * len(bars),
+                "amount": bars.amount if bars.amount is not None else [0.0] * len(bars),
             })
         )  # fmt: skip
     return pl.concat(frames).sort("symbol", "ts")

@@ -247,7 +247,7 @@ class InfowayAdapter(VendorAdapter):
         for symbol, out in done:
             exchange = parse_symbol(symbol).exchange
             zone = p.zone_of(exchange)
-            tables.append(bars_table(out.bars, symbol, f, zone, volume=exchange != "FX"))
+            tables.append(bars_table(out.bars, symbol, f, zone))  # every field sent, FX too
             batch.answered += out.answered
             batch.unavailable += out.unavailable
             batch.failures += out.failures

@@ -334,8 +334,9 @@ def bars_table(
     bars: Sequence[Bar], symbol: str, freq: str, zone: ZoneInfo, *, volume: bool = True
 ) -> pa.Table:
     """Canonical rows, ascending by ``ts``, exact copies dropped (a copy with other values is
-    kept for validation to reject). ``volume=False``: the market has none (FX), so ``v`` and
-    ``vw`` are stored as null."""
+    kept for validation to reject). ``volume=False`` stores ``v`` and ``vw`` as null; the
+    adapter keeps what Infoway sends for every market, forex included (its ``"0"`` is an
+    answer, not an absence)."""
     unique = sorted(set(bars), key=lambda b: (b.t, _nan_last(b)))
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     ts = [epoch + dt.timedelta(seconds=b.t) for b in unique]
