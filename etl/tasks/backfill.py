@@ -257,12 +257,17 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
         result = await run_units(
             rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency
         )
-    failed = len(result.failed_symbols)
-    run.record.success_count = (
-        max(run.record.total_count - failed, 0)
-        if req.symbols
-        else (0 if failed or run.record.error_count else 1)
-    )
+    # A symbol is a success only once every unit holding it is done and none failed: a run
+    # stopped after 4 of 257 symbols says 4/257 (regression: it said 257/257 ok).
+    unfinished = {s for u in units if u.id not in result.done for s in u.symbols}
+    failed = result.failed_symbols
+    if req.symbols:
+        run.record.success_count = sum(
+            1 for s in dict.fromkeys(req.symbols) if s not in unfinished and s not in failed
+        )
+    else:
+        clean = not failed and not run.record.error_count
+        run.record.success_count = int(clean and all(u.id in result.done for u in units))
     run.record.result = {
         "requests": result.requests,
         "repaired_rows": result.repaired,

@@ -73,6 +73,7 @@ class PipelineResult:
     unavailable: list[Unavailable] = field(default_factory=list)
     repaired: int = 0
     dropped: int = 0
+    done: set[str] = field(default_factory=set)  # ids of the units done, this run or before
 
 
 async def run_units(
@@ -160,6 +161,7 @@ async def run_units(
     if fatal:
         raise fatal[0]
     result.units_done = len(done)
+    result.done = set(done)
     return result
 
 

@@ -78,6 +78,8 @@ def test_ctrl_c_stops_at_a_safe_point_then_resume_finishes(data_root: Path) -> N
     assert proc.returncode == 130, err
     doc = json.loads(out)
     assert doc["status"] == "interrupted" and 0 < doc["progress"] < 1
+    # only the symbols whose every unit was committed count (regression: "40/40 ok")
+    assert doc["success_count"] < doc["total_count"] == 40, doc
     first_rows = doc["rows_written"]
     assert first_rows > 0
 
@@ -85,6 +87,7 @@ def test_ctrl_c_stops_at_a_safe_point_then_resume_finishes(data_root: Path) -> N
     assert resumed.returncode == 0, resumed.stderr
     final = json.loads(resumed.stdout)
     assert final["id"] == task_id and final["status"] == "completed"
+    assert final["success_count"] == final["total_count"] == 40
     # what the first run committed was not fetched again: rows written add up exactly
     rows = json.loads(
         run_cli(data_root, "sql", "SELECT count(*) AS n FROM klines", "--json").stdout
@@ -132,7 +135,8 @@ def test_cancel_from_another_terminal(data_root: Path) -> None:
     assert cancelled.returncode == 0, cancelled.stderr
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert json.loads(out)["status"] == "cancelled"
+    doc = json.loads(out)
+    assert doc["status"] == "cancelled" and doc["success_count"] < doc["total_count"], doc
     assert store.get(task_id).status == "cancelled"
 
 
