@@ -98,6 +98,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
         "Merge the small files of each partition bucket into one, and mirror klines files "
         "for fast one-symbol reads (readers never see a gap).",
     ),
+    "verify": (
+        "etl.commands.data",
+        "Check every lake file against the digest and row count recorded when it was written.",
+    ),
     "catalog": ("etl.commands.data", "The DuckDB catalog over the lake."),
     "serve": (
         "etl.commands.serve",

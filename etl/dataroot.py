@@ -8,6 +8,7 @@
     <root>/lake/.locks/<dataset>/<partition>.lock           per-partition write locks
     <root>/lake/.schema/<dataset>/...                       zero-row schema anchors
     <root>/lake/.mirror/<dataset>/<k>=<v>/.../part-*.arrow  symbol-major copies (derived)
+    <root>/lake/.quarantine/<dataset>/<k>=<v>/.../part-*    damaged files taken out by verify
     <root>/state/<dataset>/...                              the warehouse's own datasets
     <root>/state/governor/  state/claims/  state/jobs/       rate state, fill claims, job locks
     <root>/state/plans/<vendor>.json                        the plan a vendor reported, dated
@@ -172,6 +173,11 @@ class DataRoot:
     def lock_by_flat(self, dataset: str, flat: str) -> Path:
         """The partition lock named as a staging folder names it (``freq=1d~year=2024``)."""
         return self.locks / _name(dataset) / f"{flat}.lock"
+
+    def quarantined(self, dataset: str, key: PartitionKey, name: str) -> Path:
+        """Where ``etl verify --repair`` keeps a damaged file it took out of a partition."""
+        folder = self.lake / ".quarantine" / _name(dataset)
+        return (folder / key.relpath if key.items else folder) / name
 
     @property
     def mirrors(self) -> Path:

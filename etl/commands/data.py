@@ -229,9 +229,47 @@ def catalog_rebuild(
         out.document(doc, human)
 
 
+def verify_command(
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Take damaged files out (kept in lake/.quarantine); fill-missing refetches.",
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Check every lake file against the digest and row count recorded when it was written."""
+    from etl.lake.verify import verify_lake
+
+    with runtime(data_dir, config, json_out) as (rt, out):
+        names = [parse_dataset(dataset)] if dataset else None
+        findings = verify_lake(rt.root, names, repair=repair, now=rt.clock())
+        doc = {"ok": not findings, "repaired": repair, "findings": [f.doc() for f in findings]}
+
+        def human() -> None:
+            for f in findings:
+                held = f", held {f.rows} rows" if f.rows is not None else ""
+                span = f" {f.min_time} .. {f.max_time}" if f.min_time else ""
+                done = " -> quarantined" if f.repaired and "missing" not in f.problem else ""
+                typer.echo(f"{f.dataset}/{f.partition}/{f.file}: {f.problem}{held}{span}{done}")
+            if not findings:
+                typer.echo("every file is as written")
+            elif not repair:
+                typer.echo("run `etl verify --repair`, then fill-missing, to fetch them again")
+
+        out.document(doc, human)
+        if findings and not repair:
+            raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(instruments_app, name="instruments")
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(catalog_app, name="catalog")
     app.command("backfill")(backfill_command)
     app.command("compact")(compact_command)
+    app.command("verify")(verify_command)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from etl.dataroot import DataRoot, PartitionKey
 from etl.fsutil import atomic_write_bytes
 from etl.lake.layout import iso
+from etl.lake.parquet_io import file_digest
 from etl.schema import DatasetSchema
 
 __all__ = [
@@ -50,6 +51,9 @@ class FileEntry:
     max_time: str | None
     created_at: str
     commit: str
+    # SHA-256 of the file's bytes when it was written: `etl verify` compares (None in
+    # manifests written before digests were kept)
+    digest: str | None = None
 
 
 COVERAGE_SCHEMA: pl.Schema = pl.Schema(
@@ -253,6 +257,9 @@ def rebuild_manifest(
                 max_time=tmax,
                 created_at=prior.created_at if prior else iso(_mtime(path)) or "",
                 commit=prior.commit if prior else "rebuilt",
+                # a file the manifest knew keeps the digest it was written with: a rebuild
+                # must not bless a file damaged since
+                digest=prior.digest if prior else file_digest(path),
             )
         )
     manifest = PartitionManifest(

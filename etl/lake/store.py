@@ -48,13 +48,14 @@ from etl.lake.manifest import (
 from etl.lake.merge import (
     NewFile,
     PartitionPlan,
+    bucket_of_file,
     key_columns,
     plan_compaction,
     plan_upsert,
     sort_columns,
 )
 from etl.lake.mirror import MIRRORED, build_mirrors
-from etl.lake.parquet_io import verify_file, write_file
+from etl.lake.parquet_io import file_digest, verify_file, write_file
 from etl.lake.reader import mirror_rows
 from etl.lake.swap import publish, recover, swap_in, sweep, write_journal
 from etl.locks import file_lock
@@ -168,6 +169,47 @@ class Lake:
                         result.mirrors_written += build_mirrors(self.paths, schema, key, read)
             results.append(result)
         return results
+
+    def refresh_manifest(self, dataset: str, key: PartitionKey, *, now: dt.datetime) -> None:
+        """Bring a partition's manifest in step with its files (rebuilt if they differ)."""
+        with file_lock(self.paths.lock(dataset, key), self.lock_timeout):
+            recover(self.paths, dataset, key)
+            load_manifest(self.paths, schemas.get(dataset), key, now=now)
+
+    def quarantine(
+        self, dataset: str, key: PartitionKey, names: list[str], *, now: dt.datetime
+    ) -> CommitResult:
+        """Take ``names`` out of the partition in one atomic commit, keeping each under
+        ``DataRoot.quarantined`` (hard links: nothing is copied or lost), then recompute the
+        manifest from the files that remain: their slots read as absent again, so
+        detect-missing finds them and fill-missing fetches them."""
+        schema = schemas.get(dataset)
+        with file_lock(self.paths.lock(dataset, key), self.lock_timeout):
+            recover(self.paths, dataset, key)
+            folder = self.paths.partition(dataset, key)
+            present = sorted(p.name for p in folder.glob("*.parquet"))
+            gone = [n for n in names if n in present]
+            if not gone:
+                return CommitResult(dataset=dataset)
+            for name in gone:
+                target = self.paths.quarantined(dataset, key, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    os.link(folder / name, target)
+            fsync_dir(target.parent)
+            manifest = load_manifest(self.paths, schema, key, now=now)
+            known = {f.name for f in manifest.files}
+            # files the manifest left out (unreadable at its last rebuild) are listed so that
+            # the commit's staging links exactly the files that stay
+            manifest = replace(manifest, files=[
+                *manifest.files,
+                *(FileEntry(n, bucket_of_file(n), 0, 0, None, None, "", "unlisted")
+                  for n in present if n not in known),
+            ])  # fmt: skip
+            plan = PartitionPlan(keep=[n for n in present if n not in gone], removed=gone)
+            result = self._apply(schema, key, manifest, plan, now, None)
+            rebuild_manifest(self.paths, schema, key, previous=manifest, now=now)
+        return result
 
     # -- reading the lake's own state ------------------------------------------------------
 
@@ -354,6 +396,7 @@ class Lake:
             path = staging / new.name
             size = write_file(table, path, order)
             verify_file(path, frame, keys, schema.time)
+            digest = file_digest(path)  # read back from the page cache: ~1 ms per MB
             tmin = tmax = None
             if schema.time and frame.height:
                 tmin, tmax = iso(frame[schema.time].min()), iso(frame[schema.time].max())
@@ -366,6 +409,7 @@ class Lake:
                 max_time=tmax,
                 created_at=iso(now) or "",
                 commit=commit_id,
+                digest=digest,
             )
 
         if len(plan.write) > 1:
