@@ -1,7 +1,8 @@
 """Planning fill-missing: from absent slots and a vendor's capability table to vendor calls.
 
-What the vendor cannot serve (too old for its history, beyond its latest-N-bars window, a
-market or frequency it lacks) is marked ``unfillable`` and never requested. The rest is cut
+What the vendor cannot serve by its documentation (older than the history it documents, a
+market or frequency it lacks) is marked ``unfillable`` and never requested; a limit relative
+to the vendor's clock (its latest N bars) is left to the vendor's answer. The rest is cut
 into calls: per symbol, runs of absent trade dates are merged while one merged call costs no
 more requests than separate ones, under the vendor's span limit; then symbols asking for the
 same range share calls up to the vendor's symbols-per-call.
@@ -114,26 +115,6 @@ def bars_between(market: str, freq: str, start: dt.date, end: dt.date) -> int:
     return len(bar_grid(market, freq, start, end))
 
 
-def _window_starts(
-    cap: DatasetCapability, freq: str, markets: set[str], now: dt.datetime
-) -> dict[str, dt.datetime]:
-    """Oldest bar a latest-N-bars vendor still serves, per market."""
-    depth = cap.depth.get(freq)
-    if not depth:
-        return {}
-    out = {}
-    today = now.astimezone(dt.UTC).date()
-    per_day = BARS_PER_SESSION.get(freq, 1)
-    lookback = dt.timedelta(days=int(depth / per_day * 7 / 5 * 1.5) + 10)
-    for market in markets:
-        grid = bar_grid(market, freq, today - lookback, today)
-        past = grid.ts[grid.ts <= int(now.timestamp() * 1_000_000)]
-        if len(past):
-            first = int(past[max(0, len(past) - depth)])
-            out[market] = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=first)
-    return out
-
-
 def plan_fill(
     sel: Selection,
     slots: pl.DataFrame,
@@ -172,16 +153,11 @@ def plan_fill(
                 .then(pl.lit(f"older than {vendor}'s history ({what} since {cap.since})"))
                 .otherwise(why)
             )
-        market = market_of_symbol(f"X.{exchange}")
-        starts = _window_starts(cap, sel.freq, {market}, now) if sel.freq and market else {}
-        if starts:
-            oldest = starts[market or ""]
-            n = cap.depth[sel.freq or ""]
-            why = (
-                pl.when(pl.col("ts") < oldest)
-                .then(pl.lit(f"beyond {vendor}'s window (only the latest {n} {sel.freq} bars)"))
-                .otherwise(why)
-            )
+        # A latest-N-bars window (cap.depth) makes nothing unfillable here: which bars are the
+        # latest depends on the vendor's clock and calendar, not ours, and its one call per
+        # symbol answers for the whole range anyway, so the answer decides (the adapter
+        # records what lies beyond it as unavailable). Regression: slots older than N bars
+        # by the local clock were marked unfillable without a request.
         reasons.append(group.with_columns(why.alias("why")))
     tagged = pl.concat(reasons, how="vertical_relaxed")
     plan.unfillable = (

@@ -109,16 +109,17 @@ def test_paging_vendor_keeps_distant_gaps_apart() -> None:
     assert plan.requests == 2
 
 
-def test_history_and_depth_limits_make_slots_unfillable() -> None:
+def test_documented_history_makes_slots_unfillable_a_depth_window_does_not() -> None:
     since = BASE + dt.timedelta(days=30)
     plan = plan_fill(SEL, slots([("A.SH", 0), ("A.SH", 60)]), "v", caps(1, since=since), NOW)
     [row] = plan.unfillable.to_dicts()
     assert row["trade_date"] == BASE and "history" in row["reason"]
     assert [c.start for c in plan.calls] == [BASE + dt.timedelta(days=60)]
 
-    # latest 20 daily bars before 2024-06-28: everything in January is beyond the window
+    # a latest-20-bars window is the vendor's to apply: the slot is asked for (one call), and
+    # the answer says whether it is beyond (regression: marked unfillable on our clock)
     plan = plan_fill(SEL, slots([("A.SH", 0)]), "v", caps(1, depth=20), NOW)
-    assert plan.calls == [] and "window" in plan.unfillable["reason"][0]
+    assert plan.unfillable.height == 0 and [c.start for c in plan.calls] == [BASE]
 
 
 def test_unserved_market_names_the_vendors_that_can() -> None:

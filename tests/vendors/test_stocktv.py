@@ -146,14 +146,16 @@ def test_nothing_older_is_unavailable_not_filled(stub: Any) -> None:
     assert len(server.requests) == -(-len(bars) // 1000) + 3 and not batch.failures
 
 
-def test_range_before_history_and_unfinished_days_are_unavailable_without_requests(
-    stub: Any,
-) -> None:
+def test_an_old_range_is_asked_and_its_answer_decides(stub: Any) -> None:
+    """StockTV's depth is not published: a range older than the emulator's 180-day convention
+    is asked for all the same, and is unavailable because the answer is empty (regression:
+    it was refused without a request, on the local clock)."""
     server = stub(FakeKline({"7310": []}))
     batch = klines(server.url, ["RELIANCE.IN"], "5m", D(2023, 1, 1), D(2023, 6, 30))
-    why = "StockTV serves 5m bars from 2023-12-31 on"
-    assert batch.unavailable == [Unavailable("RELIANCE.IN", D(2023, 1, 1), D(2023, 6, 30), why)]
-    assert not server.requests and not batch.answered
+    (gap,) = batch.unavailable
+    assert (gap.symbol, gap.start) == ("RELIANCE.IN", D(2023, 1, 1))
+    assert gap.end == D(2023, 6, 30) and "returned no 5m bars" in gap.reason
+    assert len(server.requests) == 1 and not batch.answered
 
 
 def test_symbol_without_pid_fails_and_asks_for_a_sync(stub: Any) -> None:

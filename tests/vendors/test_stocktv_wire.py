@@ -189,12 +189,11 @@ def test_capabilities_follow_the_spec() -> None:
     adapter = StockTVAdapter(VendorContext(VendorSettings("stocktv"), now=lambda: NOW))
     caps = adapter.capabilities()
     for market in ("IN", "US", "JP"):
-        for freq in ("1m", "5m", "15m", "30m", "1h"):
+        for freq in ("1m", "5m", "15m", "30m", "1h", "1d", "1w", "1M"):
             cap = caps.require("klines", market, freq)
             got = (cap.since, cap.rows_per_call, cap.symbols_per_call)
-            assert got == (D(2023, 12, 31), 1000, 1)  # 180 days before NOW
-        for freq in ("1d", "1w", "1M"):
-            assert caps.require("klines", market, freq).since == D(2010, 1, 1)
+            # no depth declared: StockTV publishes none, so its answers decide
+            assert got == (None, 1000, 1)
         assert caps.serves("instruments", market) and not caps.serves("calendar", market)
     assert caps.serves("instruments", "STOCKTV") and not caps.serves("klines", "STOCKTV", "1d")
     for dataset in ("balance_sheet", "income", "cash_flow", "future_varieties", "main_contracts"):

@@ -60,7 +60,6 @@ from etl.vendors.stocktv.plan import (
     complete_through,
     day_bounds_ms,
     missing_before,
-    since,
 )
 from etl.vendors.stocktv.wire import (
     COUNTRIES,
@@ -223,16 +222,14 @@ class StockTVAdapter(VendorAdapter):
         batch: KlineBatch,
         tally: Tally,
     ) -> pa.Table:
-        """One symbol's ``[start, end]``: the part before StockTV's history and the part not
-        finished at ``now`` are unavailable without a request; the rest is paged."""
+        """One symbol's ``[start, end]``: the part not finished at ``now`` is unavailable
+        without a request; the rest is paged, however old: StockTV's depth is not published,
+        so only its answer says where its history ends (regression: a 180-day depth, the
+        emulator's convention, was applied to the local clock and older ranges were refused
+        without asking)."""
         market = parse_symbol(symbol).exchange
         now = self.context.now()
-        first = max(start, since(freq, now))
-        if start < first:
-            why = f"StockTV serves {freq} bars from {first} on"
-            batch.unavailable.append(Unavailable(symbol, start, min(end, first - _DAY), why))
-        if first > end:
-            return target_schema("klines").empty_table()
+        first = start
         done = complete_through(market, freq, first, end, now)
         if done < end:
             why = "not complete yet at now"

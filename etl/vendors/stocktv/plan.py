@@ -1,12 +1,13 @@
 """What StockTV serves (its capability table) and how a range becomes kline calls: pure
 helpers of the adapter, no I/O.
 
-StockTV publishes no calendar and no depth. The capability table carries the emulator's
-convention (docs/vendors/stocktv.md "Capabilities"): 1m–1h over the last 180 days, 1d–1M since
-2010-01-01. Which bars *should* exist in a range comes from the warehouse's exchange
-calendars (:mod:`etl.calendars`); the adapter needs that twice: to tell a range the vendor
-could not serve from one with no sessions, and to tell a finished day from one still
-trading at ``now``.
+StockTV publishes no calendar and no depth, so the capability table declares none: every
+range is asked for, and what StockTV does not return is recorded unavailable from its answer
+(the emulator's convention, 1m–1h over the last 180 days and 1d–1M since 2010-01-01, is the
+emulator's business, not an assumption of the adapter's). Which bars *should* exist in a
+range comes from the warehouse's exchange calendars (:mod:`etl.calendars`); the adapter needs
+that twice: to tell a range the vendor could not serve from one with no sessions, and to tell
+a finished day from one still trading at ``now``.
 """
 
 from __future__ import annotations
@@ -24,20 +25,15 @@ from etl.vendors.stocktv.wire import COUNTRIES, INTERVALS
 
 __all__ = [
     "BARS_PER_CALL",
-    "DAILY_SINCE",
-    "INTRADAY_DAYS",
     "PAGE_SIZE",
     "capabilities",
     "complete_through",
     "day_bounds_ms",
     "missing_before",
-    "since",
 ]
 
 MARKETS: Final = frozenset(COUNTRIES)
 INTRADAY: Final = ("1m", "5m", "15m", "30m", "1h")
-DAILY_SINCE: Final = dt.date(2010, 1, 1)  # emulator convention (docs/vendors/stocktv.md)
-INTRADAY_DAYS: Final = 180  # emulator convention: minute bars of the last 180 days
 BARS_PER_CALL: Final = 1000
 PAGE_SIZE: Final = 500  # /stock/stocks pageSize ceiling
 DEFAULT_RATE: Final = 5.0  # requests per second per key (convention)
@@ -45,36 +41,21 @@ _DAY: Final = dt.timedelta(days=1)
 _MS: Final = 1000
 
 
-def since(freq: str, now: dt.datetime) -> dt.date:
-    """The oldest trade date StockTV serves for ``freq`` at ``now``: the UTC date 180 days
-    back for intraday frequencies, else 2010-01-01."""
-    if freq in INTRADAY:
-        return now.astimezone(dt.UTC).date() - dt.timedelta(days=INTRADAY_DAYS)
-    return DAILY_SINCE
-
-
 def capabilities(vendor: str, rate: float | None, now: dt.datetime) -> Capabilities:
     """The table of docs/vendors/stocktv.md "Capabilities"; ``rate`` is ETL_STOCKTV_RATE.
-    Intraday rows move with ``now`` (their ``since`` is 180 days back), so planners skip what is
-    gone.
+    ``now`` is kept for the signature every adapter shares.
 
     Index klines (``.STOCKTV``) are left out on purpose: their bars sit in their country's
     zone (docs/vendors/README.md), but validation dates vendor-suffix symbols in Asia/Shanghai,
     so their day bars would all be refused. Indices are listed (pid map) all the same."""
-    intraday_since = since("1m", now)
     return Capabilities(
         vendor=vendor,
         datasets=(
             DatasetCapability(
-                "klines", MARKETS, frozenset(INTRADAY), intraday_since,
+                "klines", MARKETS, frozenset(INTERVALS),
                 rows_per_call=BARS_PER_CALL,
-                note=f"the last {INTRADAY_DAYS} days (emulator convention); "
+                note="depth not published: asked, and where its answer ends is recorded; "
                 "1000 bars a call, paged backwards",
-            ),
-            DatasetCapability(
-                "klines", MARKETS, frozenset(INTERVALS) - frozenset(INTRADAY), DAILY_SINCE,
-                rows_per_call=BARS_PER_CALL,
-                note="since 2010-01-01 (emulator convention); 1000 bars a call",
             ),
             DatasetCapability(
                 "instruments", MARKETS | {"STOCKTV"},
