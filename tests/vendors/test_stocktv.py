@@ -17,7 +17,7 @@ from etl.calendars import trading_days
 from etl.config import Secret, VendorSettings
 from etl.errors import AuthError, TransientVendorError
 from etl.vendors import ADAPTERS, adapter_class
-from etl.vendors.base import InstrumentMap, KlineBatch, Span, Unavailable, VendorContext
+from etl.vendors.base import InstrumentMap, KlineBatch, Span, VendorContext
 from etl.vendors.stocktv import StockTVAdapter
 from tests.vendors._stub import Reply, Request, StubServer, script
 
