@@ -209,6 +209,26 @@ def task_exit_code(record: TaskRecord) -> int:
     return 1 if record.error_count else 0
 
 
+def _left_behind(record: TaskRecord) -> None:
+    """What a finished task could not get, and the vendor's reason: a task that completes
+    with data cut off says so on the terminal, not only in the gap ledger."""
+    result = record.result or {}
+    for item in (result.get("left_reasons") or [])[:5]:
+        typer.echo(
+            f"  left {item['state']}: {item['slots']:,} slots of {item['symbols']} symbols"
+            + (f": {item['reason']}" if item.get("reason") else ""),
+            err=True,
+        )
+    unavailable = result.get("unavailable") or []
+    for item in unavailable[:5]:
+        typer.echo(
+            f"  unavailable: {item['symbol']} {item['start']}..{item['end']}: {item['reason']}",
+            err=True,
+        )
+    if len(unavailable) > 5:
+        typer.echo(f"  ... {len(unavailable) - 5} more (etl tasks show {record.id})", err=True)
+
+
 def emit_task(out: Output, record: TaskRecord, summary: str | None = None) -> None:
     """Print a task's document (``--json``) or a short summary, then exit with its code."""
 
@@ -228,6 +248,7 @@ def emit_task(out: Output, record: TaskRecord, summary: str | None = None) -> No
             typer.echo(
                 f"  ... {record.error_count - 20} more (etl tasks show {record.id})", err=True
             )
+        _left_behind(record)
         if record.status in ("interrupted", "cancelled"):
             typer.echo(f"  resume with: etl tasks resume {record.id}", err=True)
 

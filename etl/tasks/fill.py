@@ -222,4 +222,22 @@ def _summarise(
         "before": open_before,
         "left": open_after,
         "unjudged": len(after.unjudged),
+        # why what is left is left, so the summary can say it (not only the gap ledger)
+        "left_reasons": _reasons(after),
     }
+
+
+def _reasons(report: DetectReport) -> list[dict[str, Any]]:
+    """The slots still open by (state, reason), largest first, at most ten."""
+    open_slots = report.slots.filter(pl.col("state").is_in(["missing", "failed", "unfillable"]))
+    if open_slots.is_empty():
+        return []
+    if "reason" not in open_slots.columns:
+        open_slots = open_slots.with_columns(pl.lit(None, pl.String).alias("reason"))
+    counts = (
+        open_slots.group_by("state", "reason")
+        .agg(pl.len().alias("slots"), pl.col("symbol").n_unique().alias("symbols"))
+        .sort("slots", descending=True)
+        .head(10)
+    )
+    return counts.to_dicts()

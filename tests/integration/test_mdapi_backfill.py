@@ -253,6 +253,9 @@ def test_range_older_than_the_window_is_unavailable_and_never_planned(root: Path
     assert (plan["requests"], plan["calls"]) == (2, 2)
     assert stats["requests"] == 2 and stats["violations"] == 0
     assert task.status == "completed" and task.error_count == 0
+    # what is left, and why, is in the task's result (and so in its summary line)
+    (left,) = task.result["left_reasons"]
+    assert (left["state"], left["reason"], left["slots"]) == ("unfillable", WINDOW, beyond.height)
     assert stored(root).equals(want.join(beyond, on=COLUMNS, how="anti", nulls_equal=True))
     after = detect(root, sel, NOW)
     assert after.state_counts()["missing"] == 0
