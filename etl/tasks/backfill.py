@@ -253,10 +253,14 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     run.record.total_count = len(req.symbols) or 1
     rate = rt.capabilities()[req.vendor].rate
     concurrency = rate.in_flight or 2
+    adapter = rt.adapter(req.vendor)
+    sent = adapter.requests_sent()
     with run.stop_signals(_loop()):
         result = await run_units(
             rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency
         )
+    # every request the adapter sent for this run (pages, logins, retries), not one per call
+    result.requests = adapter.requests_sent() - sent
     # A symbol is a success only once every unit holding it is done and none failed: a run
     # stopped after 4 of 257 symbols says 4/257 (regression: it said 257/257 ok).
     unfinished = {s for u in units if u.id not in result.done for s in u.symbols}

@@ -53,9 +53,10 @@ async def run_instruments(rt: Runtime, record: TaskRecord, vendor: str, market: 
     adapter = rt.adapter(vendor)
 
     async def fetch(unit: Unit) -> Fetched:
+        sent = adapter.requests_sent()  # one unit at a time: the difference is this unit's
         table = await adapter.instruments(unit.label)
         checked = validate("instruments", table)
-        return Fetched(checked.frame, checked.issues, requests=1)
+        return Fetched(checked.frame, checked.issues, requests=adapter.requests_sent() - sent)
 
     units = [Unit((), None, None, label=m) for m in markets]
     with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
@@ -72,9 +73,10 @@ async def run_calendar(
     adapter = rt.adapter(vendor)
 
     async def fetch(unit: Unit) -> Fetched:
+        sent = adapter.requests_sent()
         table = await adapter.calendar(market, unit.start, unit.end)
         checked = validate("calendar", table)
-        return Fetched(checked.frame, checked.issues, requests=1)
+        return Fetched(checked.frame, checked.issues, requests=adapter.requests_sent() - sent)
 
     units = []
     cur = start

@@ -281,5 +281,13 @@ class VendorAdapter(ABC):
         """Today's main contract per variety (vendors publish no history)."""
         raise self._unsupported("main_contracts")
 
+    def requests_sent(self) -> int:
+        """HTTP requests this adapter has sent so far (retries included): a task counts what
+        one of its calls cost as the difference, whatever the call did inside (pages, a
+        login). Adapters that keep their client as ``_http`` (``VendorHttp``) get it from
+        there; an adapter without HTTP sends none."""
+        http = getattr(self, "_http", None)
+        return int(getattr(http, "requests", 0)) if http is not None else 0
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most adapters pool nothing
         """Release pooled connections."""

@@ -92,6 +92,8 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with running(StockTVEmulator, now=NOW, api_key=KEY) as server:
         record = asyncio.run(sync_instruments(runtime(root, server.base_url), "stocktv", None))
         assert server.stats()["violations"] == 0
+        # every page of every country counted (regression: one request per market was)
+        assert record.result["requests"] == server.stats()["requests"] > 4
     assert (record.status, record.error_count, record.rows_written) == ("completed", 0, 69)
     return root
 
