@@ -105,6 +105,10 @@ def backfill_command(
         bool,
         typer.Option("--dry-run", help="Print the plan (calls, bars, seconds); fetch nothing."),
     ] = False,
+    refetch: Annotated[
+        bool,
+        typer.Option("--refetch", help="Fetch bars the lake already holds again (klines)."),
+    ] = False,
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
@@ -133,7 +137,7 @@ def backfill_command(
             syms = tuple(
                 market_symbols(rt.root, Selection(ds, first, last, f, (), parse_market(market)))
             )
-        req = BackfillRequest(vendor, ds, syms, f, first, last)
+        req = BackfillRequest(vendor, ds, syms, f, first, last, refetch)
         check_request(rt, req)  # exit 2 before the catalog or anything else is touched
         if dry_run:
             doc = plan_backfill(rt, req)

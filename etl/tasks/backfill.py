@@ -12,11 +12,16 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import polars as pl
+
 from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
 from etl.names import parse_date
 from etl.normalize import validate, validate_klines
+from etl.tasks.detect import detect
 from etl.tasks.expected import Selection
+from etl.tasks.outcomes import record_outcomes
 from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
 from etl.tasks.plan import bars_between, range_requests, seconds_at
 from etl.tasks.records import TaskRecord
@@ -44,6 +49,7 @@ class BackfillRequest:
     freq: str | None = None
     start: dt.date | None = None
     end: dt.date | None = None
+    refetch: bool = False  # klines: fetch bars the lake already holds again
 
     def params(self) -> dict[str, Any]:
         return {
@@ -53,6 +59,7 @@ class BackfillRequest:
             "symbols": list(self.symbols),
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
+            "refetch": self.refetch,
         }
 
     @classmethod
@@ -64,6 +71,7 @@ class BackfillRequest:
             freq=params.get("freq"),
             start=parse_date(params["start"]) if params.get("start") else None,
             end=parse_date(params["end"]) if params.get("end") else None,
+            refetch=bool(params.get("refetch")),
         )
 
 
@@ -222,7 +230,11 @@ def plan_backfill(rt: Runtime, req: BackfillRequest) -> dict[str, Any]:
     table = rt.capabilities()[req.vendor]
     plan = []
     requests = rows = 0
-    for unit, cap in _units(req, caps):
+    pairs = _units(req, caps)
+    if req.dataset == "klines" and not req.refetch:  # as the run will: stored ranges skipped
+        keep = {u.id for u in _still_needed(rt, req, [u for u, _ in pairs])}
+        pairs = [(u, c) for u, c in pairs if u.id in keep]
+    for unit, cap in pairs:
         n, bars = _unit_cost(req, unit, cap)
         requests += n
         rows += bars or 0
@@ -248,17 +260,59 @@ def plan_backfill(rt: Runtime, req: BackfillRequest) -> dict[str, Any]:
     }
 
 
+def _still_needed(rt: Runtime, req: BackfillRequest, units: list[Unit]) -> list[Unit]:
+    """The kline units that hold a bar the lake lacks (or a symbol no calendar judges): a
+    backfill over a stored, complete range asks the vendor nothing (``--refetch`` does).
+    Regression: rerunning a finished backfill made every request again."""
+    assert req.start is not None and req.end is not None
+    sel = Selection("klines", req.start, req.end, req.freq, req.symbols)
+    report = detect(rt.root, sel, rt.clock())
+    unjudged = {str(u["symbol"]) for u in report.unjudged}
+    absent = report.slots.filter(pl.col("state").is_in(["missing", "failed", "unfillable"]))
+    days: dict[str, np.ndarray] = {
+        str(key[0]): np.sort(part["trade_date"].to_numpy())
+        for key, part in absent.partition_by("symbol", as_dict=True).items()
+    }
+
+    def needed(unit: Unit) -> bool:
+        for symbol in unit.symbols:
+            if symbol in unjudged:
+                return True
+            found = days.get(symbol)
+            if found is None or unit.start is None or unit.end is None:
+                continue
+            lo = np.searchsorted(found, np.datetime64(unit.start), "left")
+            hi = np.searchsorted(found, np.datetime64(unit.end), "right")
+            if hi > lo:
+                return True
+        return False
+
+    return [u for u in units if needed(u)]
+
+
 async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     units = [unit for unit, _ in _units(req, check_request(rt, req))]
+    if req.dataset == "klines" and not req.refetch:
+        units = _still_needed(rt, req, units)
     run.record.total_count = len(req.symbols) or 1
     rate = rt.capabilities()[req.vendor].rate
     concurrency = rate.in_flight or 2
     adapter = rt.adapter(req.vendor)
     sent = adapter.requests_sent()
+    on_committed = None
+    if req.dataset == "klines" and req.start is not None and req.end is not None:
+        # as a fill does: what the answers said about absent slots goes to the gap ledger,
+        # so a suspension is confirmed empty and the next backfill does not ask for it again
+        sel = Selection("klines", req.start, req.end, req.freq, req.symbols)
+
+        def on_committed(batch: list[tuple[Unit, Fetched]]) -> None:
+            record_outcomes(rt, req.vendor, sel, run.id, batch)
+
     with run.stop_signals(_loop()):
         result = await run_units(
-            rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency
-        )
+            rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency,
+            on_committed=on_committed,
+        )  # fmt: skip
     # every request the adapter sent for this run (pages, logins, retries), not one per call
     result.requests = adapter.requests_sent() - sent
     # A symbol is a success only once every unit holding it is done and none failed: a run
@@ -304,14 +358,16 @@ def spec_of(req: BackfillRequest) -> TaskSpec:
     if req.start is None or req.end is None:
         raise BadInputError(f"--start and --end are required for {req.dataset}")
     sel = Selection(req.dataset, req.start, req.end, req.freq, req.symbols)
-    return TaskSpec.backfill(req.vendor, sel)
+    return TaskSpec.backfill(req.vendor, sel, refetch=req.refetch)
 
 
 def request_of(spec: TaskSpec) -> BackfillRequest:
     sel = spec.selection
     if sel is None:
         return BackfillRequest(spec.vendor, spec.dataset)
-    return BackfillRequest(spec.vendor, sel.dataset, sel.symbols, sel.freq, sel.start, sel.end)
+    return BackfillRequest(
+        spec.vendor, sel.dataset, sel.symbols, sel.freq, sel.start, sel.end, spec.refetch
+    )
 
 
 async def backfill(rt: Runtime, req: BackfillRequest) -> TaskRecord:

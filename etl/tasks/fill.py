@@ -18,16 +18,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from etl.errors import BadInputError
 from etl.names import parse_date
 from etl.normalize import validate, validate_klines
 from etl.tasks.claims import claim
-from etl.tasks.detect import DetectReport, detect, find_slots
-from etl.tasks.expected import STATEMENT_DATASETS, Selection, build_expectation
-from etl.tasks.ledger import outcome_states, record_states
+from etl.tasks.detect import DetectReport, detect
+from etl.tasks.expected import STATEMENT_DATASETS, Selection
+from etl.tasks.ledger import record_states
+from etl.tasks.outcomes import record_outcomes
 from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
 from etl.tasks.plan import FillPlan, plan_fill
 from etl.tasks.records import TaskRecord
@@ -117,7 +117,7 @@ async def execute(
                     units,
                     _fetcher(rt, vendor, sel),
                     concurrency=caps[vendor].rate.in_flight or 2,
-                    on_committed=lambda batch: _record_outcomes(rt, vendor, sel, run.id, batch),
+                    on_committed=lambda batch: record_outcomes(rt, vendor, sel, run.id, batch),
                     flush_rows=FILL_FLUSH_ROWS,
                     flush_seconds=FILL_FLUSH_SECONDS,
                 )
@@ -155,50 +155,6 @@ def _fetcher(rt: Runtime, vendor: str, sel: Selection) -> Fetch:
         raise BadInputError(f"fill-missing does not handle {sel.dataset}")
 
     return fetch
-
-
-def _record_outcomes(
-    rt: Runtime, vendor: str, sel: Selection, task_id: int, batch: list[tuple[Unit, Fetched]]
-) -> None:
-    """After a commit: give the batch's still-absent slots the state the vendor's answers imply."""
-    events: list[tuple[str, Any, Any, str, str | None]] = []
-    for unit, fetched in batch:
-        if fetched.error:
-            events += [(s, unit.start, unit.end, "failed", fetched.error) for s in unit.symbols]
-            continue
-        events += [(a.symbol, a.start, a.end, "confirmed_empty", None) for a in fetched.answered]
-        events += [(f.symbol, f.start, f.end, "failed", f.reason) for f in fetched.failures]
-        events += [(u.symbol, u.start, u.end, "unfillable", u.reason) for u in fetched.unavailable]
-        for issue in fetched.issues:
-            if issue.severity == "rejected" and issue.symbol:
-                events.append(
-                    (issue.symbol, unit.start, unit.end, "failed", f"rows rejected: {issue.reason}")
-                )
-    if not events:
-        return
-    frame = pl.DataFrame(
-        events,
-        schema={
-            "symbol": pl.String,
-            "start": pl.Date,
-            "end": pl.Date,
-            "state": pl.String,
-            "reason": pl.String,
-        },
-        orient="row",
-    )
-    symbols = tuple(sorted(set(frame["symbol"].to_list())))
-    sub = Selection(sel.dataset, min(frame["start"]), max(frame["end"]), sel.freq, symbols)
-    exp = build_expectation(rt.root, sub, rt.clock())
-    con = duckdb.connect()
-    try:
-        find_slots(rt.root, sub, exp, con)
-        absent = pl.from_arrow(con.sql("SELECT symbol, ts, trade_date FROM slots").to_arrow_table())
-    finally:
-        con.close()
-    assert isinstance(absent, pl.DataFrame)
-    states = outcome_states(absent, frame)
-    record_states(rt.lake, sel, states, vendor=vendor, task_id=task_id, now=rt.clock())
 
 
 def _summarise(
