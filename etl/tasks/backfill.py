@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
@@ -21,7 +20,6 @@ from etl.names import parse_date
 from etl.normalize import validate, validate_klines
 from etl.tasks.detect import detect
 from etl.tasks.expected import Selection
-from etl.tasks.outcomes import record_outcomes
 from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
 from etl.tasks.plan import bars_between, range_requests, seconds_at
 from etl.tasks.records import TaskRecord
@@ -261,14 +259,15 @@ def plan_backfill(rt: Runtime, req: BackfillRequest) -> dict[str, Any]:
 
 
 def _still_needed(rt: Runtime, req: BackfillRequest, units: list[Unit]) -> list[Unit]:
-    """The kline units that hold a bar the lake lacks (or a symbol no calendar judges): a
-    backfill over a stored, complete range asks the vendor nothing (``--refetch`` does).
+    """The kline units that hold a slot the lake lacks, whatever its state (a rerun asks
+    again for bars a vendor left out), or a symbol no calendar judges: a backfill over a
+    stored, complete range asks the vendor nothing (``--refetch`` fetches it all again).
     Regression: rerunning a finished backfill made every request again."""
     assert req.start is not None and req.end is not None
     sel = Selection("klines", req.start, req.end, req.freq, req.symbols)
     report = detect(rt.root, sel, rt.clock())
     unjudged = {str(u["symbol"]) for u in report.unjudged}
-    absent = report.slots.filter(pl.col("state").is_in(["missing", "failed", "unfillable"]))
+    absent = report.slots
     days: dict[str, np.ndarray] = {
         str(key[0]): np.sort(part["trade_date"].to_numpy())
         for key, part in absent.partition_by("symbol", as_dict=True).items()
@@ -299,20 +298,10 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     concurrency = rate.in_flight or 2
     adapter = rt.adapter(req.vendor)
     sent = adapter.requests_sent()
-    on_committed = None
-    if req.dataset == "klines" and req.start is not None and req.end is not None:
-        # as a fill does: what the answers said about absent slots goes to the gap ledger,
-        # so a suspension is confirmed empty and the next backfill does not ask for it again
-        sel = Selection("klines", req.start, req.end, req.freq, req.symbols)
-
-        def on_committed(batch: list[tuple[Unit, Fetched]]) -> None:
-            record_outcomes(rt, req.vendor, sel, run.id, batch)
-
     with run.stop_signals(_loop()):
         result = await run_units(
-            rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency,
-            on_committed=on_committed,
-        )  # fmt: skip
+            rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency
+        )
     # every request the adapter sent for this run (pages, logins, retries), not one per call
     result.requests = adapter.requests_sent() - sent
     # A symbol is a success only once every unit holding it is done and none failed: a run
