@@ -3,6 +3,7 @@ read path directly (in the same run), then 50 concurrent clients on loopback for
 latency percentiles, the server's memory over the run).
 
     python -m bench serve            # SERVE_SECONDS=30 SERVE_CLIENTS=50 by default
+    SERVE_COMPACT=0 python -m bench serve   # without the mirrors `etl compact` writes
 
 The load runs twice: clients sending back to back (closed loop), and clients pausing 0.5 s
 between requests (50 people at a dashboard rather than 50 scripts).
@@ -112,6 +113,8 @@ def run() -> list[dict[str, object]]:
     try:
         frame = klines_frame(SYMBOLS, "1d", START, END)
         Lake(root).write("klines", frame, now=NOW)
+        if os.environ.get("SERVE_COMPACT", "1") != "0":  # mirrors, as the nightly job makes
+            Lake(root).compact("klines", now=NOW)
         codes = sorted(set(frame["symbol"].to_list()))
         reader = LakeReader(root)
         proc, base = _start(root, work / "config")
