@@ -93,6 +93,7 @@ class ReadOnlySession:
         timeout: float | None = DEFAULT_TIMEOUT,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
         threads: int | None = None,
+        for_query: str | None = None,
     ) -> None:
         self.root = root.resolve()
         _check_data_root(self.root)
@@ -106,7 +107,8 @@ class ReadOnlySession:
         )
         self._con: duckdb.DuckDBPyConnection | None = None
         try:
-            self._con = self._call(lambda: self._open(memory_limit, threads), timeout=None)
+            wanted = _datasets_named(for_query) if for_query is not None else None
+            self._con = self._call(lambda: self._open(memory_limit, threads, wanted), timeout=None)
         except BaseException:
             self._pool.shutdown(wait=True)
             raise
@@ -118,15 +120,21 @@ class ReadOnlySession:
         if self.confined is None:
             log.debug("Landlock unavailable: etl sql relies on DuckDB's confinement alone")
 
-    def _open(self, memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    def _open(
+        self, memory_limit: str, threads: int | None, wanted: set[str] | None = None
+    ) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         try:
             con.execute("SET enable_progress_bar = false")
             con.execute("SET TimeZone = 'UTC'")
-            for schema in schemas.schemas().values():
-                self._define(con, schema.name)
-            for statement in shared_sql(self.root, list(schemas.schemas().values())):
-                con.execute(statement)
+            if wanted is not None:  # a query that names datasets only: bind just those
+                for name in sorted(wanted):
+                    self._define(con, name)
+            else:
+                for schema in schemas.schemas().values():
+                    self._define(con, schema.name)
+                for statement in shared_sql(self.root, list(schemas.schemas().values())):
+                    con.execute(statement)
             readable = [self.paths.lake, self.paths.state, self.paths.tasks]
             dirs = ", ".join(quote_path(f"{p}/") for p in readable)
             settings = [
@@ -380,3 +388,16 @@ def _translate(exc: duckdb.Error) -> EtlError:
             f"the query needs more memory than --memory-limit allows: {message.splitlines()[0]}"
         )
     return LakeError(f"query failed: {message}")
+
+
+def _datasets_named(query: str) -> set[str] | None:
+    """The datasets ``query`` reads, when it reads datasets and nothing else (then only their
+    views are made: binding a view reads every file's footer, the bulk of a one-symbol
+    query's time on a big lake); None when it names anything else (a catalog view, a macro,
+    nothing at all as in SHOW TABLES) or does not parse: then everything is defined."""
+    try:
+        names = {str(n) for n in duckdb.get_table_names(query)}
+    except duckdb.Error:
+        return None
+    known = set(schemas.schemas())
+    return names if names and names <= known else None

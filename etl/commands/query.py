@@ -137,7 +137,9 @@ def sql_command(
         if not timeout > 0 or max_rows < 1:
             raise BadInputError("--timeout and --max-rows must be positive")
         check_read_only(query)  # refused before the data root is even looked at
-        with ReadOnlySession(rt.root, timeout=timeout, memory_limit=memory_limit) as session:
+        with ReadOnlySession(
+            rt.root, timeout=timeout, memory_limit=memory_limit, for_query=query
+        ) as session:
             if as_json:
                 _write_json(session.stream(query))
             elif fmt is Format.csv:
