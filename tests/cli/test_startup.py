@@ -150,13 +150,19 @@ def test_sql_loads_no_vendor_stack(tmp_path: Path) -> None:
 def test_sql_one_symbol_query_within_budget(tmp_path: Path) -> None:
     root = _sql_root(tmp_path)
     query = "SELECT max(close) AS top FROM klines WHERE symbol = '600000.SH' AND freq = '1d'"
-    walls = []
+    runs = []
     for _ in range(5):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         proc = subprocess.run([*ETL, "sql", query, "--format", "csv"], env=etl_env(root),
                               capture_output=True, timeout=60, check=False)  # fmt: skip
-        walls.append(time.perf_counter() - began)
+        wall = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        runs.append((cpu, wall))
         assert proc.returncode == 0 and proc.stdout.split()[0] == b"top", proc.stderr
-    # The best of five: other work only ever adds time; 2x covers a machine running a test
-    # suite beside it (BENCHMARKS.md has the figure on an idle machine).
-    assert min(walls) <= 2 * SQL_BUDGET_S, walls
+    # The best of five, in CPU time: what start-up costs, whatever else the machine runs
+    # (a loaded machine stretches wall time; BENCHMARKS.md has the idle figure, 0.45 s).
+    # 2x the budget still fails the regression it guards (1.2 s with the vendors imported).
+    assert min(cpu for cpu, _ in runs) <= 2 * SQL_BUDGET_S, runs
+    assert min(wall for _, wall in runs) <= 6 * SQL_BUDGET_S, runs
