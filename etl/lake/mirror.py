@@ -239,6 +239,12 @@ class MirrorCache:
         self._items: OrderedDict[Path, Mirror] = OrderedDict()
         self._lock = threading.Lock()
 
+    def drop(self, path: Path) -> None:
+        """Forget ``path`` (its file was taken out of the lake): its map is released once no
+        table read from it is still in use."""
+        with self._lock:
+            self._items.pop(path, None)
+
     def get(self, path: Path, schema: pa.Schema) -> Mirror | None:
         with self._lock:
             found = self._items.get(path)

@@ -146,6 +146,7 @@ class LakeReader:
         # listing (a commit swaps in a folder with another inode, created at another time)
         self._listings: dict[Path, tuple[tuple[int, int, int], list[str]]] = {}
         self._folders: dict[tuple[str, PartitionKey], Path] = {}
+        self._seen: dict[Path, list[str]] = {}  # partition folder -> the names last listed
         self._mirror_paths: dict[tuple[str, PartitionKey, str], Path] = {}
         self._keys: dict[
             tuple[str, tuple[tuple[str, str], ...]],
@@ -327,6 +328,7 @@ class LakeReader:
             return None
         with snap:
             names = sorted(snap.files)
+        self._forget_gone(dataset, key, folder, names)
         try:
             after = os.stat(folder)  # noqa: PTH116
         except FileNotFoundError:
@@ -336,6 +338,18 @@ class LakeReader:
                 self._mirror_paths.clear()
             self._listings[folder] = ((after.st_dev, after.st_ino, after.st_ctime_ns), names)
         return names
+
+    def _forget_gone(self, dataset: str, key: PartitionKey, folder: Path, names: list[str]) -> None:
+        """Drop the mirrors of files a commit took out of the partition: a mapped file keeps
+        its disk space until it is unmapped, and a long-running reader (``etl serve``) would
+        otherwise hold every replaced mirror until the cache pushed it out."""
+        before = self._seen.get(folder)
+        self._seen[folder] = names
+        if before is None:
+            return
+        for name in set(before) - set(names):
+            path = self._mirror_paths.pop((dataset, key, name), None)
+            self._mirrors.drop(path or self.paths.mirror(dataset, key, name))
 
 
 def _pair(folder_name: str) -> tuple[str, str]:

@@ -143,3 +143,20 @@ def test_etl_compact_reports_the_mirrors_it_wrote(lake_root: Path) -> None:
     first, second = compact(), compact()
     assert first["mirrors_written"] == len(_parquet(lake_root)) > 0
     assert second["mirrors_written"] == 0
+
+
+def test_a_reader_lets_go_of_mirrors_whose_file_left_the_lake(lake_root: Path) -> None:
+    """A mapped file keeps its disk space: a long-running reader must not hold replaced
+    mirrors (regression: they stayed mapped until the cache pushed them out)."""
+    lake = Lake(lake_root)
+    lake.compact("klines", now=NOW)
+    reader = LakeReader(lake_root)
+    keys = reader.partition_keys("klines", freq="1d")
+    reader.read("klines", keys, RowFilter(entities=("600000.SH",)))
+    held = set(reader._mirrors._items)
+    assert held and all(p.exists() for p in held)
+    lake.write("klines", kline_rows(["600000.SH"], DAYS_2024, close=30.0), now=NOW)
+    lake.compact("klines", now=NOW)  # the 2024 file is replaced, its old mirror removed
+    table = reader.read("klines", keys, RowFilter(entities=("600000.SH",)))
+    assert 30.0 in table.column("close").to_pylist()
+    assert all(p.exists() for p in reader._mirrors._items)  # nothing deleted is held
