@@ -247,10 +247,16 @@ def verify_command(
     config: ConfigOpt = None,
 ) -> None:
     """Check every lake file against the digest and row count recorded when it was written."""
+    from etl.dataroot import DataRoot
     from etl.lake.verify import verify_lake
 
     with runtime(data_dir, config, json_out) as (rt, out):
         names = [parse_dataset(dataset)] if dataset else None
+        lake_dir = DataRoot(rt.root).lake
+        if not lake_dir.is_dir():  # a typo must not read as "every file is as written"
+            raise BadInputError(
+                f"no lake at {lake_dir}: check --data-dir, ETL_DATA_DIR or data_dir in etl.toml"
+            )
         findings = verify_lake(rt.root, names, repair=repair, now=rt.clock())
         doc = {"ok": not findings, "repaired": repair, "findings": [f.doc() for f in findings]}
 

@@ -81,3 +81,11 @@ def test_damage_is_found_repaired_and_refetched(data_root: Path) -> None:
 
     _ok(data_root, "fill-missing", *selection)
     assert _bars(data_root).equals(want)
+
+
+def test_a_data_root_that_is_not_there_exits_2_and_is_not_made(tmp_path: Path) -> None:
+    typo = tmp_path / "dat"
+    done = subprocess.run([*ETL, "verify", "--data-dir", str(typo)], env=etl_env(tmp_path),
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 2 and "check --data-dir" in done.stderr, done.stderr
+    assert not typo.exists()
