@@ -51,8 +51,8 @@ class FileEntry:
     max_time: str | None
     created_at: str
     commit: str
-    # SHA-256 of the file's bytes when it was written: `etl verify` compares (None in
-    # manifests written before digests were kept)
+    # digest of the file's bytes when it was written ("xxh3_128:<hex>", or bare SHA-256 hex
+    # in older manifests): `etl verify` compares (None in manifests from before digests)
     digest: str | None = None
 
 

@@ -8,16 +8,23 @@ BENCHMARKS.md).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from etl.errors import LakeError
 
-__all__ = ["ROW_GROUP_ROWS", "file_digest", "verify_file", "write_file"]
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["ROW_GROUP_ROWS", "digest_matches", "file_digest", "verify_file", "write_file"]
 
 ROW_GROUP_ROWS = 131_072
 COMPRESSION = "zstd"
@@ -43,14 +50,48 @@ def write_file(table: pa.Table, path: Path, sort_by: list[str]) -> int:
     return path.stat().st_size
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of the file's bytes, hex: what ``etl verify`` compares with the manifest
-    (SHA-256 runs on the CPU's SHA instructions: 2.5x faster than blake2b here)."""
-    digest = hashlib.sha256()
+DIGEST_ALGORITHM = "xxh3_128"
+
+
+class _Hasher(Protocol):
+    def update(self, data: Buffer, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+_HASHERS: dict[str, Callable[[], _Hasher]] = {
+    "xxh3_128": xxhash.xxh3_128,
+    "sha256": hashlib.sha256,
+}
+
+
+def file_digest(path: Path, algorithm: str = DIGEST_ALGORITHM) -> str:
+    """The digest of the file's bytes that ``etl verify`` compares with the manifest, as
+    ``"<algorithm>:<hex>"``.
+
+    XXH3-128 finds accidental damage (flipped bits, truncation, a foreign file) as surely as a
+    cryptographic hash, at 30 GB/s against SHA-256's 1.8 GB/s here: 1 ms instead of 16 ms for
+    a 28 MB file, which keeps the digest within 5 % of a commit (BENCHMARKS.md). Nothing here
+    defends against a forger who can write the lake; the manifest sits beside the file.
+    Manifests written before carry bare SHA-256 hex, still checked by :func:`digest_matches`.
+    """
+    hasher = _HASHERS[algorithm]()
     with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        size = os.fstat(handle.fileno()).st_size
+        if size:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                hasher.update(view)  # no copy of the page cache into Python
+    hexdigest = hasher.hexdigest()
+    return hexdigest if algorithm == "sha256" else f"{algorithm}:{hexdigest}"
+
+
+def digest_matches(path: Path, recorded: str) -> bool:
+    """Whether ``path`` still has the digest ``recorded`` for it when it was written."""
+    algorithm, sep, _ = recorded.partition(":")
+    if not sep:  # bare hex: a SHA-256 digest of a manifest from before XXH3
+        algorithm = "sha256"
+    if algorithm not in _HASHERS:
+        return False
+    return file_digest(path, algorithm) == recorded
 
 
 def verify_file(path: Path, expected: pl.DataFrame, keys: list[str], time_col: str | None) -> None:

@@ -1,6 +1,6 @@
 """``etl verify``: every lake file checked against what was recorded when it was written.
 
-A commit records each file's row count and a SHA-256 digest of its bytes in the partition's
+A commit records each file's row count and a digest (XXH3-128) of its bytes in the partition's
 manifest, and writes Parquet page checksums. Verification reads each file once: a file whose
 bytes no longer match its digest, whose footer or pages do not read (a truncation, a flipped
 bit in a checksummed page), whose row count differs, or that the manifest lists but is gone,
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from etl import schema as schemas
 from etl.dataroot import DataRoot, PartitionKey
 from etl.lake.manifest import FileEntry, PartitionManifest
-from etl.lake.parquet_io import file_digest
+from etl.lake.parquet_io import digest_matches
 from etl.lake.store import Lake
 
 __all__ = ["Finding", "verify_lake"]
@@ -62,7 +62,7 @@ def _read_problem(path: Path, entry: FileEntry | None) -> str | None:
     """Why the file is not what was written, or None."""
     if entry is not None and entry.digest is not None:
         try:
-            if file_digest(path) != entry.digest:
+            if not digest_matches(path, entry.digest):
                 return "content differs from what was written (digest mismatch)"
         except OSError as exc:
             return f"cannot be read: {exc}"
