@@ -102,10 +102,8 @@ def _table(entries: list[dict[str, Any]]) -> None:
         )
         vendors = " -> ".join(e["vendors"]) or "no vendor"
         typer.echo(f"{e['name']}: {e['action']} {e['selection']} from {vendors}")
-        typer.echo(
-            f"    {s['cron']} {s['timezone']}{days}; next {e['next_run'] or 'never'}; "
-            f"last {outcome}"
-        )
+        when = s["session"] or f"{s['cron']} {s['timezone']}{days}"
+        typer.echo(f"    {when}; next {e['next_run'] or 'never'}; last {outcome}")
 
 
 @jobs_app.command("run")

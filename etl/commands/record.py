@@ -55,8 +55,8 @@ def record_command(
     least every 2 s; SIGTERM or Ctrl-C commit and exit 0."""
     with runtime(data_dir, config, json_out, progress=False) as (rt, out):
         from etl.catalog import ensure_catalog
-        from etl.names import parse_market, parse_symbols
-        from etl.recorder.start import build, record
+        from etl.names import parse_symbols
+        from etl.recorder.start import build, record, select_symbols
 
         if bool(symbols) == bool(market):
             raise BadInputError("give --symbols or --market (one of them)")
@@ -64,20 +64,8 @@ def record_command(
             raise BadInputError(f"invalid --duration {duration}: give seconds > 0")
         if not status_every > 0:
             raise BadInputError("--status-every must be > 0 seconds")
-        if symbols:
-            syms = parse_symbols(symbols, cwd=Path.cwd())
-        else:
-            from etl.names import parse_symbol
-            from etl.tasks.runtime import instrument_map
-
-            mkt = parse_market(market or "")
-            imap = instrument_map(rt.root, vendor)
-            syms = [parse_symbol(s) for s in sorted(imap.codes) if s.endswith(f".{mkt}")]
-            if not syms:
-                raise BadInputError(
-                    f"no {vendor} instruments of {mkt} are synced: run `etl instruments sync "
-                    f"--vendor {vendor} --market {mkt}` first, or give --symbols"
-                )
+        given = parse_symbols(symbols, cwd=Path.cwd()) if symbols else None
+        syms = select_symbols(rt, vendor, given, market)
         chosen = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
         recorder, used = build(
             rt, vendor, syms, chosen, duration=duration, status_every=status_every

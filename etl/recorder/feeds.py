@@ -178,7 +178,9 @@ class Feed:
         return ("quote", sym, int(doc["timestamp"]) * 1000, fields)
 
 
-def check_selection(vendor: str, symbols: Sequence[Symbol], channels: Sequence[str]) -> None:
+def check_selection(
+    vendor: str, symbols: Sequence[Symbol], channels: Sequence[str], markets: Sequence[str] = ()
+) -> None:
     """Exit 2 before connecting: a channel or market the vendor's feed does not have."""
     if vendor not in CHANNELS:
         raise BadInputError(
@@ -188,6 +190,11 @@ def check_selection(vendor: str, symbols: Sequence[Symbol], channels: Sequence[s
         if channel not in CHANNELS[vendor]:
             raise BadInputError(
                 f"{vendor} has no channel {channel!r}: use {', '.join(CHANNELS[vendor])}"
+            )
+    for market in markets:
+        if market not in _MARKETS[vendor]:
+            raise BadInputError(
+                f"{vendor}'s feed does not carry {market}: it carries {', '.join(_MARKETS[vendor])}"
             )
     for sym in symbols:
         if sym.exchange not in _MARKETS[vendor]:

@@ -79,6 +79,7 @@ class Recorder:
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     auth_error: AuthError | None = None
+    stopped_early: bool = False  # stopped before ``duration`` ran out (SIGTERM, SIGINT)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _open_gap: dict[int, Gap] = field(default_factory=dict)
     _repairing: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -96,8 +97,11 @@ class Recorder:
         tasks.append(asyncio.create_task(self._status()))
         try:
             if self.duration is not None:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._stop.wait(), self.duration)
+                    self.stopped_early = True  # a signal (or a refused key) came first
+                except TimeoutError:
+                    pass
             else:
                 await self._stop.wait()
         finally:

@@ -15,7 +15,7 @@ from etl.recorder.feeds import DEFAULT_CHANNELS, check_selection, feed_for
 from etl.recorder.run import Recorder
 from etl.recorder.stage import Stage
 
-__all__ = ["build", "record"]
+__all__ = ["build", "record", "select_symbols"]
 
 
 def _codes(rt: Any, vendor: str, symbols: Sequence[Symbol]) -> dict[str, str]:
@@ -54,6 +54,27 @@ def _codes(rt: Any, vendor: str, symbols: Sequence[Symbol]) -> dict[str, str]:
                 )
             out[text] = code
     return out
+
+
+def select_symbols(
+    rt: Any, vendor: str, symbols: Sequence[Symbol] | None, market: str | None
+) -> list[Symbol]:
+    """The symbols to record: those given, or every synced instrument of ``market`` (the
+    vendor's instruments list); none synced is bad input naming the command to run."""
+    if symbols:
+        return list(symbols)
+    from etl.names import parse_market, parse_symbol
+    from etl.tasks.runtime import instrument_map
+
+    mkt = parse_market(market or "")
+    imap = instrument_map(rt.root, vendor)
+    syms = [parse_symbol(s) for s in sorted(imap.codes) if s.endswith(f".{mkt}")]
+    if not syms:
+        raise BadInputError(
+            f"no {vendor} instruments of {mkt} are synced: run `etl instruments sync "
+            f"--vendor {vendor} --market {mkt}` first, or give --symbols"
+        )
+    return syms
 
 
 def resume_points(stage: Stage) -> None:

@@ -17,7 +17,10 @@ the next one in the chain:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,9 +36,10 @@ from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
 from etl.tasks.sync import sync_calendar, sync_instruments
+from etl.timefmt import iso_utc
 from etl.vendors.base import Capabilities
 
-__all__ = ["Unit", "attempt", "leftover", "plan_units", "served"]
+__all__ = ["Unit", "attempt", "leftover", "plan_units", "record_task", "served"]
 
 OPEN_STATES = ("missing", "failed", "unfillable")
 
@@ -166,3 +170,54 @@ def compact_task(rt: Runtime, dataset: str | None) -> TaskRecord:
                 run.advance(1, f"compacted {name}")
         run.record.result = {"files_removed": removed, "files_added": added}
     return record
+
+
+RECORD_STATUS_EVERY = 60.0  # seconds between the recorder's status lines in a job's log
+
+
+def record_task(rt: Runtime, job: JobSpec, until: dt.datetime) -> TaskRecord:
+    """A record job's run: ``etl record``'s recorder (:mod:`etl.recorder`, the same code
+    path) over the job's selection until ``until``, as a task record whose result is the
+    recorder's document. SIGTERM stops it as it stops ``etl record`` (commit, then exit):
+    the task ends ``interrupted``; reaching ``until`` ends it ``completed``."""
+    from etl.catalog import ensure_catalog
+    from etl.names import parse_symbol
+    from etl.recorder.start import build, record, select_symbols
+
+    vendor = job.vendors[0]
+    market = job.markets[0] if job.markets else None
+    params = {
+        "vendor": vendor, "symbols": list(job.symbols), "market": market,
+        "channels": list(job.channels) or None, "until": iso_utc(until),
+    }  # fmt: skip
+    task = rt.store.create("record", params, now=rt.clock())
+    with open_run(rt.store, task, clock=rt.clock, ui=rt.ui()) as run:
+        run.begin(1, total_count=1, label="record")
+        given = [parse_symbol(s) for s in job.symbols]
+        symbols = select_symbols(rt, vendor, given, market)
+        seconds = max((until - rt.clock()).total_seconds(), 0.001)
+        recorder, used = build(
+            rt, vendor, symbols, list(job.channels) or None, duration=seconds,
+            status_every=RECORD_STATUS_EVERY, status_out=sys.stderr,
+        )  # fmt: skip
+        run.note(f"recording {len(symbols)} symbols until {iso_utc(until)}")
+        try:
+            record(rt, recorder)
+        finally:
+            # asyncio put SIGTERM back to the default (die at once) when its loop closed
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, _interrupt)
+        doc = recorder.document(used)
+        run.record.result = doc
+        run.record.rows_written = doc["ticks_written"] + doc["quotes_written"] + doc["bars_written"]
+        if recorder.stopped_early:
+            run.request_stop("signal")
+        else:
+            run.record.success_count = 1
+            run.advance(1, "recorded")
+    ensure_catalog(rt.root, now=rt.clock())
+    return task
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

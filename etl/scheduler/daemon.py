@@ -21,6 +21,9 @@ Design, and why:
 - At start the store is made to match ``jobs/``: jobs whose files are gone are removed, jobs
   whose schedule changed are rescheduled from now, unchanged jobs keep their next fire time
   (that is what lets a missed run be caught up). SIGHUP does the same while running.
+- **Record jobs** (``action = "record"``) fire at the start of each session window
+  (:mod:`etl.scheduler.session`), and at once when the scheduler starts inside one; the run
+  records until the window ends and exits, so the recorder stops without the scheduler.
 """
 
 from __future__ import annotations
@@ -83,16 +86,25 @@ CHILDREN: Final = _Children()
 
 
 def fire(
-    name: str, jobs_dir: str, data_dir: str, config: str | None = None, fingerprint: str = ""
+    name: str,
+    jobs_dir: str,
+    data_dir: str,
+    config: str | None = None,
+    fingerprint: str = "",
+    scheduled: bool = False,
 ) -> int:
     """What the job store calls at a fire time: ``etl jobs run NAME``, waited for.
 
     ``fingerprint`` is unused here; it is stored so a changed schedule is noticed at start.
+    ``scheduled`` (record jobs) adds ``--scheduled``: a run that starts outside its session
+    window (a late catch-up) is skipped rather than recording until the next window ends.
     """
     cmd = [sys.executable, "-m", "etl", "jobs", "run", name,
            "--jobs-dir", jobs_dir, "--data-dir", data_dir]  # fmt: skip
     if config:
         cmd += ["--config", config]
+    if scheduled:
+        cmd.append("--scheduled")
     with CHILDREN.lock:
         if CHILDREN.stopping:
             return -1
@@ -111,13 +123,16 @@ def fire(
 
 def _kwargs(name: str, jobs: JobSet, settings: Settings, config: Path | None) -> dict[str, Any]:
     job = jobs.jobs[name]
-    return {
+    kwargs: dict[str, Any] = {
         "name": name,
         "jobs_dir": str(jobs.folder.resolve()),
         "data_dir": str(settings.data_dir),
         "config": str(config.resolve()) if config else None,
         "fingerprint": f"{job.trigger().fingerprint()}/{job.schedule.grace_seconds}",
     }
+    if job.action == "record":
+        kwargs["scheduled"] = True
+    return kwargs
 
 
 def sync_store(sched: Any, jobs: JobSet, settings: Settings, config: Path | None) -> dict[str, int]:
@@ -147,6 +162,14 @@ def sync_store(sched: Any, jobs: JobSet, settings: Settings, config: Path | None
             max_instances=1,
             replace_existing=True,
         )
+    for name, job in jobs.jobs.items():
+        with CHILDREN.lock:
+            running = name in CHILDREN.procs
+        if job.schedule.session is not None and not running:
+            # A record job's stored fire time may be tomorrow's although today's window is
+            # still open (the scheduler stopped mid-session): inside a window, record now.
+            now = dt.datetime.now(dt.UTC)
+            sched.modify_job(name, next_run_time=job.trigger().get_next_fire_time(None, now))
     return counts
 
 

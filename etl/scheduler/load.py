@@ -58,6 +58,9 @@ def check_job(job: JobSpec, caps: Mapping[str, Capabilities]) -> None:
             raise JobFileError(
                 job.file, key, f"unknown vendor {vendor!r}; registered: {', '.join(sorted(caps))}"
             )
+    if job.action == "record":
+        _check_record(job, key)
+        return
     if job.action == "compact" or job.dataset is None:
         return
     dataset, freq = job.dataset, job.freq
@@ -78,6 +81,29 @@ def check_job(job: JobSpec, caps: Mapping[str, Capabilities]) -> None:
             raise JobFileError(
                 job.file, key, f"no vendor of this job serves {what} for {exchange}; {_can(able)}"
             )
+
+
+def _check_record(job: JobSpec, key: str) -> None:
+    """The recorder's own checks (one owner): the vendor has a feed, the channels and
+    markets are its feed's."""
+    from etl.names import parse_symbol
+    from etl.recorder.feeds import CHANNELS, check_selection
+
+    vendor = job.vendors[0]
+    if vendor not in CHANNELS:
+        raise JobFileError(
+            job.file, key, f"{vendor} has no real-time feed; use one of {', '.join(CHANNELS)}"
+        )
+    try:
+        check_selection(vendor, [], job.channels)
+    except BadInputError as exc:
+        raise JobFileError(job.file, "channels", exc.bare_message) from None
+    try:
+        check_selection(vendor, [parse_symbol(s) for s in job.symbols], [], job.markets)
+    except BadInputError as exc:
+        raise JobFileError(
+            job.file, "market" if job.markets else "symbols", exc.bare_message
+        ) from None
 
 
 def _can(vendors: list[str]) -> str:

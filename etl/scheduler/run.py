@@ -33,6 +33,7 @@ from etl.scheduler.actions import (
     compact_task,
     leftover,
     plan_units,
+    record_task,
     resolve_symbols,
     served,
 )
@@ -148,7 +149,16 @@ class JobResult:
 
 
 def not_trading_reason(job: JobSpec, now: dt.datetime) -> str | None:
-    """Why a ``trading_days_only`` job does not run at ``now`` (None: it runs)."""
+    """Why a ``trading_days_only`` job does not run at ``now`` (None: it runs). A record
+    job's scheduled fire runs only inside a session window (a late catch-up after the close
+    must not record until tomorrow's)."""
+    rule = job.schedule.session
+    if rule is not None:
+        window = rule.window_at(now)
+        if window is not None and window[0] <= now:
+            return None
+        nxt = f"; the next is {iso_utc(window[0])} to {iso_utc(window[1])}" if window else ""
+        return f"{iso_utc(now)} is outside the session windows of {job.name}{nxt}"
     if not job.schedule.trading_days_only:
         return None
     day = job.trigger().local_date(now)
@@ -222,6 +232,37 @@ def _run_chain(rt: JobRuntime, job: JobSpec, unit: Unit, result: JobResult) -> i
     return 3 if any(a.code == 3 for a in result.attempts if a.unit == unit.label) else 0
 
 
+def _run_record(rt: JobRuntime, job: JobSpec, result: JobResult) -> int:
+    """A record job: record from now until the end of the session window ``now`` is in,
+    else of the next one (``etl jobs run`` by hand before the open records from now)."""
+    assert job.schedule.session is not None
+    label = job.markets[0] if job.markets else "symbols"
+    window = job.schedule.session.window_at(rt.clock())
+    if window is None:
+        error = "no session window in the next three weeks (is the calendar known that far?)"
+        result.attempts.append(Attempt(label, job.vendors[0], error=error, code=2))
+        return 2
+    _arm_sigterm()
+    before = len(rt.store.created)
+    try:
+        record = record_task(rt, job, window[1])
+    except KeyboardInterrupt:
+        made = [r for r in rt.store.created[before:] if r.kind == "record"]
+        latest = rt.store.get(made[0].id) if made else None
+        result.attempts.append(Attempt(label, job.vendors[0], latest, "interrupted", 130))
+        result.interrupted = True
+        return 130
+    except EtlError as exc:
+        made = [r for r in rt.store.created[before:] if r.kind == "record"]
+        failed = rt.store.get(made[0].id) if made else None
+        result.attempts.append(Attempt(label, job.vendors[0], failed, str(exc), exc.exit_code))
+        return exc.exit_code
+    code = 130 if record.status in ("interrupted", "cancelled") else 0
+    result.interrupted = code == 130
+    result.attempts.append(Attempt(label, job.vendors[0], record, record.error_message, code))
+    return code
+
+
 def run_job(job: JobSpec, rt: JobRuntime, *, scheduled: bool = False) -> JobResult:
     """Run ``job`` once now. ``trading_days_only`` applies to ``scheduled`` fires only: a
     person who types ``etl jobs run`` means now. Another run of the same job in progress ->
@@ -238,7 +279,9 @@ def run_job(job: JobSpec, rt: JobRuntime, *, scheduled: bool = False) -> JobResu
         raise TaskConflict(f"job {job.name} is already running (pid {lock.holder()}); not started")
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        if job.action == "compact":
+        if job.action == "record":
+            result.unit_codes.append(_run_record(rt, job, result))
+        elif job.action == "compact":
             _arm_sigterm()
             record = compact_task(rt, job.dataset)
             code = 130 if record.status == "interrupted" else 0

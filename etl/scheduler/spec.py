@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from etl.calendars import market_spec
 from etl.errors import BadInputError
 from etl.names import DATASETS, FREQS, MARKETS, parse_symbol
 from etl.scheduler.cron import CronError, JobTrigger
+from etl.scheduler.session import SessionRule, SessionTrigger
 from etl.scheduler.window import Window, WindowError, parse_window
 
 __all__ = [
@@ -37,17 +39,24 @@ __all__ = [
 
 ACTIONS: Final = (
     "fill-missing", "backfill", "instruments-sync", "calendar-sync",
-    "main-contracts-snapshot", "compact",
+    "main-contracts-snapshot", "compact", "record",
 )  # fmt: skip
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # it names a lock file: keep it tame
 _TOP_KEYS: Final = frozenset({
     "name", "description", "schedule", "action", "vendor", "vendors", "market", "markets",
-    "symbols", "dataset", "freq", "window", "start", "end", "recheck",
+    "symbols", "dataset", "freq", "window", "start", "end", "recheck", "channels",
 })  # fmt: skip
 _SCHEDULE_KEYS: Final = frozenset(
     {"cron", "timezone", "grace_seconds", "trading_days_only", "calendar"}
 )
+# A record job's [schedule] follows its market's sessions instead of a cron expression.
+_RECORD_SCHEDULE_KEYS: Final = frozenset(
+    {"calendar", "before_open_minutes", "after_close_minutes", "hours", "grace_seconds"}
+)
+DEFAULT_BEFORE_OPEN: Final = 5
+DEFAULT_AFTER_CLOSE: Final = 5
+_MAX_MARGIN: Final = 720  # minutes: half a day either side is already more than a margin
 # Which datasets each action can take (None: the action has a fixed one, or none at all).
 _DATASETS: Final[dict[str, tuple[str, ...]]] = {
     "fill-missing": ("klines", "balance_sheet", "income", "cash_flow"),
@@ -89,6 +98,7 @@ class Schedule:
     grace_seconds: int | None = None  # None: a missed run is caught up however late
     trading_days_only: bool = False
     calendar: tuple[str, ...] = ()  # the markets whose trading days count
+    session: SessionRule | None = None  # record jobs: the session windows instead of cron
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ class JobSpec:
     window: Window | None = None
     recheck: bool = False
     description: str = ""
+    channels: tuple[str, ...] = ()  # record jobs: the feed's channels (empty: the default)
 
     @property
     def exchanges(self) -> tuple[str, ...]:
@@ -115,11 +126,18 @@ class JobSpec:
             return self.markets
         return tuple(dict.fromkeys(s.rsplit(".", 1)[1] for s in self.symbols))
 
-    def trigger(self) -> JobTrigger:
+    def trigger(self) -> JobTrigger | SessionTrigger:
+        if self.schedule.session is not None:
+            return SessionTrigger(self.schedule.session)
         markets = self.schedule.calendar if self.schedule.trading_days_only else ()
         return JobTrigger(self.schedule.cron, self.schedule.timezone, markets)
 
     def selection_text(self) -> str:
+        if self.action == "record":
+            where = ",".join(self.markets) or (
+                ",".join(self.symbols[:3]) + ("..." if len(self.symbols) > 3 else "")
+            )
+            return f"{','.join(self.channels) or 'default channels'} of {where}"
         if self.action == "compact":
             return self.dataset or "every dataset"
         what = " ".join(x for x in (self.dataset, self.freq) if x)
@@ -279,6 +297,10 @@ def _selection(
     return dataset, freq, markets, symbols
 
 
+def market_zone(market: str) -> str:
+    return market_spec(market).tz
+
+
 def _date_text(r: _Reader, key: str) -> str | None:
     """``start = 2024-01-02`` (a TOML date) or ``start = "2024-01-02"``."""
     value = r.doc.get(key)
@@ -326,6 +348,10 @@ def parse_job(file: Path, doc: Mapping[str, Any]) -> JobSpec:
         raise r.err("vendor" if r.has("vendor") else "vendors", "compact uses no vendor")
     if action != "compact" and not vendors:
         raise r.err("vendor", f'missing: {action} needs vendor = "..." or vendors = [...]')
+    if action == "record":
+        return _record_job(r, name, vendors)
+    if r.has("channels"):
+        raise r.err("channels", "applies to record jobs only")
     dataset, freq, markets, symbols = _selection(r, action)
     window = _window(r, action, dataset)
     calendar = markets or tuple(
@@ -346,6 +372,138 @@ def parse_job(file: Path, doc: Mapping[str, Any]) -> JobSpec:
         window=window,
         recheck=r.flag("recheck"),
         description=r.text("description") or "",
+    )
+
+
+# -- record jobs -----------------------------------------------------------------------------
+
+
+def _minutes(s: _Reader, key: str, default: int) -> int:
+    value = s.doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_MARGIN:
+        raise s.err(
+            key, f"must be a whole number of minutes from 0 to {_MAX_MARGIN}, got {value!r}"
+        )
+    return value
+
+
+def _hours(s: _Reader) -> tuple[dt.time, dt.time] | None:
+    text = s.text("hours")
+    if text is None:
+        return None
+    first, sep, last = text.partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        start, end = dt.time.fromisoformat(first.strip()), dt.time.fromisoformat(last.strip())
+    except ValueError:
+        raise s.err(
+            "hours", f'must be "HH:MM-HH:MM" (local time, seconds allowed), got {text!r}'
+        ) from None
+    if end <= start:
+        raise s.err("hours", f"{text!r} ends before it starts: a window is within one day")
+    return start, end
+
+
+def _record_schedule(r: _Reader, selected: tuple[str, ...]) -> Schedule:
+    """``[schedule]`` of a record job: the calendar's sessions and margins, no cron."""
+    raw = r.doc.get("schedule", {})
+    if not isinstance(raw, dict):
+        raise r.err("schedule", "must be a table, e.g. [schedule] before_open_minutes = 10")
+    s = _Reader(r.file, raw, "schedule.")
+    for key in ("cron", "timezone", "trading_days_only"):
+        if key in raw:
+            raise s.err(
+                key,
+                "a record job follows its market's sessions: remove it, and set "
+                "before_open_minutes / after_close_minutes (or hours) instead",
+            )
+    s.unknown_keys(_RECORD_SCHEDULE_KEYS)
+    raw_calendar = raw.get("calendar")
+    if raw_calendar is None:
+        calendar = tuple(m for m in selected if m in MARKETS)
+        if not calendar:
+            raise s.err(
+                "calendar",
+                f"missing: {', '.join(selected)} has no exchange calendar; name the market "
+                'whose sessions to follow, e.g. schedule.calendar = "FX"',
+            )
+    elif isinstance(raw_calendar, str):
+        calendar = (raw_calendar,)
+    elif (
+        isinstance(raw_calendar, list)
+        and raw_calendar
+        and all(isinstance(m, str) for m in raw_calendar)
+    ):
+        calendar = tuple(raw_calendar)
+    else:
+        raise s.err("calendar", f"must be a market or a list of markets, got {raw_calendar!r}")
+    for market in calendar:
+        if market not in MARKETS:
+            raise s.err("calendar", f"unknown market {market!r}; use one of {' '.join(MARKETS)}")
+    hours = _hours(s)
+    around = [m for m in calendar if m == "CC"]  # trades every day, all day
+    if around and hours is None:
+        raise s.err(
+            "hours",
+            "missing: CC trades around the clock, so its session window never closes; give "
+            'hours = "HH:MM-HH:MM", or run `etl record` as a service instead (README)',
+        )
+    grace = raw.get("grace_seconds")
+    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int) or grace < 1):
+        raise s.err("grace_seconds", f"must be a positive whole number of seconds, got {grace!r}")
+    rule = SessionRule(
+        calendar,
+        _minutes(s, "before_open_minutes", DEFAULT_BEFORE_OPEN),
+        _minutes(s, "after_close_minutes", DEFAULT_AFTER_CLOSE),
+        hours,
+    )
+    return Schedule("", market_zone(calendar[0]), grace, True, calendar, session=rule)
+
+
+def _record_job(r: _Reader, name: str, vendors: tuple[str, ...]) -> JobSpec:
+    """A record job: one vendor, a market or symbols, channels, a session window."""
+    if len(vendors) != 1:
+        raise r.err("vendors", 'a record job takes one vendor: vendor = "infoway"')
+    for key in ("dataset", "freq", "window", "start", "end", "recheck"):
+        if r.has(key):
+            raise r.err(key, "a record job takes no " + key + " (it records its feed's channels)")
+    markets = r.texts("market", "markets")
+    if len(markets) > 1:
+        raise r.err("markets", "a record job takes one market (or symbols): one job per market")
+    for m in markets:
+        if m not in MARKETS:
+            raise r.err("market", f"unknown market {m!r}; use one of {' '.join(MARKETS)}")
+    symbols: tuple[str, ...] = ()
+    if "symbols" in r.doc:
+        raw = r.doc["symbols"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
+            raise r.err("symbols", f"must be a non-empty list of symbols, got {raw!r}")
+        try:
+            symbols = tuple(dict.fromkeys(str(parse_symbol(x)) for x in raw))
+        except BadInputError as exc:
+            raise r.err("symbols", str(exc)) from None
+    if markets and symbols:
+        raise r.err("symbols", "give market or symbols, not both")
+    if not (markets or symbols):
+        raise r.err("symbols", 'missing: a record job needs market = "SH" or symbols = [...]')
+    channels: tuple[str, ...] = ()
+    if r.has("channels"):
+        raw = r.doc["channels"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(x, str) and x for x in raw):
+            raise r.err("channels", f'must be a non-empty list, e.g. ["trades"], got {raw!r}')
+        channels = tuple(dict.fromkeys(raw))
+    selected = markets or tuple(dict.fromkeys(x.rsplit(".", 1)[1] for x in symbols))
+    return JobSpec(
+        name=name,
+        file=r.file,
+        schedule=_record_schedule(r, selected),
+        action="record",
+        vendors=vendors,
+        markets=markets,
+        symbols=symbols,
+        description=r.text("description") or "",
+        channels=channels,
     )
 
 

@@ -161,6 +161,7 @@ def job_status(
             "grace_seconds": s.grace_seconds,
             "trading_days_only": s.trading_days_only,
             "calendar": list(s.calendar),
+            "session": s.session.text() if s.session else None,
         },
         "next_run": upcoming.isoformat() if upcoming else None,
         "last_run": last.get(job.name),

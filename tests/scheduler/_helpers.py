@@ -65,13 +65,13 @@ def seconds_from_now(delay: float) -> tuple[int, float]:
 class Scheduler:
     """``etl scheduler`` as a real process; its stderr lines are collected as they come."""
 
-    def __init__(self, jobs: Path, data: Path) -> None:
+    def __init__(self, jobs: Path, data: Path, **env: str) -> None:
         self.proc = subprocess.Popen(
             [*ETL, "scheduler", "--jobs-dir", str(jobs), "--data-dir", str(data)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=etl_env(data),
+            env=etl_env(data, **env),
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
