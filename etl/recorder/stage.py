@@ -19,6 +19,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 import polars as pl
@@ -34,14 +35,22 @@ LATENESS: Final = 5_000  # ms of stream time another symbol's message may lead b
 VOLUME_PLACES: Final = 8
 AMOUNT_PLACES: Final = 4
 _UTC: Final = dt.UTC
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US: Final = dt.timedelta(microseconds=1)
+_NEVER: Final = 1 << 62
+_TICK_COLUMNS: Final = (
+    ("symbol", pl.String), ("ts_ms", pl.Int64), ("seq", pl.Int64), ("price", pl.Float64),
+    ("volume", pl.Float64), ("amount", pl.Float64), ("side", pl.String), ("recv_at", pl.Int64),
+)  # fmt: skip
 
 
+@lru_cache(maxsize=65_536)
 def _zone(symbol: str) -> Any:
     market = parse_symbol(symbol).market or "FX"
     return market_spec(market).zone
 
 
-@dataclass
+@dataclass(slots=True)
 class _Minute:
     start: int  # ms
     open: float
@@ -62,13 +71,15 @@ class Stage:
     lake: Lake
     vendor: str
     bars_from: str  # "ticks", "quotes" (cumulative volume) or "klines" (pushed bars)
+    # (symbol, ts ms, seq, price, volume, amount, side, recv_at us): one tuple per trade, so
+    # that a commit in another thread swaps the list between two appends, never inside one
     ticks: list[tuple[Any, ...]] = field(default_factory=list)
     quotes: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
     bars: list[dict[str, Any]] = field(default_factory=list)
     forming: dict[str, _Minute] = field(default_factory=dict)
     pushed: dict[str, dict[str, Any]] = field(default_factory=dict)  # Infoway kline pushes
     last_cum: dict[str, float | None] = field(default_factory=dict)
-    seq: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (ts, next seq)
+    seq: dict[str, int] = field(default_factory=dict)  # symbol -> next seq at its last_ts
     last_ts: dict[str, int] = field(default_factory=dict)  # stored (restart) or seen
     whole_from: dict[str, int | None] = field(default_factory=dict)  # per symbol: minutes
     # from the first message of its connection on are whole
@@ -76,6 +87,10 @@ class Stage:
     written: dict[str, int] = field(default_factory=lambda: {"ticks": 0, "quotes": 0,
                                                               "bars": 0})  # fmt: skip
     recent: list[int] = field(default_factory=list)
+    # the earliest end of a forming minute: below it no minute can close (add() is hot)
+    close_due: int = 0
+    _recv_at: dt.datetime | None = None  # the last recv_at seen
+    _recv_us: int = 0  # and its epoch microseconds
 
     # -- the connection -------------------------------------------------------------------
 
@@ -99,21 +114,14 @@ class Stage:
     # -- receiving ------------------------------------------------------------------------
 
     def add(self, row: tuple[Any, ...], recv_at: dt.datetime) -> None:
-        kind, sym, ts = row[0], row[1], int(row[2])
-        if kind != "kline":  # a pushed bar carries its open, not the stream's time
-            self.stream_ms = max(self.stream_ms, ts)
+        kind = row[0]
         if kind == "tick":
-            stored = self.last_ts.get(sym)
-            if stored is not None and ts < stored:
-                return  # already in the lake (a restart resumes where the lake ends)
-            prev = self.seq.get(sym)
-            n = prev[1] if prev is not None and prev[0] == ts else 0
-            self.seq[sym] = (ts, n + 1)
-            self.last_ts[sym] = ts
-            self.ticks.append((sym, ts, n, row[3], row[4], row[5], row[6], recv_at))
-            if self.bars_from == "ticks":
-                self._bar_tick(sym, ts, row[3], row[4], row[5])
-        elif kind == "quote":
+            self.add_tick(row[1], int(row[2]), row[3], row[4], row[5], row[6], recv_at)
+            return
+        sym, ts = row[1], int(row[2])
+        if kind != "kline" and ts > self.stream_ms:  # a pushed bar carries its open
+            self.stream_ms = ts
+        if kind == "quote":
             self.quotes[(sym, ts)] = (sym, ts, row[3], recv_at)
             if self.bars_from == "quotes":
                 f = row[3]
@@ -121,15 +129,50 @@ class Stage:
                     self._bar_quote(sym, ts, f["last"], f.get("cum_volume"))
         elif kind == "kline" and self.bars_from == "klines":
             self._bar_pushed(sym, ts, row[3])
-        self._close_all(self.stream_ms - LATENESS)
+        if self.stream_ms - LATENESS >= self.close_due:
+            self._close_all(self.stream_ms - LATENESS)
 
-    def _bar_tick(self, sym: str, ts: int, price: float, vol: Any, amt: Any) -> None:
-        start = ts - ts % MINUTE_MS
-        cur = self._roll(sym, start, price)
-        if vol is not None:
-            cur.volume.append(vol)
-        if amt is not None:
-            cur.amount.append(amt)
+    def add_tick(
+        self, sym: str, ts: int, price: float, vol: float | None, amt: float | None,
+        side: str | None, recv_at: dt.datetime,
+    ) -> None:  # fmt: skip
+        """One trade. The hot path (hundreds of thousands a second: bench/record.py), so
+        no call or object it can avoid: minutes are updated in place, the recv_at of a
+        burst converted once."""
+        if ts > self.stream_ms:  # noqa: PLR1730 - max() is a call, this is the hot path
+            self.stream_ms = ts
+        last = self.last_ts.get(sym)
+        if last is None or ts > last:
+            n = 0
+        elif ts == last:
+            n = self.seq[sym]
+        else:
+            return  # already in the lake (a restart resumes where the lake ends)
+        self.seq[sym] = n + 1
+        self.last_ts[sym] = ts
+        if recv_at is self._recv_at:
+            us = self._recv_us
+        else:
+            us = self._recv_us = (recv_at - _EPOCH) // _US
+            self._recv_at = recv_at
+        self.ticks.append((sym, ts, n, price, vol, amt, side, us))
+        if self.bars_from == "ticks":
+            start = ts - ts % MINUTE_MS
+            cur = self.forming.get(sym)
+            if cur is None or cur.start != start:
+                cur = self._roll(sym, start, price)
+            else:
+                if price > cur.high:
+                    cur.high = price
+                elif price < cur.low:
+                    cur.low = price
+                cur.close = price
+            if vol is not None:
+                cur.volume.append(vol)
+            if amt is not None:
+                cur.amount.append(amt)
+        if self.stream_ms - LATENESS >= self.close_due:
+            self._close_all(self.stream_ms - LATENESS)
 
     def _bar_quote(self, sym: str, ts: int, price: float, cum: float | None) -> None:
         start = ts - ts % MINUTE_MS
@@ -154,14 +197,20 @@ class Stage:
         if cur is None:
             cur = _Minute(start, price, price, price, price)
             self.forming[sym] = cur
+            self.close_due = min(self.close_due, start + MINUTE_MS)
         cur.high, cur.low, cur.close = max(cur.high, price), min(cur.low, price), price
         return cur
 
     def _close_all(self, through: int) -> None:
+        due = _NEVER
         for sym, cur in list(self.forming.items()):
-            if cur.start + MINUTE_MS <= through:
+            end = cur.start + MINUTE_MS
+            if end <= through:
                 self._close(sym, cur)
                 del self.forming[sym]
+            elif end < due:
+                due = end
+        self.close_due = due
 
     def _close(self, sym: str, cur: _Minute) -> None:
         since = self.whole_from.get(sym)
@@ -211,33 +260,32 @@ class Stage:
         return len(self.ticks) + len(self.quotes) + len(self.bars)
 
     def commit(self, now: dt.datetime) -> int:
-        """Write what is staged (ticks, quotes, closed bars); returns the rows written."""
+        """Write what is staged (ticks, quotes, closed bars); returns the rows written.
+
+        Runs in a thread while the loop goes on adding: each buffer is swapped for an empty
+        one in one step, so a row added meanwhile waits for the next commit, never lost."""
         written = 0
         if self.ticks:
-            rows = self.ticks
-            self.ticks = []
+            rows, self.ticks = self.ticks, []
             frame = pl.DataFrame(
-                rows,
-                schema={"symbol": pl.String, "ts_ms": pl.Int64, "seq": pl.Int64,
-                        "price": pl.Float64, "volume": pl.Float64, "amount": pl.Float64,
-                        "side": pl.String, "recv_at": pl.Datetime("us", "UTC")},
-                orient="row",
-            )  # fmt: skip
+                [pl.Series(name, [r[i] for r in rows], dtype)
+                 for i, (name, dtype) in enumerate(_TICK_COLUMNS)]
+            ).with_columns(pl.col("recv_at").cast(pl.Datetime("us", "UTC")))  # fmt: skip
             frame = self._dated(frame)
             result = self.lake.write("ticks", frame, now=now)
             self.written["ticks"] += result.rows_added
             written += result.rows_written
         if self.quotes:
-            rows = list(self.quotes.values())
-            self.quotes = {}
+            quotes, self.quotes = self.quotes, {}
+            rows = list(quotes.values())
             flat = [{"symbol": s, "ts_ms": t, "recv_at": r, **f} for s, t, f, r in rows]
             frame = self._dated(pl.DataFrame(flat, infer_schema_length=None))
             result = self.lake.write("quotes", frame, now=now)
             self.written["quotes"] += result.rows_added
             written += result.rows_written
         if self.bars:
-            frame = pl.DataFrame(self.bars, infer_schema_length=None)
-            self.bars = []
+            bars, self.bars = self.bars, []
+            frame = pl.DataFrame(bars, schema=_BAR_SCHEMA)
             result = self.lake.write("klines", frame, now=now)
             self.written["bars"] += result.rows_added
             written += result.rows_written
@@ -254,6 +302,15 @@ class Stage:
             parts.append(part.with_columns(local.alias("trade_date")))
         out = pl.concat(parts, how="vertical_relaxed").drop("ts_ms")
         return out.with_columns(pl.lit(self.vendor).alias("vendor"))
+
+
+_F64: Final = pl.Float64()
+_STR: Final = pl.String()
+_BAR_SCHEMA: Final = pl.Schema({
+    "symbol": _STR, "freq": _STR, "ts": pl.Datetime("us", "UTC"), "trade_date": pl.Date(),
+    "open": _F64, "high": _F64, "low": _F64, "close": _F64, "volume": _F64, "amount": _F64,
+    "settle": _F64, "open_interest": _F64, "vendor": _STR, "request_id": _STR, "source": _STR,
+})  # fmt: skip
 
 
 def _by_zone(zones: dict[str, str]) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ from etl.recorder.feeds import DEFAULT_CHANNELS, check_selection, feed_for
 from etl.recorder.run import Recorder
 from etl.recorder.stage import Stage
 
-__all__ = ["build", "record", "select_symbols"]
+__all__ = ["bars_source", "build", "record", "select_symbols"]
 
 
 def _codes(rt: Any, vendor: str, symbols: Sequence[Symbol]) -> dict[str, str]:
@@ -77,6 +77,16 @@ def select_symbols(
     return syms
 
 
+def bars_source(vendor: str, channels: Sequence[str]) -> str:
+    """What live 1m bars are built from: trades if recorded, else Infoway's pushed bars;
+    quotes (their cumulative volume) for mdapi and StockTV."""
+    if vendor != "infoway":
+        return "quotes"
+    if "trades" in channels:
+        return "ticks"
+    return "klines" if "klines" in channels else "none"
+
+
 def resume_points(stage: Stage) -> None:
     """Where the lake ends, per symbol: trades older than the last stored one are not
     stored again, and ``seq`` continues after the trades stored at that instant. Only the
@@ -99,7 +109,7 @@ def resume_points(stage: Stage) -> None:
     )
     for sym, last, seq in stored.iter_rows():
         stage.last_ts[sym] = int(last)
-        stage.seq[sym] = (int(last), int(seq) + 1)
+        stage.seq[sym] = int(seq) + 1
 
 
 def build(
@@ -120,10 +130,7 @@ def build(
     codes = _codes(rt, vendor, symbols)
     names = [str(s) for s in symbols]
     feeds = feed_for(vendor, names, chosen, codes, ws_url=settings.ws_url, api_key=key)
-    bars_from = "quotes" if vendor != "infoway" else ("ticks" if "trades" in chosen else "klines")
-    if vendor == "infoway" and "trades" not in chosen and "klines" not in chosen:
-        bars_from = "none"
-    stage = Stage(rt.lake, vendor, bars_from)
+    stage = Stage(rt.lake, vendor, bars_source(vendor, chosen))
     resume_points(stage)
 
     async def repair(syms: Sequence[str], first: dt.date, last: dt.date) -> tuple[int, str]:
