@@ -54,6 +54,7 @@ from etl.recorder.run import COMMIT_EVERY, Recorder
 from etl.recorder.stage import Stage
 from etl.recorder.start import bars_source
 
+WARM_UP = 5.0  # real seconds of a recorder's start-up, not judged for memory
 DAY = dt.date(2024, 6, 28)
 NOW = dt.datetime(2024, 6, 28, 7, 30, tzinfo=dt.UTC)
 SOAK_OPEN = dt.datetime(2024, 6, 28, 1, 30, tzinfo=dt.UTC)  # 09:30 Shanghai: two hours of
@@ -215,10 +216,14 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 @contextmanager
 def recording(
-    root: Path, server: Any, symbols: Sequence[str], *extra: str
+    root: Path,
+    server: Any,
+    symbols: Sequence[str],
+    *extra: str,
+    document: dict[str, Any] | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
     """``etl record --vendor infoway`` as a child process against ``server``; SIGTERM at the
-    end of the block (its --json document is then on its stdout)."""
+    end of the block, its --json document then put in ``document``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
     env.update(ETL_INFOWAY_API_KEY="k", ETL_INFOWAY_BASE_URL=server.base_url,
                ETL_INFOWAY_WS_URL=server.ws_url, ETL_INFOWAY_RATE="10")  # fmt: skip
@@ -240,6 +245,12 @@ def recording(
             proc.kill()
             proc.wait()
         pump.join(5)
+        assert proc.stdout is not None and proc.stderr is not None
+        out = proc.stdout.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        if document is not None and out.strip():
+            document.update(json.loads(out))
         if proc.returncode != 0:
             raise RuntimeError(f"etl record exited {proc.returncode}: {''.join(err)[-2000:]}")
 
@@ -260,6 +271,7 @@ def latency(seconds: float = 30.0, speed: float = 10.0, n_symbols: int = 20) -> 
     work = Path(tempfile.mkdtemp(prefix="bench-record-"))
     first_seen: dict[tuple[Any, ...], float] = {}
     recv: dict[tuple[Any, ...], float] = {}
+    before: set[tuple[Any, ...]] = set()  # committed before the first poll: not measured
     polls = 0
     try:
         with (
@@ -287,10 +299,12 @@ def latency(seconds: float = 30.0, speed: float = 10.0, n_symbols: int = 20) -> 
                     if key not in first_seen:
                         first_seen[key] = seen
                         recv[key] = recv_us / 1e6
+                        if polls == 1:
+                            before.add(key)
                 time.sleep(0.2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    lags = [first_seen[k] - recv[k] for k in first_seen]
+    lags = [first_seen[k] - recv[k] for k in first_seen if k not in before]
     # the first poll finds what was committed before it started: not a measurement
     return {
         "case": f"latency: {n_symbols} A shares, replay x{speed:g}, {seconds:g} s, fresh "
@@ -324,7 +338,16 @@ class Soak:
 
     @property
     def rss(self) -> list[int]:
-        return [r for _, r in self.samples]
+        """RSS samples from the end of start-up on (imports, first connection, first
+        commit: the first :data:`WARM_UP` real seconds)."""
+        warm = [r for t, r in self.samples if t >= WARM_UP]
+        return warm or [r for _, r in self.samples]
+
+    def flat(self) -> tuple[float, float]:
+        """(peak of the first third, peak of the last third) of the warm samples, MiB."""
+        rss = self.rss
+        third = max(1, len(rss) // 3)
+        return max(rss[:third]) / 1024, max(rss[-third:]) / 1024
 
     def summary(self) -> dict[str, Any]:
         rss = self.rss
@@ -357,18 +380,18 @@ def soak(
     # trades + klines pushes, about 6.5 trades per symbol-minute
     faults = soak_faults(minutes, fault_every, n_symbols * 6.5 * 2)
     samples: list[tuple[float, int]] = []
+    doc: dict[str, Any] = {}
     with running("infoway", now=SOAK_OPEN, speed=speed, api_key="k", faults=faults) as server:
-        with recording(root, server, symbols, "--heartbeat", "1", "--status-every", "5") as proc:
+        with recording(root, server, symbols, "--heartbeat", "1", "--status-every", "5",
+                       document=doc) as proc:  # fmt: skip
             t0 = time.monotonic()
             end = t0 + minutes * 60 / speed
             while time.monotonic() < end and proc.poll() is None:
                 samples.append((time.monotonic() - t0, _rss_kib(proc.pid)))
                 time.sleep(1.0)
             samples.append((time.monotonic() - t0, _rss_kib(proc.pid)))
-        assert proc.stdout is not None
-        out = proc.stdout.read()
         stats = server.stats()
-    return Soak(minutes, speed, n_symbols, samples, json.loads(out) if out.strip() else {},
+    return Soak(minutes, speed, n_symbols, samples, doc,
                 dict(stats.get("faults_by_name", {})), int(stats.get("violations", 0)))  # fmt: skip
 
 
