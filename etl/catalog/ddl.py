@@ -206,6 +206,21 @@ COMMENT ON VIEW freshness IS
     'last session found complete by detect-missing, against the calendar''s last session';"""
 
 
+# live_vs_rest: each live bar etl record built (live_klines) beside the REST bar that replaced
+# it in klines, per key; `differs` when any of OHLC, volume or amount is not the same.
+LIVE_VS_REST_VIEW: Final = """CREATE OR REPLACE VIEW live_vs_rest AS
+SELECT l.symbol, l.freq, l.ts, l.trade_date, l.vendor,
+       l.open AS live_open, l.high AS live_high, l.low AS live_low, l.close AS live_close,
+       l.volume AS live_volume, l.amount AS live_amount,
+       r.open AS rest_open, r.high AS rest_high, r.low AS rest_low, r.close AS rest_close,
+       r.volume AS rest_volume, r.amount AS rest_amount,
+       (l.open IS DISTINCT FROM r.open OR l.high IS DISTINCT FROM r.high
+        OR l.low IS DISTINCT FROM r.low OR l.close IS DISTINCT FROM r.close
+        OR l.volume IS DISTINCT FROM r.volume OR l.amount IS DISTINCT FROM r.amount) AS differs
+FROM live_klines AS l
+JOIN klines AS r ON r.symbol = l.symbol AND r.freq = l.freq AND r.ts = l.ts
+WHERE r.source = 'rest';"""
+
 # klines_adj(mode, anchor_date): klines with prices adjusted at read time from adj_factors, as
 # etl.Warehouse.bars(adjust=...) does (etl/warehouse/adjust.py): per symbol the factors of the
 # vendor ingested last; a bar's factor is that of the latest ex-date on or before its trade
@@ -261,6 +276,8 @@ def shared_sql(root: Path, datasets: Iterable[DatasetSchema]) -> list[str]:
         statements.append(FRESHNESS_VIEW)
     if {"klines", "adj_factors"} <= names:
         statements.append(KLINES_ADJ_MACRO)
+    if {"klines", "live_klines"} <= names:
+        statements.append(LIVE_VS_REST_VIEW)
     return statements
 
 

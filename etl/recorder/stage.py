@@ -286,6 +286,9 @@ class Stage:
         if self.bars:
             bars, self.bars = self.bars, []
             frame = pl.DataFrame(bars, schema=_BAR_SCHEMA)
+            # the live bar kept first: klines' copy is replaced when REST repairs the day,
+            # and live_vs_rest sets the two side by side
+            self.lake.write("live_klines", frame.select(_LIVE_COLUMNS), now=now)
             result = self.lake.write("klines", frame, now=now)
             self.written["bars"] += result.rows_added
             written += result.rows_written
@@ -311,6 +314,10 @@ _BAR_SCHEMA: Final = pl.Schema({
     "open": _F64, "high": _F64, "low": _F64, "close": _F64, "volume": _F64, "amount": _F64,
     "settle": _F64, "open_interest": _F64, "vendor": _STR, "request_id": _STR, "source": _STR,
 })  # fmt: skip
+
+
+_LIVE_COLUMNS: Final = ("symbol", "freq", "ts", "trade_date", "open", "high", "low", "close",
+                        "volume", "amount", "vendor")  # fmt: skip
 
 
 def _by_zone(zones: dict[str, str]) -> dict[str, list[str]]:

@@ -27,7 +27,8 @@ def test_recorder_memory_is_flat_over_a_compressed_hour_with_faults(data_root: P
     summary = result.summary()
     assert result.violations == 0, summary
     applied = sum(result.faults.values())
-    assert applied >= max(1, int(minutes / 4.0) - 2), summary  # a fault every few minutes
+    # a fault every few minutes (a reconnect's backoff skips some of the 4-minute slots)
+    assert applied >= max(1, int(minutes / 4.0 / 2)), summary
     gaps = result.document["gaps"]
     # every fault is a gap (the last one may still be being detected when the run stops)
     assert len(gaps) >= applied - 1, summary
