@@ -64,9 +64,11 @@ def test_live_bars_replaced_by_rest_are_shown_beside_them_and_a_mismatch_counted
     [row] = sql(data_root, COUNT)
     assert row["pairs"] == replaced.height
     # The stream's trades rebuild the REST bars exactly, except the last minute each repair
-    # fetched: the repair (a REST backfill up to the emulator's now) can store that minute
-    # while it is still forming, a partial REST bar that replaces the whole live one - which
-    # is what this view is for. Every earlier pair agrees.
+    # fetched: the emulator replays 2024 at x120 while the recorder's clock is the host's, so
+    # the adapter's forming-bar check (complete_through, judged on the local clock) takes the
+    # emulator's still-forming minute for a finished one, and its partial REST bar replaces
+    # the whole live bar. That is the kind of mismatch this view is for; every earlier pair
+    # agrees.
     last_rest = sql(data_root, "SELECT max(ts) AS ts FROM klines WHERE source = 'rest'")[0]["ts"]
     [early] = sql(data_root, COUNT + f" WHERE ts < TIMESTAMPTZ '{last_rest}'")
     assert early["pairs"] > 0 and early["mismatches"] == 0
