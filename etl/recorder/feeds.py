@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from orjson import dumps as _dumps
 from orjson import loads as _loads
 
 from etl.errors import BadInputError, ConfigError
@@ -49,6 +50,12 @@ Tick = tuple[str, str, int, float, float | None, float | None, str | None]
 # ("quote", symbol, ts_ms, fields)
 Quote = tuple[str, str, int, dict[str, Any]]
 _SIDES: Final = {1: "buy", 2: "sell"}
+
+
+def _text(fields: dict[str, Any]) -> str:
+    """The vendor's other fields as compact JSON text (UTF-8 as sent, not escaped): orjson,
+    since ``json.dumps`` was a third of a quote's cost."""
+    return _dumps(fields).decode()
 
 
 def _num(value: Any) -> float | None:
@@ -147,7 +154,7 @@ class Feed:
                 "ask_size": _num(asks[1][0]) if len(asks) > 1 and asks[1] else None,
                 "bid": _num(bids[0][0]) if bids[0] else None,
                 "bid_size": _num(bids[1][0]) if len(bids) > 1 and bids[1] else None,
-                "extra": json.dumps({"a": asks, "b": bids}),
+                "extra": _text({"a": asks, "b": bids}),
             }
             return [("quote", sym, int(data["t"]), fields)], None
         if code == 10008:
@@ -172,8 +179,7 @@ class Feed:
             "ask_size": _num(body.get("SV1")), "high": _num(body.get("High")),
             "low": _num(body.get("Low")),
             "cum_volume": None if sym.endswith(".FX") else volume,
-            "extra": json.dumps({k: v for k, v in body.items() if k not in known},
-                                ensure_ascii=False),
+            "extra": _text({k: v for k, v in body.items() if k not in known}),
         }  # fmt: skip
         return ("quote", sym, int(body["LastTime"]) * 1000, fields)
 
@@ -187,7 +193,7 @@ class Feed:
             "last": _num(doc.get("last_numeric")), "bid": _num(doc.get("bid")),
             "ask": _num(doc.get("ask")), "high": _num(doc.get("high")),
             "low": _num(doc.get("low")), "cum_volume": _num(doc.get("turnover_numeric")),
-            "extra": json.dumps({k: v for k, v in doc.items() if k not in known}),
+            "extra": _text({k: v for k, v in doc.items() if k not in known}),
         }  # fmt: skip
         return ("quote", sym, int(doc["timestamp"]) * 1000, fields)
 
