@@ -31,6 +31,7 @@ class Stats:
             self._statuses: Counter[str] = Counter()
             self._ws: Counter[str] = Counter()
             self._ws_pushed: Counter[str] = Counter()
+            self._ws_started: list[int] = []
 
     def request(self, path: str) -> int:
         """Count one vendor request to ``path`` (a route template); returns its number."""
@@ -71,6 +72,13 @@ class Stats:
             self._ws["closed"] += 1
             self._ws_pushed.update(pushed)
 
+    def ws_started(self, after_ms: int) -> None:
+        """A connection's first push with symbols subscribed: it pushes the trades after
+        ``after_ms`` (market time) from then on. The evidence of what a client was sent,
+        with the tape, for tests that kill the client (what it lost vs. what it was sent)."""
+        with self._lock:
+            self._ws_started.append(after_ms)
+
     def ws_pushed(self, kind: str, n: int = 1) -> None:
         with self._lock:
             self._ws_pushed[kind] += n
@@ -84,5 +92,9 @@ class Stats:
                 "faults_applied": sum(self._faults.values()),
                 "faults_by_name": dict(sorted(self._faults.items())),
                 "statuses": dict(sorted(self._statuses.items())),
-                "ws": {**dict(sorted(self._ws.items())), "pushed": dict(self._ws_pushed)},
+                "ws": {
+                    **dict(sorted(self._ws.items())),
+                    "pushed": dict(self._ws_pushed),
+                    "started_ms": list(self._ws_started),
+                },
             }

@@ -174,6 +174,7 @@ class _Pusher:
         self.next_flush = time.monotonic() + (self.slow.seconds if self.slow else 0)
         self.stalled = False
         self.alive = True
+        self.started = False  # pushing to subscribed symbols (Stats.ws_started)
 
     def run(self) -> None:
         for frame in self.session.greeting():
@@ -237,6 +238,9 @@ class _Pusher:
         symbols = self.session.symbols()
         if now_ms <= self.cursor_ms:
             return
+        if symbols and not self.started:
+            self.started = True
+            self.emulator.stats.ws_started(self.cursor_ms)
         trades: list[Trade] = []
         for symbol in symbols:
             trades += trades_between(symbol, self.cursor_ms, now_ms, self.emulator.seed)

@@ -174,7 +174,7 @@ def test_stats_count_requests_violations_and_faults_then_reset(echo: Any) -> Non
         "faults_applied": 1,
         "faults_by_name": {"http_500": 1},
         "statuses": {"200": 2, "429": 1, "500": 1},
-        "ws": {"pushed": {}},
+        "ws": {"pushed": {}, "started_ms": []},
     }
     assert httpx.post(server.root_url + "/_emulator/reset").json() == {"reset": True}
     assert server.stats()["requests"] == 0 and server.stats()["violations"] == 0
