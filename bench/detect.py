@@ -60,7 +60,7 @@ def run() -> list[dict[str, object]]:
                 "case": "5,000 symbols x 10 years of 1d, 1 % removed",
                 "expected": report.expected_rows,
                 "missing": removed,
-                "gap_runs": report.gaps.height,
+                "gap_runs": report.gaps_total,
                 "raw_anti_join_s": round(t_raw, 3),
                 "detect_s": round(t_detect, 3),
                 "detect_vs_raw": round(t_detect / t_raw, 2),

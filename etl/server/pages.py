@@ -80,7 +80,7 @@ def _state(reason: str | None, state: str) -> str:
 def coverage(root: Path, sel: Selection, now: dt.datetime, offset: int) -> dict[str, Any]:
     """Symbols x days of ``sel``: each cell the worst state of that symbol's slots that day."""
     exp = build_expectation(root, sel, now)
-    report = detect(root, sel, now)
+    report = detect(root, sel, now, keep_slots=True)
     symbols = sorted(exp.judged["symbol"].to_list())
     total = len(symbols)
     symbols = symbols[offset : offset + MAX_SYMBOLS]

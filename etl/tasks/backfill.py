@@ -265,7 +265,7 @@ def _still_needed(rt: Runtime, req: BackfillRequest, units: list[Unit]) -> list[
     Regression: rerunning a finished backfill made every request again."""
     assert req.start is not None and req.end is not None
     sel = Selection("klines", req.start, req.end, req.freq, req.symbols)
-    report = detect(rt.root, sel, rt.clock())
+    report = detect(rt.root, sel, rt.clock(), keep_slots=True)
     unjudged = {str(u["symbol"]) for u in report.unjudged}
     absent = report.slots
     days: dict[str, np.ndarray] = {

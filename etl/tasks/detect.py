@@ -5,16 +5,25 @@ symbols with their listed life) and the gap ledger are joined against the stored
 in-memory DuckDB. Each slot that is expected and absent gets its state from the ledger
 (``missing`` when the ledger knows nothing). Gaps are maximal runs of one state per symbol,
 found with the row-number difference trick over the expected sequence.
+
+Memory is bounded whatever the range: judged symbols are taken in chunks of at most
+:data:`SLOT_BUDGET` expected slots (a year of 1m bars is ~58k slots per symbol), each chunk's
+absent slots are folded into small aggregates (per symbol, per day, gap runs, reasons) and let
+go, and the stored keys are read for the chunk's symbol range only (row groups of sorted files
+outside it are skipped). Only callers that need every absent slot (fill plans, backfill's
+skip test, the coverage page) ask for them with ``keep_slots``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from etl.catalog.ddl import quote_path
@@ -33,6 +42,20 @@ __all__ = ["DetectReport", "detect", "find_slots"]
 STATES = ("missing", "confirmed_empty", "failed", "unfillable")
 TO_FETCH = ("missing", "failed", "unfillable")  # states that keep a symbol incomplete
 MAX_GAPS_IN_DOCUMENT = 100_000
+SLOT_BUDGET = 1_000_000  # expected slots per chunk of symbols: ~0.4 GB peak (BENCHMARKS.md)
+SLOT_COLUMNS = "symbol, market, ts, trade_date, state, reason"
+GAP_SCHEMA = pl.Schema({"symbol": pl.String(), "state": pl.String(),
+                        "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
+                        "bars": pl.Int64()})  # fmt: skip
+# Maximal runs of one state per symbol: a symbol's expected slots are its profile's grid
+# clipped to its listed life, so two absent slots are consecutive exactly when their grid
+# positions are; position minus rank within (symbol, state) is constant along a run.
+GAP_RUNS = (
+    'SELECT symbol, state, min(ts) AS start, max(ts) AS "end", count(*)::BIGINT AS bars '
+    "FROM (SELECT symbol, state, ts, pos - row_number() OVER (PARTITION BY symbol, state "
+    "ORDER BY pos) AS grp FROM slots WHERE state <> 'confirmed_empty') "
+    "GROUP BY symbol, state, grp"
+)
 
 
 @dataclass
@@ -44,8 +67,11 @@ class DetectReport:
     judged: list[str]
     per_symbol: pl.DataFrame  # symbol + one count column per state
     daily: pl.DataFrame  # market, trade_date, symbols, expected, present, per-state counts
-    gaps: pl.DataFrame  # symbol, state, start, end, bars
-    slots: pl.DataFrame  # every absent slot: symbol, market, ts, trade_date, state, reason
+    gaps: pl.DataFrame  # symbol, state, start, end, bars: the first MAX_GAPS_IN_DOCUMENT runs
+    slots: pl.DataFrame  # every absent slot (symbol, market, ts, trade_date, state, reason),
+    # only when detect() was asked to keep them; else empty
+    reasons: pl.DataFrame  # state, reason, slots, symbols: open slots by why they are open
+    gaps_total: int = 0  # every gap run, also those beyond ``gaps``
     unjudged: list[dict[str, str]] = field(default_factory=list)
     calendar_sources: dict[str, str] = field(default_factory=dict)
 
@@ -101,7 +127,7 @@ class DetectReport:
             "daily_stats": daily,
             "missing_codes": incomplete,
             "gaps": gaps,
-            "gaps_truncated": self.gaps.height > MAX_GAPS_IN_DOCUMENT,
+            "gaps_truncated": self.gaps_total > len(gaps),
             "states": self.state_counts(),
             "unexpected_rows": self.unexpected_rows,
             "unjudged": self.unjudged,
@@ -122,13 +148,16 @@ def _files(root: Path, sel: Selection) -> list[Path]:
 
 
 def _present_sql(root: Path, sel: Selection, *, only_judged: bool) -> str:
-    """Stored keys of the selection's range. Without ``only_judged`` other symbols' rows are
-    left in: they cannot match an expected slot, and filtering them costs more than it saves."""
+    """Stored keys of the selection's range, within the judged symbols' range ($lo..$hi: a
+    filter Parquet statistics answer per row group). Without ``only_judged`` other symbols'
+    rows inside that range are left in: they cannot match an expected slot, and filtering
+    them costs more than it saves."""
     files = _files(root, sel)
     if not files:
         return "SELECT NULL::VARCHAR AS symbol, NULL::TIMESTAMPTZ AS ts WHERE false"
     listing = "[" + ", ".join(quote_path(f) for f in files) + "]"
-    judged = " AND symbol IN (SELECT symbol FROM judged)" if only_judged else ""
+    judged = " AND symbol BETWEEN $lo AND $hi"
+    judged += " AND symbol IN (SELECT symbol FROM judged)" if only_judged else ""
     if sel.dataset in STATEMENT_DATASETS:
         return (
             f"SELECT DISTINCT symbol, reporting_period::TIMESTAMPTZ AS ts FROM read_parquet("
@@ -159,15 +188,21 @@ def _ledger_sql(root: Path, sel: Selection) -> str:
 def find_slots(
     root: Path, sel: Selection, exp: Expectation, con: duckdb.DuckDBPyConnection
 ) -> None:
-    """Create the temp table ``slots`` (every expected, absent slot with its state) in ``con``.
+    """Create the temp table ``slots`` (every expected, absent slot with its state, and its
+    position ``pos`` in its profile's grid) in ``con``.
 
     The expected slots are streamed through the anti-join, never materialised: the join of
-    judged symbols and grids is the same amount of work as a hand-written anti-join.
+    judged symbols and grids is the same amount of work as a hand-written anti-join. Each
+    intermediate table is dropped as soon as the next is made (peak memory: two of them).
     """
     con.execute("SET TimeZone = 'UTC'")
     con.register("judged", exp.judged.to_arrow())
-    con.register("grids", exp.grids.to_arrow())
-    params = {"start": sel.start, "end": sel.end}
+    con.register("grid_frame", exp.grids.to_arrow())
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE grids AS SELECT *, "
+        "row_number() OVER (PARTITION BY profile ORDER BY ts) AS pos FROM grid_frame"
+    )
+    params = _params(sel, exp)
     present = _present_sql(root, sel, only_judged=False)
     ledger = _ledger_sql(root, sel)
     # Symbols listed over the whole range need no per-row date test (the usual case).
@@ -183,29 +218,107 @@ def find_slots(
         "SELECT e.symbol, e.ts FROM expected e ANTI JOIN present p "
         "ON p.symbol = e.symbol AND p.ts = e.ts"
     )
-    con.execute(sql, params if "$start" in sql else None)
+    _execute(con, sql, params)
     # Only the (usually few) absent slots get their market, trade date and ledger state, one
     # join at a time: left to itself the optimiser may join judged x grids (every slot) first.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE absent_of AS SELECT a.symbol, j.market, j.profile, a.ts "
         "FROM absent a JOIN judged j ON j.symbol = a.symbol"
     )
+    con.execute("DROP TABLE absent")
     sql = (
         "CREATE OR REPLACE TEMP TABLE slots AS "
-        "WITH b AS (SELECT a.symbol, a.market, a.ts, g.trade_date FROM absent_of a "
+        "WITH b AS (SELECT a.symbol, a.market, a.ts, g.trade_date, g.pos FROM absent_of a "
         "JOIN grids g ON g.profile = a.profile AND g.ts = a.ts) "
         "SELECT b.symbol, b.market, b.ts, b.trade_date, coalesce(l.state, 'missing') AS state, "
-        f"l.reason FROM b LEFT JOIN ({ledger}) l ON l.symbol = b.symbol AND l.ts = b.ts"
+        f"l.reason, b.pos FROM b LEFT JOIN ({ledger}) l ON l.symbol = b.symbol AND l.ts = b.ts"
     )
-    con.execute(sql, params if "$start" in sql else None)
+    _execute(con, sql, params)
+    con.execute("DROP TABLE absent_of")
 
 
-def detect(root: Path, sel: Selection, now: dt.datetime) -> DetectReport:
+def _params(sel: Selection, exp: Expectation) -> dict[str, object]:
+    symbols = exp.judged["symbol"]
+    lo, hi = (symbols.min(), symbols.max()) if symbols.len() else ("", "")
+    return {"start": sel.start, "end": sel.end, "lo": lo, "hi": hi}
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object]) -> None:
+    """Run ``sql`` with the parameters it names (DuckDB refuses unused ones)."""
+    used = {k: v for k, v in params.items() if f"${k}" in sql}
+    con.execute(sql, used or None)
+
+
+def _chunks(exp: Expectation) -> Iterator[Expectation]:
+    """``exp`` cut into runs of judged symbols (in symbol order) that each expect at most
+    about :data:`SLOT_BUDGET` slots (a symbol's grid length bounds its slots)."""
+    if exp.judged.height == 0:
+        return
+    per_profile = dict(exp.grids.group_by("profile").len().iter_rows())
+    judged = exp.judged.sort("symbol")
+    sizes = np.array([per_profile.get(p, 0) for p in judged["profile"].to_list()], np.int64)
+    chunk_of = (np.cumsum(sizes) - sizes) // SLOT_BUDGET  # where each symbol's slots start
+    bounds = np.flatnonzero(np.diff(chunk_of)) + 1
+    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), judged.height], strict=True):
+        yield replace(exp, judged=judged.slice(lo, hi - lo))
+
+
+@dataclass
+class _Folded:
+    """What detect keeps of each chunk's absent slots: small aggregates, never the slots
+    themselves unless asked."""
+
+    keep_slots: bool
+    absent: int = 0
+    per_symbol: list[pl.DataFrame] = field(default_factory=list)
+    daily: list[pl.DataFrame] = field(default_factory=list)
+    reasons: list[pl.DataFrame] = field(default_factory=list)
+    gaps: list[pl.DataFrame] = field(default_factory=list)
+    gaps_kept: int = 0
+    gaps_total: int = 0
+    slots: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, con: duckdb.DuckDBPyConnection) -> None:
+        counts = ", ".join(f"count_if(state = '{s}')::BIGINT AS {s}" for s in STATES)
+        self.per_symbol.append(_frame(con, f"SELECT symbol, {counts} FROM slots GROUP BY symbol"))
+        daily = _frame(
+            con,
+            f"SELECT market, trade_date, count(*)::BIGINT AS absent, {counts} FROM slots "
+            "GROUP BY ALL",
+        )
+        self.absent += int(daily["absent"].sum()) if daily.height else 0
+        self.daily.append(daily)
+        # symbols are distinct across chunks, so per-chunk distinct counts add up
+        self.reasons.append(_frame(
+            con,
+            "SELECT state, reason, count(*)::BIGINT AS slots, "
+            "count(DISTINCT symbol)::BIGINT AS symbols FROM slots "
+            "WHERE state IN ('missing', 'failed', 'unfillable') GROUP BY ALL",
+        ))  # fmt: skip
+        self.gaps_total += _scalar(con, f"SELECT count(*) FROM ({GAP_RUNS})")
+        room = MAX_GAPS_IN_DOCUMENT - self.gaps_kept
+        if room > 0:
+            gaps = _frame(con, f"{GAP_RUNS} ORDER BY symbol, start LIMIT {room}")
+            self.gaps.append(gaps.cast(GAP_SCHEMA))
+            self.gaps_kept += gaps.height
+        if self.keep_slots:
+            self.slots.append(_frame(con, f"SELECT {SLOT_COLUMNS} FROM slots ORDER BY symbol, ts"))
+
+
+def detect(
+    root: Path, sel: Selection, now: dt.datetime, *, keep_slots: bool = False
+) -> DetectReport:
+    """What the lake lacks of ``sel``. ``keep_slots`` keeps every absent slot in the report
+    (memory grows with them); without it only aggregates and the first gap runs are kept."""
     exp = build_expectation(root, sel, now)
+    folded = _Folded(keep_slots)
     con = duckdb.connect()
     try:
-        find_slots(root, sel, exp, con)
-        return _report(root, con, sel, exp)
+        for part in _chunks(exp):
+            find_slots(root, sel, part, con)
+            folded.add(con)
+            con.execute("DROP TABLE slots")
+        return _report(root, con, sel, exp, folded)
     finally:
         con.close()
 
@@ -221,58 +334,34 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return frame
 
 
-def _gap_runs(slots: pl.DataFrame, exp: Expectation) -> pl.DataFrame:
-    """Maximal runs of one state per symbol.
-
-    A symbol's expected slots are its profile's grid clipped to its listed life, so two slots
-    are consecutive exactly when their grid positions are; position minus rank within
-    (symbol, state) is then constant along a run. Done in polars on the absent slots only.
-    """
-    schema = pl.Schema(
-        {
-            "symbol": pl.String(),
-            "state": pl.String(),
-            "start": pl.Datetime("us", "UTC"),
-            "end": pl.Datetime("us", "UTC"),
-            "bars": pl.Int64(),
-        }
-    )
-    todo = slots.filter(pl.col("state") != "confirmed_empty")
-    if todo.height == 0:
-        return pl.DataFrame(schema=schema)
-    index = exp.grids.with_row_index("i").select("profile", "ts", pl.col("i").cast(pl.Int64))
-    runs = (
-        todo.select("symbol", "state", "ts")
-        .join(exp.judged.select("symbol", "profile"), on="symbol")
-        .join(index, on=["profile", "ts"])
-        .sort("symbol", "state", "ts")
-        .with_columns((pl.col("i") - pl.int_range(pl.len()).over("symbol", "state")).alias("grp"))
-        .group_by("symbol", "state", "grp")
-        .agg(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"),
-             pl.len().cast(pl.Int64).alias("bars"))
-        .select(list(schema))
-        .sort("symbol", "start")
-    )  # fmt: skip
-    return runs.cast(schema)
+def _concat(frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
+    frames = [f for f in frames if f.height]
+    return pl.concat(frames) if frames else empty
 
 
 def _report(
-    root: Path, con: duckdb.DuckDBPyConnection, sel: Selection, exp: Expectation
+    root: Path, con: duckdb.DuckDBPyConnection, sel: Selection, exp: Expectation, folded: _Folded
 ) -> DetectReport:
     per_day = expected_per_day(exp)
     expected_rows = int(per_day["expected"].sum()) if per_day.height else 0
-    absent_rows = _scalar(con, "SELECT count(*) FROM slots")
-    present_sql = _present_sql(root, sel, only_judged=True)
-    stored = con.execute(
-        f"SELECT count(*) FROM ({present_sql})",
-        {"start": sel.start, "end": sel.end} if "$start" in present_sql else None,
-    ).fetchall()[0][0]
-    present_rows = expected_rows - absent_rows
-    counts = ", ".join(f"count_if(state = '{s}')::BIGINT AS {s}" for s in STATES)
-    per_symbol = _frame(con, f"SELECT symbol, {counts} FROM slots GROUP BY symbol ORDER BY symbol")
-    absent_daily = _frame(
-        con,
-        f"SELECT market, trade_date, count(*)::BIGINT AS absent, {counts} FROM slots GROUP BY ALL",
+    present_rows = expected_rows - folded.absent
+    stored = 0
+    if exp.judged.height:
+        con.register("judged", exp.judged.to_arrow())
+        present_sql = _present_sql(root, sel, only_judged=True)
+        used = {k: v for k, v in _params(sel, exp).items() if f"${k}" in present_sql}
+        stored = con.execute(f"SELECT count(*) FROM ({present_sql})", used or None).fetchall()[0][0]
+    state_cols = {s: pl.Int64() for s in STATES}
+    per_symbol = _concat(
+        folded.per_symbol, pl.DataFrame(schema={"symbol": pl.String(), **state_cols})
+    ).sort("symbol")
+    absent_daily = _concat(
+        folded.daily,
+        pl.DataFrame(schema={"market": pl.String(), "trade_date": pl.Date(),
+                             "absent": pl.Int64(), **state_cols}),
+    )  # fmt: skip
+    absent_daily = absent_daily.group_by("market", "trade_date").agg(
+        pl.col(c).sum() for c in ("absent", *STATES)
     )
     daily = (
         per_day.join(absent_daily, on=["market", "trade_date"], how="left")
@@ -281,8 +370,18 @@ def _report(
         .select("market", "trade_date", "symbols", "expected", "present", *STATES)
         .sort("market", "trade_date")
     )
-    slots = _frame(con, "SELECT * FROM slots ORDER BY symbol, ts")
-    gaps = _gap_runs(slots, exp)
+    reasons = _concat(
+        folded.reasons,
+        pl.DataFrame(schema={"state": pl.String(), "reason": pl.String(), "slots": pl.Int64(),
+                             "symbols": pl.Int64()}),
+    ).group_by("state", "reason").agg(pl.col("slots").sum(), pl.col("symbols").sum())  # fmt: skip
+    slots = _concat(
+        folded.slots,
+        pl.DataFrame(schema={"symbol": pl.String(), "market": pl.String(),
+                             "ts": pl.Datetime("us", "UTC"), "trade_date": pl.Date(),
+                             "state": pl.String(), "reason": pl.String()}),
+    )  # fmt: skip
+    gaps = _concat(folded.gaps, pl.DataFrame(schema=GAP_SCHEMA))
     judged = exp.judged["symbol"].to_list() if exp.judged.height else []
     return DetectReport(
         selection=sel,
@@ -294,6 +393,8 @@ def _report(
         daily=daily,
         gaps=gaps,
         slots=slots,
+        reasons=reasons,
+        gaps_total=folded.gaps_total,
         unjudged=exp.unjudged,
         calendar_sources=exp.calendar_sources,
     )

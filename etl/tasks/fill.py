@@ -72,7 +72,7 @@ def check_vendor(rt: Runtime, vendor: str, sel: Selection) -> None:
 def plan_only(rt: Runtime, vendor: str, sel: Selection, *, recheck: bool = False) -> dict[str, Any]:
     """``--dry-run``: the plan, with nothing fetched and nothing written."""
     check_vendor(rt, vendor, sel)
-    report = detect(rt.root, sel, rt.clock())
+    report = detect(rt.root, sel, rt.clock(), keep_slots=True)
     caps = rt.capabilities()
     plan = plan_fill(sel, _to_fetch(report, recheck), vendor, caps[vendor], rt.clock(), others=caps)
     doc = plan.summary(caps[vendor], rt.settings.vendor(vendor).rate)
@@ -92,7 +92,7 @@ async def execute(
     rt: Runtime, record: TaskRecord, vendor: str, sel: Selection, recheck: bool
 ) -> None:
     with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
-        before = detect(rt.root, sel, rt.clock())
+        before = detect(rt.root, sel, rt.clock(), keep_slots=True)
         symbols = [*before.judged, *(u["symbol"] for u in before.unjudged)]
         with claim(rt.root, run.id, sel, symbols):
             caps = rt.capabilities()
@@ -190,15 +190,5 @@ def _summarise(
 
 def _reasons(report: DetectReport) -> list[dict[str, Any]]:
     """The slots still open by (state, reason), largest first, at most ten."""
-    open_slots = report.slots.filter(pl.col("state").is_in(["missing", "failed", "unfillable"]))
-    if open_slots.is_empty():
-        return []
-    if "reason" not in open_slots.columns:
-        open_slots = open_slots.with_columns(pl.lit(None, pl.String).alias("reason"))
-    counts = (
-        open_slots.group_by("state", "reason")
-        .agg(pl.len().alias("slots"), pl.col("symbol").n_unique().alias("symbols"))
-        .sort("slots", descending=True)
-        .head(10)
-    )
-    return counts.to_dicts()
+    counts = report.reasons.select("state", "reason", "slots", "symbols")
+    return counts.sort("slots", "state", descending=[True, False]).head(10).to_dicts()

@@ -76,7 +76,7 @@ def test_holes_are_found_exactly_then_filled_then_nothing_is_asked(data_root: Pa
     holes = full.join(have, on=["symbol", "ts"], how="anti")
     assert holes.height > 0, "the fault removed nothing: the test proves nothing"
 
-    report = detect(data_root, sel, NOW)
+    report = detect(data_root, sel, NOW, keep_slots=True)
     found = report.slots.select("symbol", "ts")
     # Everything the fault removed is found, and the only other absent slots are the
     # generator's own suspension days (the calendar expects a bar the vendor never had).

@@ -257,7 +257,7 @@ def test_range_older_than_the_window_is_unavailable_and_never_planned(root: Path
     (left,) = task.result["left_reasons"]
     assert (left["state"], left["reason"], left["slots"]) == ("unfillable", WINDOW, beyond.height)
     assert stored(root).equals(want.join(beyond, on=COLUMNS, how="anti", nulls_equal=True))
-    after = detect(root, sel, NOW)
+    after = detect(root, sel, NOW, keep_slots=True)
     assert after.state_counts()["missing"] == 0
     assert after.state_counts()["unfillable"] == beyond.height
     reasons = set(after.slots.filter(pl.col("state") == "unfillable")["reason"].to_list())

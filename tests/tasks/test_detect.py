@@ -87,7 +87,7 @@ def test_ledger_states_split_runs_and_confirmed_empty_is_not_missing(data_root: 
     lake = Lake(data_root)
     lake.write("klines", rows[[i for i in range(rows.height) if i not in (3, 4, 5, 10)]], now=NOW)
     sel = Selection("klines", START, END, "1d", ("600000.SH",))
-    slots = detect(data_root, sel, NOW).slots
+    slots = detect(data_root, sel, NOW, keep_slots=True).slots
     assert slots.height == 4
     states = slots.with_columns(
         pl.when(pl.col("ts") == rows["ts"][4])
@@ -152,3 +152,47 @@ def test_task_records_scrub_secrets_from_values_not_keys(tmp_path: Path) -> None
     assert loaded.kind == "backfill"
     assert loaded.params == {"url": "http://v/?key=***", "note": "***"}
     assert loaded.errors[0]["reason"] == "refused ***"
+
+
+def test_chunked_detection_equals_one_pass(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Symbols are judged in chunks of bounded size: cut into chunks of one or two symbols'
+    slots, the report is the same as in one pass (runs, days, states, counts, slots)."""
+    symbols = ("600000.SH", "600004.SH", "000001.SZ", "000002.SZ", "300750.SZ")
+    frames = []
+    for n, symbol in enumerate(symbols):
+        rows = grid_rows(symbol, "1h")
+        frames.append(rows.filter(pl.int_range(pl.len()) % (n + 3) != 0))  # holes differ
+    Lake(data_root).write("klines", pl.concat(frames), now=NOW)
+    sel = Selection("klines", START, END, "1h", symbols)
+    whole = detect(data_root, sel, NOW, keep_slots=True)
+    per_symbol_slots = grid_rows(symbols[0], "1h").height
+    monkeypatch.setattr("etl.tasks.detect.SLOT_BUDGET", per_symbol_slots + 1)
+    chunked = detect(data_root, sel, NOW, keep_slots=True)
+    assert whole.gaps.height > 0 and whole.slots.height > 0
+    assert chunked.document(1, "completed") == whole.document(1, "completed")
+    assert chunked.slots.equals(whole.slots)
+    assert chunked.per_symbol.equals(whole.per_symbol)
+    assert chunked.daily.equals(whole.daily)
+    assert chunked.present_rows == whole.present_rows == sum(f.height for f in frames)
+    # and without keep_slots nothing but the aggregates is held
+    lean = detect(data_root, sel, NOW)
+    assert lean.slots.height == 0 and lean.document(1, "x") == whole.document(1, "x")
+
+
+def test_gap_runs_beyond_the_document_cap_are_counted(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = grid_rows("600000.SH", "1h")
+    Lake(data_root).write("klines", rows.filter(pl.int_range(pl.len()) % 2 == 0), now=NOW)
+    sel = Selection("klines", START, END, "1h", ("600000.SH",))
+    runs = rows.height // 2
+    monkeypatch.setattr("etl.tasks.detect.MAX_GAPS_IN_DOCUMENT", 7)
+    monkeypatch.setattr("etl.tasks.detect.SLOT_BUDGET", 10)  # every symbol its own chunk
+    report = detect(data_root, sel, NOW)
+    doc = report.document(None, "completed")
+    assert len(doc["gaps"]) == 7 and doc["gaps_truncated"] is True
+    assert report.gaps_total == runs
+    assert [g["start"] for g in doc["gaps"]] == sorted(g["start"] for g in doc["gaps"])
+    assert doc["present_rows"] == rows.height - runs
