@@ -64,19 +64,23 @@ def test_live_bars_replaced_by_rest_are_shown_beside_them_and_a_mismatch_counted
     [row] = sql(data_root, COUNT)
     assert row["pairs"] == replaced.height
     # The stream's trades rebuild the REST bars exactly, except the last minute each repair
-    # fetched: the emulator replays 2024 at x120 while the recorder's clock is the host's, so
-    # the adapter's forming-bar check (complete_through, judged on the local clock) takes the
-    # emulator's still-forming minute for a finished one, and its partial REST bar replaces
-    # the whole live bar. That is the kind of mismatch this view is for; every earlier pair
-    # agrees.
-    last_rest = sql(data_root, "SELECT max(ts) AS ts FROM klines WHERE source = 'rest'")[0]["ts"]
-    [early] = sql(data_root, COUNT + f" WHERE ts < TIMESTAMPTZ '{last_rest}'")
-    assert early["pairs"] > 0 and early["mismatches"] == 0
+    # fetched: a repair is a backfill of whole trade dates, so REST answers up to the
+    # emulator's present minute, still forming (the adapter's completeness test is per day, on
+    # the host's clock), and its partial REST bar replaces the whole live bar. That known
+    # fault (see the README's record section) is the kind of mismatch this view is for: every
+    # mismatch must be such a partial REST bar, and the other pairs agree.
+    forming = sql(data_root, "SELECT count(*) AS n FROM live_vs_rest WHERE differs "
+                             "AND rest_volume < live_volume")[0]["n"]  # fmt: skip
+    assert row["mismatches"] == forming and row["pairs"] - forming > 0
     before = row["mismatches"]
 
-    # one live bar doctored: its close a cent off (as a missed last trade would leave it)
-    cut = dt.datetime.fromisoformat(last_rest.replace("Z", "+00:00"))
-    one = replaced.filter(pl.col("ts") < cut).select(LIVE_COLUMNS).head(1)
+    # one agreeing live bar doctored: its close a cent off (as a missed last trade would leave)
+    agreeing = sql(data_root, "SELECT symbol, ts FROM live_vs_rest WHERE NOT differs LIMIT 1")[0]
+    at = dt.datetime.fromisoformat(agreeing["ts"].replace("Z", "+00:00"))
+    one = replaced.filter((pl.col("symbol") == agreeing["symbol"]) & (pl.col("ts") == at)).select(
+        LIVE_COLUMNS
+    )
+    assert one.height == 1
     doctored = one.with_columns(
         (pl.col("close") + 0.01).round(2).alias("close"),
         pl.max_horizontal(pl.col("high"), pl.col("close") + 0.01).round(2).alias("high"),
@@ -87,7 +91,7 @@ def test_live_bars_replaced_by_rest_are_shown_beside_them_and_a_mismatch_counted
     [pair] = sql(
         data_root,
         "SELECT symbol, live_close, rest_close FROM live_vs_rest "
-        f"WHERE differs AND ts < TIMESTAMPTZ '{last_rest}'",
+        "WHERE differs AND rest_volume >= live_volume",
     )
     assert pair["symbol"] == one["symbol"][0]
     assert pair["live_close"] == pytest.approx(pair["rest_close"] + 0.01)
