@@ -319,6 +319,13 @@ def detect(
             folded.add(con)
             con.execute("DROP TABLE slots")
         return _report(root, con, sel, exp, folded)
+    except RuntimeError as exc:
+        # A Ctrl-C or SIGTERM handler that raises KeyboardInterrupt while DuckDB runs a query
+        # comes back as DuckDB's own "Query interrupted": give the caller the interrupt, so
+        # the task ends interrupted (exit 130), not as a bug.
+        if str(exc).startswith("Query interrupted"):
+            raise KeyboardInterrupt from exc
+        raise
     finally:
         con.close()
 
