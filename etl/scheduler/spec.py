@@ -243,6 +243,25 @@ def _schedule(r: _Reader, calendar_default: tuple[str, ...]) -> Schedule:
     return Schedule(cron, tz, grace, only, calendar if only else ())
 
 
+def _markets_and_symbols(r: _Reader) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A job's ``market``/``markets`` (known markets) and ``symbols`` (parsed, deduplicated)."""
+    markets = r.texts("market", "markets")
+    for m in markets:
+        if m not in MARKETS:
+            key = "market" if r.has("market") else "markets"
+            raise r.err(key, f"unknown market {m!r}; use one of {' '.join(MARKETS)}")
+    symbols: tuple[str, ...] = ()
+    if "symbols" in r.doc:
+        raw = r.doc["symbols"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
+            raise r.err("symbols", f"must be a non-empty list of symbols, got {raw!r}")
+        try:
+            symbols = tuple(dict.fromkeys(str(parse_symbol(s)) for s in raw))
+        except BadInputError as exc:
+            raise r.err("symbols", str(exc)) from None
+    return markets, symbols
+
+
 def _selection(
     r: _Reader, action: str
 ) -> tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]:
@@ -270,20 +289,7 @@ def _selection(
         raise r.err("freq", "missing (required for klines)")
     if dataset != "klines" and freq is not None:
         raise r.err("freq", f"applies to klines only, not {dataset}")
-    markets = r.texts("market", "markets")
-    for m in markets:
-        if m not in MARKETS:
-            key = "market" if r.has("market") else "markets"
-            raise r.err(key, f"unknown market {m!r}; use one of {' '.join(MARKETS)}")
-    symbols: tuple[str, ...] = ()
-    if "symbols" in r.doc:
-        raw = r.doc["symbols"]
-        if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-            raise r.err("symbols", f"must be a non-empty list of symbols, got {raw!r}")
-        try:
-            symbols = tuple(dict.fromkeys(str(parse_symbol(s)) for s in raw))
-        except BadInputError as exc:
-            raise r.err("symbols", str(exc)) from None
+    markets, symbols = _markets_and_symbols(r)
     if markets and symbols:
         raise r.err("symbols", "give market(s) or symbols, not both")
     if symbols and action in ("calendar-sync", "instruments-sync"):
@@ -468,21 +474,9 @@ def _record_job(r: _Reader, name: str, vendors: tuple[str, ...]) -> JobSpec:
     for key in ("dataset", "freq", "window", "start", "end", "recheck"):
         if r.has(key):
             raise r.err(key, "a record job takes no " + key + " (it records its feed's channels)")
-    markets = r.texts("market", "markets")
-    if len(markets) > 1:
+    if len(r.texts("market", "markets")) > 1:
         raise r.err("markets", "a record job takes one market (or symbols): one job per market")
-    for m in markets:
-        if m not in MARKETS:
-            raise r.err("market", f"unknown market {m!r}; use one of {' '.join(MARKETS)}")
-    symbols: tuple[str, ...] = ()
-    if "symbols" in r.doc:
-        raw = r.doc["symbols"]
-        if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
-            raise r.err("symbols", f"must be a non-empty list of symbols, got {raw!r}")
-        try:
-            symbols = tuple(dict.fromkeys(str(parse_symbol(x)) for x in raw))
-        except BadInputError as exc:
-            raise r.err("symbols", str(exc)) from None
+    markets, symbols = _markets_and_symbols(r)
     if markets and symbols:
         raise r.err("symbols", "give market or symbols, not both")
     if not (markets or symbols):
