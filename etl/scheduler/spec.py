@@ -201,6 +201,20 @@ class _Reader:
             raise self.err(extra[0], f"unknown key; known keys: {', '.join(sorted(allowed))}")
 
 
+def _calendar_markets(s: _Reader, raw: object, *, allow_empty: bool) -> tuple[str, ...]:
+    """``schedule.calendar``: a known market or a list of them."""
+    if isinstance(raw, str):
+        calendar: tuple[str, ...] = (raw,)
+    elif isinstance(raw, list) and (allow_empty or raw) and all(isinstance(m, str) for m in raw):
+        calendar = tuple(raw)
+    else:
+        raise s.err("calendar", f"must be a market or a list of markets, got {raw!r}")
+    for market in calendar:
+        if market not in MARKETS:
+            raise s.err("calendar", f"unknown market {market!r}; use one of {' '.join(MARKETS)}")
+    return calendar
+
+
 def _schedule(r: _Reader, calendar_default: tuple[str, ...]) -> Schedule:
     raw = r.doc.get("schedule")
     if raw is None:
@@ -226,15 +240,8 @@ def _schedule(r: _Reader, calendar_default: tuple[str, ...]) -> Schedule:
     raw_calendar = raw.get("calendar")
     if raw_calendar is None:
         calendar = calendar_default
-    elif isinstance(raw_calendar, str):
-        calendar = (raw_calendar,)
-    elif isinstance(raw_calendar, list) and all(isinstance(m, str) for m in raw_calendar):
-        calendar = tuple(raw_calendar)
     else:
-        raise s.err("calendar", f"must be a market or a list of markets, got {raw_calendar!r}")
-    for market in calendar:
-        if market not in MARKETS:
-            raise s.err("calendar", f"unknown market {market!r}; use one of {' '.join(MARKETS)}")
+        calendar = _calendar_markets(s, raw_calendar, allow_empty=True)
     if only and not calendar:
         raise s.err(
             "trading_days_only",
@@ -434,19 +441,8 @@ def _record_schedule(r: _Reader, selected: tuple[str, ...]) -> Schedule:
                 f"missing: {', '.join(selected)} has no exchange calendar; name the market "
                 'whose sessions to follow, e.g. schedule.calendar = "FX"',
             )
-    elif isinstance(raw_calendar, str):
-        calendar = (raw_calendar,)
-    elif (
-        isinstance(raw_calendar, list)
-        and raw_calendar
-        and all(isinstance(m, str) for m in raw_calendar)
-    ):
-        calendar = tuple(raw_calendar)
     else:
-        raise s.err("calendar", f"must be a market or a list of markets, got {raw_calendar!r}")
-    for market in calendar:
-        if market not in MARKETS:
-            raise s.err("calendar", f"unknown market {market!r}; use one of {' '.join(MARKETS)}")
+        calendar = _calendar_markets(s, raw_calendar, allow_empty=False)
     hours = _hours(s)
     around = [m for m in calendar if m == "CC"]  # trades every day, all day
     if around and hours is None:
