@@ -6,7 +6,11 @@ gap: from the last message before it to the first message after the reconnect (s
 written to the gap ledger (``dataset`` ticks/quotes, ``freq`` ``stream``) and repaired over
 REST once the stream has passed the gap's last minute: a backfill task of those symbols'
 1m bars for the gap's trade dates, under the vendor's shared rate governor. REST bars replace
-live ones (the lake's precedence), so the repair also settles every live bar of those days.
+live ones (the lake's precedence), so the repair also settles every live bar of those days
+up to the stream's last closed minute. Its REST bars of later minutes are dropped, judged on
+the stream's time (the vendor's present), not the host's clock: the vendor's present minute
+is still forming, and its partial REST bar would replace a whole live bar. The next repair,
+or the end-of-day fill, settles those minutes.
 
 Reconnects back off exponentially with jitter (1 s doubling to 30 s, reset by a good
 connection). A refused handshake (HTTP 401/403) before anything was received is a bad key or
@@ -35,7 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from etl.errors import AuthError
 from etl.lake import Lake
 from etl.recorder.feeds import Feed
-from etl.recorder.stage import MINUTE_MS, Stage, _zone
+from etl.recorder.stage import LATENESS, MINUTE_MS, Stage, _zone
 from etl.timefmt import iso_utc
 
 __all__ = ["Gap", "Recorder"]
@@ -66,8 +70,8 @@ class Recorder:
     feeds: Sequence[Feed]
     stage: Stage
     clock: Callable[[], dt.datetime]
-    # (symbols, first, last trade date) -> (task id, task status)
-    repair: Callable[[Sequence[str], dt.date, dt.date], Any] | None = None
+    # (symbols, first, last trade date, bars closed by) -> (task id, task status)
+    repair: Callable[[Sequence[str], dt.date, dt.date, dt.datetime], Any] | None = None
     duration: float | None = None
     status_every: float = 10.0
     status_out: TextIO = sys.stderr
@@ -306,8 +310,9 @@ class Recorder:
                 zone = _zone(gap.symbols[0])
                 try:
                     gap.task_id, status = await self.repair(
-                        gap.symbols, start.astimezone(zone).date(), end.astimezone(zone).date()
-                    )
+                        gap.symbols, start.astimezone(zone).date(), end.astimezone(zone).date(),
+                        self.closed_by(),
+                    )  # fmt: skip
                     if status in ("interrupted", "cancelled"):
                         self.stop()  # a SIGTERM during the repair went to its task
                         continue
@@ -321,6 +326,14 @@ class Recorder:
                         self._signals()
                 gap.repaired = True
                 await asyncio.to_thread(self._record_gap, gap, "repaired")
+
+    def closed_by(self) -> dt.datetime:
+        """The end of the stream's last closed minute: the instant up to which a repair may
+        store REST bars. The stage closes a minute once the stream is :data:`LATENESS` past
+        its end; the vendor's REST, asked after this, is at or past the stream's time, so
+        every bar ending by then is final there too. Stream time, never the local clock."""
+        ms = self.stage.stream_ms - LATENESS
+        return dt.datetime.fromtimestamp((ms - ms % MINUTE_MS) / 1000, dt.UTC)
 
     # -- reporting ------------------------------------------------------------------------
 

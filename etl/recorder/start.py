@@ -133,12 +133,13 @@ def build(
     stage = Stage(rt.lake, vendor, bars_source(vendor, chosen))
     resume_points(stage)
 
-    async def repair(syms: Sequence[str], first: dt.date, last: dt.date) -> tuple[int, str]:
+    async def repair(
+        syms: Sequence[str], first: dt.date, last: dt.date, closed_by: dt.datetime
+    ) -> tuple[int, str]:
         from etl.tasks.backfill import BackfillRequest, backfill
 
-        record = await backfill(
-            rt, BackfillRequest(vendor, "klines", tuple(syms), "1m", first, last)
-        )
+        req = BackfillRequest(vendor, "klines", tuple(syms), "1m", first, last, closed_by=closed_by)
+        record = await backfill(rt, req)
         return int(record.id), str(record.status)
 
     recorder = Recorder(

@@ -48,6 +48,9 @@ class BackfillRequest:
     start: dt.date | None = None
     end: dt.date | None = None
     refetch: bool = False  # klines: fetch bars the lake already holds again
+    # klines: bars ending after this instant are forming (the recorder's stream time), not
+    # only those ending after the host's clock (see TaskSpec.closed_by)
+    closed_by: dt.datetime | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -150,6 +153,8 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
         if req.dataset == "klines":
             assert req.freq is not None
             batch = await adapter.klines(list(unit.symbols), req.freq, unit.start, unit.end)
+            if req.closed_by is not None:  # the vendor's present, by the recorder's stream
+                now = min(now, req.closed_by)
             checked = validate_klines(
                 batch.table, freq=req.freq, start=unit.start, end=unit.end, now=now
             )
@@ -347,7 +352,7 @@ def spec_of(req: BackfillRequest) -> TaskSpec:
     if req.start is None or req.end is None:
         raise BadInputError(f"--start and --end are required for {req.dataset}")
     sel = Selection(req.dataset, req.start, req.end, req.freq, req.symbols)
-    return TaskSpec.backfill(req.vendor, sel, refetch=req.refetch)
+    return TaskSpec.backfill(req.vendor, sel, refetch=req.refetch, closed_by=req.closed_by)
 
 
 def request_of(spec: TaskSpec) -> BackfillRequest:
@@ -355,8 +360,9 @@ def request_of(spec: TaskSpec) -> BackfillRequest:
     if sel is None:
         return BackfillRequest(spec.vendor, spec.dataset)
     return BackfillRequest(
-        spec.vendor, sel.dataset, sel.symbols, sel.freq, sel.start, sel.end, spec.refetch
-    )
+        spec.vendor, sel.dataset, sel.symbols, sel.freq, sel.start, sel.end, spec.refetch,
+        spec.closed_by,
+    )  # fmt: skip
 
 
 async def backfill(rt: Runtime, req: BackfillRequest) -> TaskRecord:

@@ -55,6 +55,7 @@ from etl.names import parse_date
 from etl.tasks.expected import Selection
 from etl.tasks.records import TaskRecord
 from etl.tasks.runtime import Runtime
+from etl.timefmt import iso_utc
 
 __all__ = ["KINDS", "TaskSpec", "plan", "resume", "run", "start", "submit"]
 
@@ -72,6 +73,9 @@ class TaskSpec:
     ``selection`` is the symbols (or market), range and frequency for klines and statements;
     a snapshot or a sync has none. ``refetch`` (backfill): fetch stored bars again.
     ``recheck`` (fill): ask again for slots a vendor confirmed empty or unavailable.
+    ``closed_by`` (backfill): bars ending after this instant are still forming, whatever the
+    host's clock says: the recorder's repair passes its stream's time, the vendor's present
+    (a whole-day repair during the session must not store the vendor's forming minute).
     """
 
     kind: Kind
@@ -83,12 +87,22 @@ class TaskSpec:
     end: dt.date | None = None
     refetch: bool = False
     recheck: bool = False
+    closed_by: dt.datetime | None = None
 
     # -- the kinds ----------------------------------------------------------------------
 
     @classmethod
-    def backfill(cls, vendor: str, selection: Selection, *, refetch: bool = False) -> TaskSpec:
-        return cls("backfill", vendor, selection.dataset, selection, refetch=refetch)
+    def backfill(
+        cls,
+        vendor: str,
+        selection: Selection,
+        *,
+        refetch: bool = False,
+        closed_by: dt.datetime | None = None,
+    ) -> TaskSpec:
+        return cls(
+            "backfill", vendor, selection.dataset, selection, refetch=refetch, closed_by=closed_by
+        )
 
     @classmethod
     def fill(cls, vendor: str, selection: Selection, *, recheck: bool = False) -> TaskSpec:
@@ -124,6 +138,8 @@ class TaskSpec:
                 doc.update({"start": self.start.isoformat(), "end": self.end.isoformat()})
         if self.kind == "backfill" and sel is not None:
             doc["refetch"] = self.refetch
+            if self.closed_by is not None:  # only the recorder's repairs have one
+                doc["closed_by"] = iso_utc(self.closed_by)
         if self.kind == "fill-missing":
             doc["recheck"] = self.recheck
         return doc
@@ -150,7 +166,13 @@ class TaskSpec:
             market=p.get("market"),
         )
         if kind == "backfill":
-            return cls.backfill(vendor, sel, refetch=bool(p.get("refetch")))
+            closed_by = p.get("closed_by")
+            return cls.backfill(
+                vendor,
+                sel,
+                refetch=bool(p.get("refetch")),
+                closed_by=dt.datetime.fromisoformat(closed_by) if closed_by else None,
+            )
         return cls.fill(vendor, sel, recheck=bool(p.get("recheck")))
 
     def with_symbols(self, symbols: tuple[str, ...]) -> TaskSpec:
