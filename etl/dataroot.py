@@ -255,6 +255,15 @@ class DataRoot:
         """Held while one process asks the vendor for the plan (the others wait for it)."""
         return self.state / "plans" / f"{_name(vendor)}.lock"
 
+    @property
+    def recorders(self) -> Path:
+        """Markers of running recorders (:mod:`etl.recorder.down`)."""
+        return self.state / "recorders"
+
+    def recorder_marker(self, vendor: str, pid: int) -> Path:
+        """One running ``etl record``'s marker: left behind only if it was killed."""
+        return self.recorders / f"{_name(vendor)}.{int(pid)}.json"
+
     def job_lock(self, job: str) -> Path:
         return self.state / "jobs" / f"{_name(job)}.lock"
 

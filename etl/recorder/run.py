@@ -38,6 +38,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 
 from etl.errors import AuthError
 from etl.lake import Lake
+from etl.recorder.down import DOWN_REASON, claim, release
 from etl.recorder.feeds import Feed
 from etl.recorder.stage import LATENESS, MINUTE_MS, Stage, _zone
 from etl.timefmt import iso_utc
@@ -75,6 +76,8 @@ class Recorder:
     duration: float | None = None
     status_every: float = 10.0
     status_out: TextIO = sys.stderr
+    # symbol -> its last message in the lake (epoch ms): where a killed recorder's downtime began
+    lake_end: dict[str, int] = field(default_factory=dict)
     messages: int = 0
     reconnects: int = 0
     gaps: list[Gap] = field(default_factory=list)
@@ -99,6 +102,7 @@ class Recorder:
         self.started_at = self.clock()
         loop = asyncio.get_running_loop()
         self._signals()
+        self._downtime()
         tasks = [asyncio.create_task(self._connection(i, f)) for i, f in enumerate(self.feeds)]
         tasks.append(asyncio.create_task(self._committer()))
         tasks.append(asyncio.create_task(self._status()))
@@ -123,8 +127,22 @@ class Recorder:
             if self.auth_error is None:
                 await self._repair_due(final=True)
             self.finished_at = self.clock()
+            release(self.lake.paths, self.vendor)  # a clean stop (a kill leaves the marker)
         if self.auth_error is not None:
             raise self.auth_error
+
+    def _downtime(self) -> None:
+        """Mark this recorder running; if a killed one left its symbols unrecorded, the
+        time from the lake's last message of them to this connection's first is a gap
+        (closed and repaired like a disconnect's)."""
+        symbols = [s for f in self.feeds for s in f.symbols]
+        down = claim(self.lake.paths, self.vendor, symbols)
+        for index, feed in enumerate(self.feeds):
+            syms = [s for s in feed.symbols if s in down and s in self.lake_end]
+            if syms:
+                gap = Gap(index, syms, max(self.lake_end[s] for s in syms), DOWN_REASON)
+                self._open_gap[index] = gap
+                self.gaps.append(gap)
 
     def _signals(self) -> None:
         """SIGTERM/SIGINT stop the recorder (again after a repair task, whose runner

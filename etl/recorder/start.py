@@ -87,29 +87,41 @@ def bars_source(vendor: str, channels: Sequence[str]) -> str:
     return "klines" if "klines" in channels else "none"
 
 
-def resume_points(stage: Stage) -> None:
-    """Where the lake ends, per symbol: trades older than the last stored one are not
-    stored again, and ``seq`` continues after the trades stored at that instant. Only the
-    last three trade dates are read (a restart within a session)."""
-    folder = stage.lake.paths.dataset("ticks")
+def _recent_files(stage: Stage, dataset: str) -> list[Any]:
+    """The files of ``dataset``'s last three trade dates (a restart within a session)."""
+    folder = stage.lake.paths.dataset(dataset)
     days = sorted(p for p in folder.glob("date=*") if p.is_dir())[-3:] if folder.is_dir() else []
-    files = [f for d in days for f in sorted(d.glob("*.parquet"))]
-    if not files:
-        return
+    return [f for d in days for f in sorted(d.glob("*.parquet"))]
+
+
+def resume_points(stage: Stage) -> dict[str, int]:
+    """Where the lake ends, per symbol: trades older than the last stored one are not
+    stored again, and ``seq`` continues after the trades stored at that instant. Returns
+    each symbol's last stored message (trade or quote, epoch ms): where a killed recorder's
+    downtime began. Only the last three trade dates are read (a restart within a session)."""
     ms = pl.col("ts").dt.epoch("ms")
-    stored = (
-        pl.scan_parquet(files)
-        .select("symbol", ms.alias("ms"), "seq")
-        .group_by("symbol")
-        .agg(
-            pl.col("ms").max().alias("last"),
-            pl.col("seq").filter(pl.col("ms") == pl.col("ms").max()).max().alias("seq"),
+    ends: dict[str, int] = {}
+    files = _recent_files(stage, "ticks")
+    if files:
+        stored = (
+            pl.scan_parquet(files)
+            .select("symbol", ms.alias("ms"), "seq")
+            .group_by("symbol")
+            .agg(
+                pl.col("ms").max().alias("last"),
+                pl.col("seq").filter(pl.col("ms") == pl.col("ms").max()).max().alias("seq"),
+            )
+            .collect()
         )
-        .collect()
-    )
-    for sym, last, seq in stored.iter_rows():
-        stage.last_ts[sym] = int(last)
-        stage.seq[sym] = int(seq) + 1
+        for sym, last, seq in stored.iter_rows():
+            stage.last_ts[sym] = ends[sym] = int(last)
+            stage.seq[sym] = int(seq) + 1
+    files = _recent_files(stage, "quotes")
+    if files:
+        quoted = pl.scan_parquet(files).group_by("symbol").agg(ms.max().alias("last")).collect()
+        for sym, last in quoted.iter_rows():
+            ends[sym] = max(ends.get(sym, 0), int(last))
+    return ends
 
 
 def build(
@@ -131,7 +143,7 @@ def build(
     names = [str(s) for s in symbols]
     feeds = feed_for(vendor, names, chosen, codes, ws_url=settings.ws_url, api_key=key)
     stage = Stage(rt.lake, vendor, bars_source(vendor, chosen))
-    resume_points(stage)
+    ends = resume_points(stage)
 
     async def repair(
         syms: Sequence[str], first: dt.date, last: dt.date, closed_by: dt.datetime
@@ -145,6 +157,7 @@ def build(
     recorder = Recorder(
         rt.lake, vendor, feeds, stage, rt.clock, repair=repair, duration=duration,
         status_every=status_every, status_out=status_out,
+        lake_end={s: ends[s] for s in names if s in ends},
     )  # fmt: skip
     return recorder, chosen
 
