@@ -37,9 +37,18 @@ class LakeReader:
         self._known: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
         self._instruments: tuple[tuple[Any, ...], pl.DataFrame] | None = None
 
-    def bars(self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date) -> pl.DataFrame:
-        """Bars of ``symbols`` with trade dates in ``[start, end]``, by symbol then time."""
-        return self.warehouse.bars(list(symbols), freq, start, end)
+    def bars(
+        self,
+        symbols: Sequence[str],
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        adjust: str | None = None,
+    ) -> pl.DataFrame:
+        """Bars of ``symbols`` with trade dates in ``[start, end]``, by symbol then time;
+        ``adjust`` ``qfq``/``hfq`` as the read path adjusts them (None: raw)."""
+        return self.warehouse.bars(list(symbols), freq, start, end, adjust=adjust)
 
     def calendar(self, market: str, start: dt.date, end: dt.date) -> pl.DataFrame:
         """Stored calendar days of ``market`` in ``[start, end]`` (open or not)."""

@@ -9,9 +9,9 @@ becomes a path or SQL text.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, Final
 
+import orjson
 import polars as pl
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -31,9 +31,10 @@ _MARKET_ORDER: Final = {"SH": 0, "SZ": 1, "BJ": 2, "CFE": 3}
 
 
 def respond(data: Any) -> Response:
-    """The envelope as bytes (no per-value encoder pass: bars come by the thousand)."""
-    body = json.dumps(api.envelope(200, api.MSG_OK, data), ensure_ascii=False)
-    return Response(body.encode("utf-8"), media_type="application/json")
+    """The envelope as UTF-8 JSON bytes (orjson: bars come by the thousand; a NaN, which
+    the stdlib would write as the non-JSON ``NaN``, is written ``null``)."""
+    body = orjson.dumps(api.envelope(200, api.MSG_OK, data))
+    return Response(body, media_type="application/json")
 
 
 def _market(code: str) -> str:
@@ -47,23 +48,44 @@ def _today(ctx: ServerContext) -> dt.date:
 # -- klines ------------------------------------------------------------------------------------
 
 
-def kline_data(ctx: ServerContext, query: api.KlineQuery, board: str) -> dict[str, list[Any]]:
+def _labels(frame: pl.DataFrame, period: str) -> list[str]:
+    """:func:`api.bar_label` over a frame's column at once: the session date, or for
+    minute periods the bar's start at UTC+8 (China keeps no daylight saving)."""
+    if period.startswith("min"):
+        local = frame["ts"].dt.replace_time_zone(None) + dt.timedelta(hours=8)
+        return local.dt.strftime("%Y-%m-%d %H:%M:%S").to_list()
+    return frame["trade_date"].dt.strftime("%Y-%m-%d").to_list()
+
+
+def encode_frame(frame: pl.DataFrame, period: str, future: bool) -> list[dict[str, Any]]:
+    """One symbol's bars in the wire form, from its columns (no per-row Python dicts read
+    out of polars: a year of bars encodes in a tenth of a millisecond, not two)."""
+    column = frame.get_column
+    return api.encode_bars(
+        labels=_labels(frame, period), open=column("open").to_list(),
+        high=column("high").to_list(), low=column("low").to_list(),
+        close=column("close").to_list(), volume=column("volume").to_list(),
+        amount=column("amount").to_list(), settle=column("settle").to_list(),
+        open_interest=column("open_interest").to_list(), period=period, future=future,
+    )  # fmt: skip
+
+
+def kline_data(
+    ctx: ServerContext, query: api.KlineQuery, board: str, adjust: str | None = None
+) -> dict[str, list[Any]]:
     future = board == "future"
     known = ctx.reader.known("klines")
     codes = [c for c in query.codes if c in known and (_market(c) in FUTURE_MARKETS) == future]
     if not codes:
         raise ApiError(404, api.unknown_message(query.codes))
-    frame = ctx.reader.bars(codes, query.freq, query.start, query.end)
+    frame = ctx.reader.bars(codes, query.freq, query.start, query.end, adjust=adjust)
     data: dict[str, list[Any]] = {code: [] for code in codes}
-    for row in frame.iter_rows(named=True):
-        data[row["symbol"]].append(
-            api.encode_bar(
-                ts=row["ts"], trade_date=row["trade_date"], open=row["open"], high=row["high"],
-                low=row["low"], close=row["close"], volume=row["volume"], amount=row["amount"],
-                settle=row["settle"], open_interest=row["open_interest"],
-                period=query.period, future=future,
-            )
-        )  # fmt: skip
+    if len(codes) == 1:
+        parts = {codes[0]: frame} if frame.height else {}
+    else:
+        parts = {key[0]: part for key, part in frame.partition_by("symbol", as_dict=True).items()}
+    for code, part in parts.items():
+        data[str(code)] = encode_frame(part, query.period, future)
     return data
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "bar_label",
     "calendar_query",
     "encode_bar",
+    "encode_bars",
     "encode_factor",
     "encode_info",
     "encode_statement",
@@ -318,6 +319,55 @@ def encode_bar(
         row["settle"] = None if period.startswith("min") else settle
         row["open_interest"] = _whole(open_interest)
     return row
+
+
+def _whole_column(values: Sequence[float | None]) -> list[Any]:
+    """:func:`_whole` over a column, with one pass of checks for the usual case (every
+    value finite and whole)."""
+    try:
+        if all(v.is_integer() for v in values):  # type: ignore[union-attr]
+            return [int(v) for v in values]  # type: ignore[arg-type]
+    except AttributeError:  # a None among them
+        pass
+    return [_whole(v) for v in values]
+
+
+def encode_bars(
+    *,
+    labels: Sequence[str],
+    open: Sequence[float],
+    high: Sequence[float],
+    low: Sequence[float],
+    close: Sequence[float],
+    volume: Sequence[float | None],
+    amount: Sequence[float | None],
+    settle: Sequence[float | None] | None = None,
+    open_interest: Sequence[float | None] | None = None,
+    period: str,
+    future: bool,
+) -> list[dict[str, Any]]:
+    """Bars in the wire form from columns (``labels`` from :func:`bar_label`): the same
+    dicts, value for value, as :func:`encode_bar` row by row, in a fraction of the time
+    (a server answers bars by the thousand)."""
+    volumes = _whole_column(volume)
+    if not future:
+        return [
+            {"trade_date": d, "open": o, "high": h, "low": lo, "close": c, "volume": v,
+             "amount": a}
+            for d, o, h, lo, c, v, a in zip(
+                labels, open, high, low, close, volumes, amount, strict=True
+            )
+        ]  # fmt: skip
+    assert settle is not None and open_interest is not None
+    settles = [None] * len(labels) if period.startswith("min") else settle
+    interests = _whole_column(open_interest)
+    return [
+        {"trade_date": d, "open": o, "high": h, "low": lo, "close": c, "volume": v,
+         "amount": a, "settle": s, "open_interest": i}
+        for d, o, h, lo, c, v, a, s, i in zip(
+            labels, open, high, low, close, volumes, amount, settles, interests, strict=True
+        )
+    ]  # fmt: skip
 
 
 def _wire_date(value: object) -> str | None:
