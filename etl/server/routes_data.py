@@ -9,6 +9,7 @@ becomes a path or SQL text.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -89,10 +90,24 @@ def kline_data(
     return data
 
 
+ADJUSTS: Final = {"raw": None, "qfq": "qfq", "hfq": "hfq"}
+
+
+def adjust_param(params: Mapping[str, str]) -> str | None:
+    """``adjust`` (not the seed's: the warehouse's own, for the chart page): ``raw`` (or
+    absent), ``qfq`` (forward-adjusted, the latest bar as stored) or ``hfq``
+    (backward-adjusted), as ``etl.Warehouse.bars(adjust=...)`` adjusts them."""
+    value = params.get("adjust", "raw")
+    if value not in ADJUSTS:
+        raise ApiError(400, f"{api.param_message('adjust')} (raw, qfq or hfq)")
+    return ADJUSTS[value]
+
+
 @router.get("/stock/kline")
 def stock_kline(request: Request) -> Response:
-    query = api.kline_query(dict(request.query_params), batch=False)
-    return respond(kline_data(context(request), query, "stock"))
+    params = request.query_params
+    query = api.kline_query(dict(params), batch=False)
+    return respond(kline_data(context(request), query, "stock", adjust_param(params)))
 
 
 @router.post("/stock/kline/batch")
@@ -110,11 +125,12 @@ def future_kline(request: Request) -> Response:
 @router.get("/stock/kline/{code}/chart")
 def stock_chart(code: str, request: Request) -> Response:
     """The platform's chart form (ECharts): dates, ``[open, close, low, high, volume]``, and
-    volumes. ``period`` defaults to ``daily``."""
+    volumes. ``period`` defaults to ``daily``; a stock's prices may be adjusted (``adjust``)."""
     params = {"period": "daily", **dict(request.query_params), "codes": code}
     query = api.kline_query(params, batch=False)
     board = "future" if _market(code) in FUTURE_MARKETS else "stock"
-    bars = kline_data(context(request), query, board)[code]
+    adjust = adjust_param(params) if board == "stock" else None
+    bars = kline_data(context(request), query, board, adjust)[code]
     return respond(
         {
             "categoryData": [b["trade_date"] for b in bars],

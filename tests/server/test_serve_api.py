@@ -165,6 +165,13 @@ def test_bad_input_is_400_naming_the_parameter(served: tuple[Served, dict[str, s
         answer = _get(server, "/stock/kline", headers, params=params)
         assert answer.status_code == 400, change
         assert answer.json() == {"code": 400, "message": f"参数错误: {param}", "data": None}
+    # adjust (the warehouse's own parameter, for the chart page): raw, qfq or hfq
+    for value in ("raw", "qfq", "hfq"):
+        adjusted = _get(server, "/stock/kline", headers, params={**good, "adjust": value})
+        assert len(adjusted.json()["data"][SYMBOL]) == 30, value
+    wrong = _get(server, "/stock/kline", headers, params={**good, "adjust": "QFQ"})
+    assert wrong.status_code == 400
+    assert wrong.json()["message"] == "参数错误: adjust (raw, qfq or hfq)"
     big = server.base_url + "/stock/kline/batch"
     too_big = httpx.post(big, headers=headers, content=b"[" + b"1," * 200_000 + b"1]")
     assert too_big.status_code == 400 and "body" in too_big.json()["message"]

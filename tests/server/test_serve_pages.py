@@ -29,6 +29,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 PASSWORD = "pages-pass-91be"
 HELD = ("600000.SH", "600009.SH", "600016.SH")
+ADJUSTED = "603861.SH"  # listed 2023-04-14; the sim's first ex-date of it: 2024-07-23
+ACROSS = (dt.date(2024, 7, 15), dt.date(2024, 8, 2))
+EX_DATE = "2024-07-23"
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run",
@@ -46,6 +49,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     asyncio.run(sync_instruments(rt, "sim", "SH"))
     req = BackfillRequest("sim", "klines", HELD, "1d", dt.date(2024, 1, 2), dt.date(2024, 1, 12))
     asyncio.run(backfill(rt, req))
+    # around a symbol's first ex-date, with its factors: adjusted prices on the chart
+    across = BackfillRequest("sim", "klines", (ADJUSTED,), "1d", *ACROSS)
+    asyncio.run(backfill(rt, across))
+    factors = BackfillRequest("sim", "adj_factors", (ADJUSTED,), None, *ACROSS)
+    asyncio.run(backfill(rt, factors))
     env = serve_env(root, base / "config")
     add_user(env, "alice", PASSWORD, "admin")
     with serving(env) as server:
@@ -111,6 +119,60 @@ def test_candlestick_chart(page: Any) -> None:
     assert page.locator("#chart-plot .barlayer .point").count() == 2 * 9
     assert page.locator("#chart-plot .rangeslider-container").count() == 1
     page.screenshot(path=str(SHOTS / "chart.png"), full_page=True)
+
+
+def _trace(page: Any) -> dict[str, list[Any]]:
+    """The candles the chart draws: dates and prices."""
+    trace: dict[str, list[Any]] = page.evaluate(
+        "(() => { const t = document.getElementById('chart-plot').data[0];"
+        " return {x: t.x, open: t.open, high: t.high, low: t.low, close: t.close}; })()"
+    )
+    return trace
+
+
+def _chart(page: Any, adjust: str) -> dict[str, list[Any]]:
+    """Switch the price selector (which redraws the chart) and read the new candles."""
+    page.select_option("#chart-adjust", adjust)
+    page.wait_for_function(
+        f"document.querySelector('#chart-summary').textContent.endsWith('({adjust})')"
+    )
+    return _trace(page)
+
+
+def test_chart_adjusted_prices(page: Any, site: Served) -> None:
+    """raw / qfq / hfq across the first ex-date of a symbol: qfq keeps the latest bar as
+    stored (it anchors there) and scales the bars before the ex-date down; hfq keeps the
+    earliest bar as stored (no factor before the first ex-date) and scales the later ones up."""
+    page.click("#nav-chart")
+    page.fill("#chart-symbol", ADJUSTED)
+    page.fill("#chart-start", ACROSS[0].isoformat())
+    page.fill("#chart-end", ACROSS[1].isoformat())
+    page.select_option("#chart-adjust", "raw")
+    page.click("#chart-show")
+    page.wait_for_function("document.querySelector('#chart-summary').textContent.endsWith('(raw)')")
+    raw = _trace(page)
+    qfq = _chart(page, "qfq")
+    page.screenshot(path=str(SHOTS / "chart-qfq.png"), full_page=True)
+    hfq = _chart(page, "hfq")
+    assert raw["x"] == qfq["x"] == hfq["x"] and EX_DATE in raw["x"]
+    ex = raw["x"].index(EX_DATE)  # bars [0, ex) precede the ex-date
+    assert 0 < ex < len(raw["x"]) - 1
+    factors = httpx.get(
+        site.base_url + "/stock/adj-factor", headers=site.login("alice", PASSWORD),
+        params={"codes": ADJUSTED, "start_date": "19900101", "end_date": "20240809"},
+    ).json()["data"][ADJUSTED]  # fmt: skip
+    assert [f["trade_date"] for f in factors] == [EX_DATE.replace("-", "")]
+    factor = factors[0]["backward_factor"]
+    assert factor != pytest.approx(1.0)
+    for name in ("open", "high", "low", "close"):
+        first, last = raw[name][0], raw[name][-1]
+        assert qfq[name][-1] == pytest.approx(last, rel=1e-9)  # the latest as stored
+        assert qfq[name][ex:] == pytest.approx(raw[name][ex:], rel=1e-9)
+        assert qfq[name][0] == pytest.approx(first / factor, rel=1e-9)  # changed before
+        assert hfq[name][0] == pytest.approx(first, rel=1e-9)  # the earliest as stored
+        assert hfq[name][:ex] == pytest.approx(raw[name][:ex], rel=1e-9)
+        assert hfq[name][-1] == pytest.approx(last * factor, rel=1e-9)  # changed after
+    assert _chart(page, "raw")["close"] == raw["close"]  # and back
 
 
 def test_fill_with_preview_and_live_progress(page: Any) -> None:

@@ -120,11 +120,14 @@ $("chart-form").addEventListener("submit", async (event) => {
     codes: symbol, period: $("chart-period").value,
     start_date: ymd($("chart-start").value), end_date: ymd($("chart-end").value),
   });
+  // adjusted prices (the warehouse's own `adjust` parameter) exist for stocks only
+  const adjust = board === "/stock/kline" ? $("chart-adjust").value : "raw";
+  if (adjust !== "raw") params.set("adjust", adjust);
   $("chart-summary").textContent = "…";
   let bars;
   try { bars = (await call("GET", board + "?" + params))[symbol]; }
   catch (error) { $("chart-summary").textContent = error.message; Plotly.purge("chart-plot"); return; }
-  $("chart-summary").textContent = `${symbol}: ${bars.length} bars (${$("chart-adjust").value})`;
+  $("chart-summary").textContent = `${symbol}: ${bars.length} bars (${adjust})`;
   const x = bars.map((b) => b.trade_date);
   Plotly.newPlot("chart-plot", [
     { type: "candlestick", x, open: bars.map((b) => b.open), high: bars.map((b) => b.high),
@@ -139,6 +142,11 @@ $("chart-form").addEventListener("submit", async (event) => {
     yaxis: { domain: [0, 0.22], title: "volume" },
     yaxis2: { domain: [0.28, 1], title: "price" },
   }, { responsive: true });
+});
+
+// switching prices redraws the chart shown
+$("chart-adjust").addEventListener("change", () => {
+  if ($("chart-symbol").value.trim()) $("chart-form").requestSubmit();
 });
 
 // -- tasks --------------------------------------------------------------------------------
