@@ -82,6 +82,9 @@ class CommitRecord:
     files_added: list[str]
     files_removed: list[str]
     compacted: bool = False
+    # the writer's own name for the commit (a task's batch), so that a writer killed between
+    # the commit and its own bookkeeping can find out afterwards whether the commit happened
+    tag: str | None = None
 
 
 @dataclass

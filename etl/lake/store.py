@@ -131,8 +131,13 @@ class Lake:
         *,
         now: dt.datetime,
         task_id: int | None = None,
+        tag: str | None = None,
     ) -> CommitResult:
-        """Upsert ``rows`` (canonical columns; ``ingested_at`` is stamped with ``now``)."""
+        """Upsert ``rows`` (canonical columns; ``ingested_at`` is stamped with ``now``).
+
+        ``tag`` names the commit in every partition manifest it changes (see
+        :meth:`tagged`): a task records the tag before writing, and after a kill learns from
+        the manifests which of its partitions the commit reached."""
         schema = schemas.get(dataset)
         frame = rows if isinstance(rows, pl.DataFrame) else _to_polars(rows)
         result = CommitResult(dataset=dataset, rows_in=frame.height)
@@ -143,8 +148,31 @@ class Lake:
         frame = frame.with_columns(stamp.alias("ingested_at"))
         _check_keys_present(schema, frame)
         for key, part in partition_frames(schema, frame):
-            result.absorb(self._commit_partition(schema, key, part, now, task_id))
+            result.absorb(self._commit_partition(schema, key, part, now, task_id, tag))
         return result
+
+    def partition_paths(self, dataset: str, rows: pa.Table | pl.DataFrame) -> list[str]:
+        """The partitions (relative paths) that writing ``rows`` would touch."""
+        schema = schemas.get(dataset)
+        frame = rows if isinstance(rows, pl.DataFrame) else _to_polars(rows)
+        return sorted(key.relpath for key, _ in partition_frames(schema, frame))
+
+    def tagged(self, dataset: str, tag: str, partitions: list[str]) -> dict[str, CommitRecord]:
+        """The commits named ``tag`` among ``partitions`` (relative paths), by partition.
+        A partition left out either was not reached, or the rows changed nothing there."""
+        schema = schemas.get(dataset)
+        found: dict[str, CommitRecord] = {}
+        for relpath in partitions:
+            try:
+                key = PartitionKey.parse(schema, relpath)
+            except LakeError:
+                continue
+            if not self.paths.partition(dataset, key).is_dir():
+                continue
+            for commit in load_manifest(self.paths, schema, key).commits:
+                if commit.tag == tag:
+                    found[relpath] = commit
+        return found
 
     def compact(
         self, dataset: str | None = None, *, now: dt.datetime, min_files: int = 2
@@ -269,6 +297,7 @@ class Lake:
         part: pl.DataFrame,
         now: dt.datetime,
         task_id: int | None,
+        tag: str | None = None,
     ) -> CommitResult:
         with file_lock(self.paths.lock(schema.name, key), self.lock_timeout):
             recover(self.paths, schema.name, key)
@@ -284,7 +313,7 @@ class Lake:
                     rows_refused=plan.rows_refused,
                     partitions=1,
                 )
-            return self._apply(schema, key, manifest, plan, now, task_id)
+            return self._apply(schema, key, manifest, plan, now, task_id, tag)
 
     def _apply(
         self,
@@ -294,6 +323,7 @@ class Lake:
         plan: PartitionPlan,
         now: dt.datetime,
         task_id: int | None,
+        tag: str | None = None,
     ) -> CommitResult:
         folder = self.paths.partition(schema.name, key)
         commit_id = uuid.uuid4().hex[:12]
@@ -303,7 +333,7 @@ class Lake:
         try:
             entries = self._build(schema, folder, staging, manifest, plan, now, commit_id)
             after = self._next_manifest(
-                schema, key, manifest, plan, entries, now, commit_id, task_id
+                schema, key, manifest, plan, entries, now, commit_id, task_id, tag
             )
             write_journal(pending, after.to_json(), staging)
         except BaseException:
@@ -344,6 +374,7 @@ class Lake:
         now: dt.datetime,
         commit_id: str,
         task_id: int | None,
+        tag: str | None = None,
     ) -> PartitionManifest:
         coverage = manifest.coverage
         if plan.written is not None:
@@ -362,6 +393,7 @@ class Lake:
             files_added=[nf.name for nf in plan.write],
             files_removed=list(plan.removed),
             compacted=plan.compacted,
+            tag=tag,
         )
         return replace(
             manifest,

@@ -13,19 +13,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
+import pyarrow as pa
 
 from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
 from etl.names import parse_date
-from etl.normalize import validate, validate_klines
+from etl.normalize import Issue, validate, validate_klines
 from etl.tasks.detect import detect
 from etl.tasks.expected import Selection
-from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
+from etl.tasks.pipeline import Fetch, Fetched, PageCheck, Unit, run_units
 from etl.tasks.plan import bars_between, range_requests, seconds_at
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
-from etl.vendors.base import ADJ_FACTORS_SINCE, DatasetCapability
+from etl.vendors.base import ADJ_FACTORS_SINCE, DatasetCapability, Paging
 
 if TYPE_CHECKING:
     from etl.tasks.engine import TaskSpec
@@ -148,11 +150,13 @@ def _windows(req: BackfillRequest, cap: DatasetCapability, n: int) -> list[tuple
 def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
     adapter = rt.adapter(req.vendor)
 
-    async def fetch(unit: Unit) -> Fetched:
+    async def fetch(unit: Unit, paging: Paging) -> Fetched:
         now = rt.clock()
         if req.dataset == "klines":
             assert req.freq is not None
-            batch = await adapter.klines(list(unit.symbols), req.freq, unit.start, unit.end)
+            batch = await adapter.klines(
+                list(unit.symbols), req.freq, unit.start, unit.end, paging=paging
+            )
             if req.closed_by is not None:  # the vendor's present, by the recorder's stream
                 now = min(now, req.closed_by)
             checked = validate_klines(
@@ -184,6 +188,20 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
         return Fetched(checked.frame, checked.issues, requests=1)
 
     return fetch
+
+
+def _page_check(rt: Runtime, req: BackfillRequest) -> PageCheck:
+    """Validate one page a paging vendor hands over, as its unit's rows would be."""
+
+    def check(unit: Unit, table: pa.Table) -> tuple[pl.DataFrame, list[Issue]]:
+        assert req.freq is not None
+        now = rt.clock()
+        if req.closed_by is not None:  # as the unit's own rows are judged
+            now = min(now, req.closed_by)
+        checked = validate_klines(table, freq=req.freq, start=unit.start, end=unit.end, now=now)
+        return checked.frame, checked.issues
+
+    return check
 
 
 def _units(
@@ -305,7 +323,13 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     sent = adapter.requests_sent()
     with run.stop_signals(_loop()):
         result = await run_units(
-            rt, run, req.dataset, units, _fetcher(rt, req), concurrency=concurrency
+            rt,
+            run,
+            req.dataset,
+            units,
+            _fetcher(rt, req),
+            concurrency=concurrency,
+            page_check=_page_check(rt, req) if req.dataset == "klines" else None,
         )
     # every request the adapter sent for this run (pages, logins, retries), not one per call
     result.requests = adapter.requests_sent() - sent

@@ -33,11 +33,13 @@ from etl.tasks.plan import FillPlan, plan_fill
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
+from etl.vendors.base import Paging
 
 __all__ = ["fill_missing", "plan_only", "selection_from_params"]
 
-# Commit after every call: units are planned about one vendor page each, so a killed fill
-# loses at most the calls in flight, and a resume asks for nothing it had already received.
+# Workers wait for the committer after every call: units are planned about one vendor page
+# each, so a killed fill loses at most the calls in flight and the batch being committed,
+# and a resume asks for nothing it had already received.
 FILL_FLUSH_ROWS = 1
 FILL_FLUSH_SECONDS = 0.0
 
@@ -129,7 +131,8 @@ async def execute(
 def _fetcher(rt: Runtime, vendor: str, sel: Selection) -> Fetch:
     adapter = rt.adapter(vendor)
 
-    async def fetch(unit: Unit) -> Fetched:
+    async def fetch(unit: Unit, _paging: Paging) -> Fetched:
+        # Fill calls are planned about a page each: nothing to gain from following pages.
         if sel.dataset == "klines":
             assert sel.freq is not None
             batch = await adapter.klines(list(unit.symbols), sel.freq, unit.start, unit.end)

@@ -1,33 +1,42 @@
 """The loop every fetching task shares: units -> vendor -> validate -> lake, with resume.
 
 A *unit* is one logical fetch (a few symbols over a range). Units run concurrently; their
-validated rows are committed to the lake in batches (every ``flush_rows`` rows or
-``flush_seconds``), and only after a commit are the units it contained recorded as done in
-the task's resume state. A unit is done only if it came back clean, so a resumed task
-re-tries exactly what failed and never re-fetches what was committed.
+validated rows go to one committer, which commits whatever has arrived as soon as its
+previous commit is done (as few commits as keep up with the vendor: while the vendor is the
+bottleneck that is a commit per answer, batches only form when commits are slower). A
+paging vendor also hands over each page's complete days (:class:`~etl.vendors.base.Paging`),
+committed the same way with the unit's cursor.
+
+What is committed is remembered in the task's resume state in the same step: the units
+done, the cursors of units part-way, and ``rows_written``. Before each lake commit the state
+names it (an *intent*: a tag, its partitions, what it would mark done); a kill between the
+commit and the state's update is settled on resume from the lake's manifests, which carry
+the tag. So a resumed task never asks again for a unit (or page) whose rows were committed,
+and ``rows_written`` is what the lake received. At risk at a kill: the calls in flight, and
+the answers waiting for the commit that was running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from etl.errors import AuthError, ConfigError, QuotaExhausted, VendorError
 from etl.normalize import Issue
 from etl.tasks.runner import TaskRun
 from etl.tasks.runtime import Runtime
-from etl.vendors.base import Failure, Span, Unavailable
+from etl.vendors.base import Failure, Paging, Span, Unavailable
 
-__all__ = ["Fetch", "Fetched", "Unit", "run_units"]
+__all__ = ["Fetch", "Fetched", "PageCheck", "Unit", "run_units"]
 
-FLUSH_ROWS = 500_000
-FLUSH_SECONDS = 5.0
+FLUSH_ROWS = 500_000  # pending rows above which workers wait for the committer
+FLUSH_SECONDS = 5.0  # kept for callers; commits no longer wait for a timer
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,11 @@ class Fetched:
         return not any(i.severity == "rejected" for i in self.issues)
 
 
-Fetch = Callable[[Unit], Awaitable[Fetched]]
+# A unit's fetch. ``paging`` carries the unit's stored cursors and the page hook; a fetch
+# that does not page ignores it.
+Fetch = Callable[[Unit, Paging], Awaitable[Fetched]]
+# Turns one handed-over page (the adapter's rows) into validated rows: (frame, issues).
+PageCheck = Callable[[Unit, pa.Table], tuple[pl.DataFrame, list[Issue]]]
 OnCommitted = Callable[[list[tuple[Unit, Fetched]]], None]
 
 
@@ -74,6 +87,72 @@ class PipelineResult:
     repaired: int = 0
     dropped: int = 0
     done: set[str] = field(default_factory=set)  # ids of the units done, this run or before
+    commits: int = 0  # lake commits this run made
+
+
+@dataclass
+class _Entry:
+    """An answer waiting for its commit: a unit's final answer, or one page of it."""
+
+    unit: Unit
+    fetched: Fetched
+    final: bool = True
+    cursor: tuple[str, int] | None = None  # a page's (symbol, cursor after it)
+    committed: asyncio.Event | None = None  # set once committed (workers that wait for it)
+
+
+@dataclass
+class _Progress:
+    """The resume state: what is committed. Saved whole, atomically, after every commit."""
+
+    done: set[str]
+    cursors: dict[str, dict[str, int]]  # unit id -> symbol -> cursor
+    rows_written: int
+    seq: int
+    extra: dict[str, Any]  # keys other callers keep in the state
+
+    @classmethod
+    def load(cls, state: dict[str, Any], rows_written: int) -> _Progress:
+        known = ("done", "cursors", "rows_written", "seq", "intent")
+        return cls(
+            done=set(state.get("done", [])),
+            cursors={u: dict(c) for u, c in (state.get("cursors") or {}).items()},
+            rows_written=int(state.get("rows_written", rows_written)),
+            seq=int(state.get("seq", 0)),
+            extra={k: v for k, v in state.items() if k not in known},
+        )
+
+    def doc(self, intent: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = {
+            **self.extra,
+            "done": sorted(self.done),
+            "cursors": self.cursors,
+            "rows_written": self.rows_written,
+            "seq": self.seq,
+        }
+        if intent is not None:
+            out["intent"] = intent
+        return out
+
+    def apply(self, done: list[str], cursors: dict[str, dict[str, int]]) -> None:
+        for unit_id, per in cursors.items():
+            self.cursors.setdefault(unit_id, {}).update(per)
+        for unit_id in done:
+            self.done.add(unit_id)
+            self.cursors.pop(unit_id, None)
+
+
+def _settle_intent(
+    rt: Runtime, dataset: str, progress: _Progress, intent: dict[str, Any], adopt: bool
+) -> None:
+    """A commit the last run named but did not record: count the rows it wrote where it
+    reached the lake, and, when it reached every partition (and nothing else was to follow
+    it, ``adopt``), take its units and cursors as committed."""
+    partitions = [str(p) for p in intent.get("partitions", [])]
+    found = rt.lake.tagged(dataset, str(intent["tag"]), partitions)
+    progress.rows_written += sum(c.rows_added + c.rows_replaced for c in found.values())
+    if adopt and partitions and set(found) == set(partitions):
+        progress.apply(list(intent.get("done", [])), intent.get("cursors", {}))
 
 
 async def run_units(
@@ -85,83 +164,156 @@ async def run_units(
     *,
     concurrency: int = 2,
     on_committed: OnCommitted | None = None,
+    page_check: PageCheck | None = None,
     flush_rows: int = FLUSH_ROWS,
     flush_seconds: float = FLUSH_SECONDS,
 ) -> PipelineResult:
-    """Run ``units`` (skipping those done in an earlier attempt) and commit their rows."""
+    """Run ``units`` (skipping those done in an earlier attempt) and commit their rows.
+
+    ``page_check``: validate a page a paging adapter hands over (without it, fetches are
+    given no page hook and commit per unit). ``flush_rows``: pending rows above which the
+    workers wait for the committer (memory stays bounded when commits fall behind); at 1 a
+    worker waits until its answer is committed (a fill: nothing beyond the calls in flight is
+    at risk at a kill)."""
+    del flush_seconds  # commits follow each other as fast as they go (see the module doc)
+    strict = flush_rows <= 1  # each worker waits until its answer is committed
     state = rt.store.load_state(run.id)
-    done: set[str] = set(state.get("done", []))
-    todo = [u for u in units if u.id not in done]
+    progress = _Progress.load(state, run.record.rows_written)
+    intent = state.get("intent")
+    if isinstance(intent, dict) and intent.get("tag"):
+        _settle_intent(rt, dataset, progress, intent, adopt=on_committed is None)
+        rt.store.save_state(run.id, progress.doc())
+    run.record.rows_written = progress.rows_written
+    todo = [u for u in units if u.id not in progress.done]
     run.begin(len(units), len(units) - len(todo), label=f"{run.record.kind} {dataset}")
     result = PipelineResult()
-    pending: list[tuple[Unit, Fetched]] = []
+    pending: list[_Entry] = []
     pending_rows = 0
-    last_flush = time.monotonic()
-    commit_lock = asyncio.Lock()
     queue: asyncio.Queue[Unit] = asyncio.Queue()
     for unit in todo:
         queue.put_nowait(unit)
     fatal: list[BaseException] = []
+    wake = asyncio.Event()
+    drained = asyncio.Event()
+    drained.set()
+    closing = False
 
-    async def flush() -> None:
-        nonlocal pending, pending_rows, last_flush
-        async with commit_lock:
-            batch, pending, pending_rows = pending, [], 0
-            last_flush = time.monotonic()
-            if not batch:
+    async def commit(batch: list[_Entry]) -> None:
+        frames = [e.fetched.frame for e in batch if e.fetched.frame is not None]
+        frames = [f for f in frames if f.height]
+        finals = [(e.unit, e.fetched) for e in batch if e.final]
+        newly_done = [u.id for u, f in finals if f.clean]
+        cursors: dict[str, dict[str, int]] = {}
+        for e in batch:
+            if e.cursor is not None:
+                cursors.setdefault(e.unit.id, {})[e.cursor[0]] = e.cursor[1]
+        if frames:
+            rows = pl.concat(frames, how="vertical_relaxed")
+            progress.seq += 1
+            tag = f"task{run.id}.{progress.seq}"
+            partitions = await asyncio.to_thread(rt.lake.partition_paths, dataset, rows)
+            intent = {"tag": tag, "partitions": partitions, "done": newly_done,
+                      "cursors": cursors}  # fmt: skip
+            rt.store.save_state(run.id, progress.doc(intent))
+            written = await asyncio.to_thread(
+                rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id, tag=tag
+            )
+            result.commits += 1
+            result.rows_written += written.rows_written
+            progress.rows_written += written.rows_written
+            run.record.rows_written = progress.rows_written
+        if on_committed is not None and finals:  # e.g. the gap ledger: before units count
+            await asyncio.to_thread(on_committed, finals)
+        progress.apply(newly_done, cursors)
+        rt.store.save_state(run.id, progress.doc())
+        run.save()
+
+    async def committer() -> None:
+        nonlocal pending, pending_rows
+        while True:
+            await wake.wait()
+            wake.clear()
+            while pending:
+                batch, pending, pending_rows = pending, [], 0
+                drained.set()
+                try:
+                    await commit(batch)
+                except BaseException as exc:
+                    fatal.append(exc)
+                    drained.set()
+                    raise
+                finally:
+                    for entry in batch:
+                        if entry.committed is not None:
+                            entry.committed.set()
+            if closing:
                 return
-            frames = [f.frame for _, f in batch if f.frame is not None and f.frame.height]
-            if frames:
-                rows = pl.concat(frames, how="vertical_relaxed")
-                commit = await asyncio.to_thread(
-                    rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id
-                )
-                result.rows_written += commit.rows_written
-                run.record.rows_written += commit.rows_written
-            if on_committed is not None:  # e.g. the gap ledger: before units count as done
-                await asyncio.to_thread(on_committed, batch)
-            for unit, fetched in batch:
-                if fetched.clean:
-                    done.add(unit.id)
-            rt.store.save_state(run.id, {**state, "done": sorted(done)})
-            run.save()
+
+    async def enqueue(entry: _Entry) -> None:
+        nonlocal pending_rows
+        if strict and entry.final:
+            entry.committed = asyncio.Event()
+        pending.append(entry)
+        pending_rows += entry.fetched.frame.height if entry.fetched.frame is not None else 0
+        wake.set()
+        if entry.committed is not None:
+            await entry.committed.wait()  # the caller asked for a commit per call
+        elif pending_rows >= flush_rows and not fatal:
+            drained.clear()
+            await drained.wait()  # back-pressure: the committer is behind
+
+    def paging_for(unit: Unit) -> Paging:
+        if page_check is None:
+            return Paging(cursors=dict(progress.cursors.get(unit.id, {})))
+        check = page_check
+
+        async def on_page(symbol: str, table: pa.Table, cursor: int) -> None:
+            frame, issues = check(unit, table)
+            page = Fetched(frame, issues)
+            _record_fetched(run, result, unit, page)
+            await enqueue(_Entry(unit, page, final=False, cursor=(symbol, cursor)))
+
+        return Paging(cursors=dict(progress.cursors.get(unit.id, {})), on_page=on_page)
 
     async def worker() -> None:
-        nonlocal pending_rows
         while not queue.empty() and not fatal:
             if run.should_stop():
                 return
             unit = queue.get_nowait()
             try:
-                fetched = await fetch(unit)
+                fetched = await fetch(unit, paging_for(unit))
             except (AuthError, ConfigError, QuotaExhausted) as exc:
                 fatal.append(exc)
                 _record_unit_error(run, result, unit, str(exc))
                 return
             except VendorError as exc:
                 _record_unit_error(run, result, unit, str(exc))
-                pending.append((unit, Fetched(None, error=str(exc))))
+                await enqueue(_Entry(unit, Fetched(None, error=str(exc))))
                 run.advance(1, f"{_describe(unit)}: failed")
                 continue
             _record_fetched(run, result, unit, fetched)
-            pending.append((unit, fetched))
             rows = fetched.frame.height if fetched.frame is not None else 0
-            pending_rows += rows
+            await enqueue(_Entry(unit, fetched))
             run.advance(1, f"{_describe(unit)}: {rows} rows")
-            if pending_rows >= flush_rows or time.monotonic() - last_flush >= flush_seconds:
-                await flush()
 
+    committing = asyncio.create_task(committer())
     workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
     try:
         await asyncio.gather(*workers)
     finally:
         for w in workers:
             w.cancel()
-        await flush()
+        closing = True
+        wake.set()
+        try:
+            await committing
+        except BaseException:
+            if not fatal:
+                raise
     if fatal:
         raise fatal[0]
-    result.units_done = len(done)
-    result.done = set(done)
+    result.units_done = len(progress.done)
+    result.done = set(progress.done)
     return result
 
 

@@ -11,6 +11,7 @@ from etl.tasks.pipeline import Fetched, Unit, run_units
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
+from etl.vendors.base import Paging
 
 __all__ = ["sync_calendar", "sync_instruments"]
 
@@ -52,7 +53,7 @@ async def run_instruments(rt: Runtime, record: TaskRecord, vendor: str, market: 
     markets = check_instruments(rt, vendor, market)
     adapter = rt.adapter(vendor)
 
-    async def fetch(unit: Unit) -> Fetched:
+    async def fetch(unit: Unit, _paging: Paging) -> Fetched:
         sent = adapter.requests_sent()  # one unit at a time: the difference is this unit's
         table = await adapter.instruments(unit.label)
         checked = validate("instruments", table)
@@ -72,7 +73,7 @@ async def run_calendar(
 ) -> None:
     adapter = rt.adapter(vendor)
 
-    async def fetch(unit: Unit) -> Fetched:
+    async def fetch(unit: Unit, _paging: Paging) -> Fetched:
         sent = adapter.requests_sent()
         table = await adapter.calendar(market, unit.start, unit.end)
         checked = validate("calendar", table)

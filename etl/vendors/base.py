@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Literal
 
@@ -29,6 +29,7 @@ __all__ = [
     "Failure",
     "InstrumentMap",
     "KlineBatch",
+    "Paging",
     "RateLimits",
     "Span",
     "Unavailable",
@@ -163,6 +164,23 @@ class KlineBatch:
     requests: int = 0
 
 
+@dataclass
+class Paging:
+    """How a caller follows a paged kline fetch page by page, so that a fetch cut short (a
+    kill) continues from the oldest page it kept instead of the newest.
+
+    ``cursors``: per symbol, the exclusive upper bound (epoch seconds) to page back from, as
+    an earlier ``on_page`` reported it. ``on_page(symbol, rows, cursor)``: rows the adapter
+    hands over before the fetch ends (complete trading days only: nothing later in the fetch
+    changes them), and the cursor a resume may start from once those rows are stored; the
+    rows are left out of the returned :class:`KlineBatch`. Adapters that do not page ignore
+    it and return everything at the end.
+    """
+
+    cursors: dict[str, int] = field(default_factory=dict)
+    on_page: Callable[[str, pa.Table, int], Awaitable[None]] | None = None
+
+
 @dataclass(frozen=True)
 class CheckResult:
     success: bool
@@ -260,8 +278,16 @@ class VendorAdapter(ABC):
         raise self._unsupported("calendar")
 
     async def klines(
-        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+        self,
+        symbols: Sequence[str],
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        paging: Paging | None = None,
     ) -> KlineBatch:
+        """Bars of ``symbols`` over ``[start, end]``; ``paging`` lets a paging vendor hand
+        over pages as they come (see :class:`Paging`)."""
         raise self._unsupported("klines")
 
     async def statements(

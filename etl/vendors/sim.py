@@ -43,6 +43,7 @@ from etl.vendors.base import (
     DatasetCapability,
     Failure,
     KlineBatch,
+    Paging,
     RateLimits,
     Span,
     Unavailable,
@@ -168,7 +169,13 @@ class SimAdapter(VendorAdapter):
         return pa.Table.from_pydict(columns, schema=_arrow_schema("calendar"))
 
     async def klines(
-        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+        self,
+        symbols: Sequence[str],
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        paging: Paging | None = None,
     ) -> KlineBatch:
         f = parse_freq(freq).name
         if start > end:

@@ -73,6 +73,7 @@ from etl.vendors.base import (
     CheckResult,
     Failure,
     KlineBatch,
+    Paging,
     Span,
     Unavailable,
     VendorAdapter,
@@ -238,7 +239,13 @@ class AmazingDataAdapter(VendorAdapter):
         return calendar_table(market, lo, hi, await self._get("/base/calendar", params))
 
     async def klines(
-        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+        self,
+        symbols: Sequence[str],
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        paging: Paging | None = None,
     ) -> KlineBatch:
         f = parse_freq(freq).name
         if start > end:

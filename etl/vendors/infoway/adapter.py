@@ -37,6 +37,7 @@ from etl.vendors.base import (
     Capabilities,
     CheckResult,
     KlineBatch,
+    Paging,
     Unavailable,
     VendorAdapter,
     VendorContext,
@@ -49,6 +50,7 @@ from etl.vendors.infoway.fetch import KlineCall, Outcome
 from etl.vendors.infoway.wire import (
     SYMBOL_TYPES,
     Answer,
+    Bar,
     bars_table,
     calendar_table,
     factors_table,
@@ -224,7 +226,13 @@ class InfowayAdapter(VendorAdapter):
         return pa.concat_tables(tables) if tables else target_schema("adj_factors").empty_table()
 
     async def klines(
-        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+        self,
+        symbols: Sequence[str],
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        paging: Paging | None = None,
     ) -> KlineBatch:
         f = parse_freq(freq).name
         if start > end:
@@ -239,7 +247,7 @@ class InfowayAdapter(VendorAdapter):
 
         async def one(symbol: str) -> tuple[str, Outcome]:
             async with gate:
-                return symbol, await self._symbol_klines(symbol, f, start, end, tally)
+                return symbol, await self._symbol_klines(symbol, f, start, end, tally, paging)
 
         done = await asyncio.gather(*(one(s) for s in wanted))
         batch = KlineBatch(table=target_schema("klines").empty_table(), requests=tally.requests)
@@ -256,7 +264,13 @@ class InfowayAdapter(VendorAdapter):
         return batch
 
     async def _symbol_klines(
-        self, symbol: str, freq: str, start: dt.date, end: dt.date, tally: Tally
+        self,
+        symbol: str,
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        tally: Tally,
+        paging: Paging | None = None,
     ) -> Outcome:
         """Cut ``[start, end]`` to what can be complete and served, then fetch it."""
         out = Outcome()
@@ -286,8 +300,15 @@ class InfowayAdapter(VendorAdapter):
         async def send(body: dict[str, Any]) -> Answer:
             return await self._call("POST", path, tally=tally, json=body)
 
-        call = KlineCall(symbol, code, freq, zone, now, send, out)
-        await call.run(lo, hi)
+        emit = None
+        if paging is not None and paging.on_page is not None:
+            on_page = paging.on_page
+
+            async def emit(bars: list[Bar], cursor: int) -> None:
+                await on_page(symbol, bars_table(bars, symbol, freq, zone), cursor)
+
+        call = KlineCall(symbol, code, freq, zone, now, send, out, emit=emit)
+        await call.run(lo, hi, resume=paging.cursors.get(symbol) if paging else None)
         lo_s, hi_s = p.local_midnight(lo, zone), p.local_midnight(hi + _DAY, zone)
         out.bars = [b for b in out.bars if lo_s <= b.t < hi_s]
         return out

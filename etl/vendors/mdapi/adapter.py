@@ -36,6 +36,7 @@ from etl.vendors.base import (
     CheckResult,
     Failure,
     KlineBatch,
+    Paging,
     VendorAdapter,
     VendorContext,
 )
@@ -181,7 +182,13 @@ class MdapiAdapter(VendorAdapter):
         return parse_quote(data)
 
     async def klines(
-        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+        self,
+        symbols: Sequence[str],
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        paging: Paging | None = None,
     ) -> KlineBatch:
         """One ``redis.php`` call per product for its whole window, products in parallel."""
         f = parse_freq(freq).name

@@ -46,6 +46,7 @@ from etl.vendors.base import (
     CheckResult,
     Failure,
     KlineBatch,
+    Paging,
     Span,
     Unavailable,
     VendorAdapter,
@@ -190,7 +191,13 @@ class StockTVAdapter(VendorAdapter):
         return out
 
     async def klines(
-        self, symbols: Sequence[str], freq: str, start: dt.date, end: dt.date
+        self,
+        symbols: Sequence[str],
+        freq: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        paging: Paging | None = None,
     ) -> KlineBatch:
         f = parse_freq(freq).name
         if start > end:
