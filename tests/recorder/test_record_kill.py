@@ -1,6 +1,7 @@
 """A recorder SIGKILLed at 10 random moments and restarted each time (issue 12, "Done when"):
-after each kill the lake reads with no duplicate key (ticks, quotes, klines), and what was
-lost is at most what was received in the last 2 s before the kill.
+after each kill the lake reads with no duplicate key (ticks, quotes, klines), what was lost
+is at most what was received in the last 2 s before the kill, and each restart recorded the
+time the recorder was down as a "recorder down" gap from where the lake ended.
 
 The evidence: the emulator's tape (the trades it pushes are ``trades_between`` the market
 time a connection's pushing began, which the emulator records, and the market time now) and
@@ -23,6 +24,7 @@ import pytest
 
 from etl.emulators.tape import trades_between
 from etl.emulators.testing import running
+from etl.recorder.down import DOWN_REASON
 from tests.conftest import sim_stocks
 from tests.recorder.test_record_e2e import Recording
 
@@ -41,7 +43,8 @@ KEYS = {"ticks": ("symbol", "ts", "seq"), "quotes": ("symbol", "ts"),
 
 def read(root: Path, dataset: str) -> pl.DataFrame:
     """The dataset as a reader sees it: every committed file (none half-written)."""
-    files = sorted((root / "lake" / dataset).rglob("*.parquet"))
+    area = "state" if dataset == "gap_ledger" else "lake"
+    files = sorted((root / area / dataset).rglob("*.parquet"))
     if not files:
         return pl.DataFrame()
     return pl.read_parquet(files, hive_partitioning=True, missing_columns="insert")
@@ -54,6 +57,7 @@ def test_sigkill_at_10_random_moments_loses_at_most_the_last_2_s_and_never_doubl
     rng = random.Random(seed)
     print(f"seed {seed} (ETL_TEST_SEED={seed} repeats this run)")
     windows: list[float] = []
+    downs: set[dt.datetime] = set()  # where each restart found the lake ending
     with running("infoway", now=OPEN, speed=SPEED, api_key="k") as server:
         for kill in range(KILLS):
             before = read(data_root, "ticks")
@@ -62,6 +66,9 @@ def test_sigkill_at_10_random_moments_loses_at_most_the_last_2_s_and_never_doubl
                 if before.height
                 else {}
             )
+            stored = [f["ts"].max() for f in (before, read(data_root, "quotes")) if f.height]
+            if stored:  # the killed recorder's downtime begins at the lake's last message
+                downs.add(max(stored))  # type: ignore[type-var]
             began_connections = len(server.stats()["ws"]["started_ms"])
             launched = dt.datetime.now(dt.UTC)
             rec = Recording(
@@ -106,7 +113,16 @@ def test_sigkill_at_10_random_moments_loses_at_most_the_last_2_s_and_never_doubl
             oldest = min((ms for _, ms, _ in lost), default=killed_ms)
             windows.append((killed_ms - oldest) / SPEED / 1000)
 
-            # 3. the restarted recorder started where the lake ended: nothing of this run is
+            # 3. every restart after a kill recorded the downtime as a gap, from the lake's end
+            ledger = read(data_root, "gap_ledger")
+            found = (
+                set(ledger.filter(pl.col("reason") == DOWN_REASON)["ts"])
+                if ledger.height
+                else set()
+            )
+            assert downs <= found, (kill, downs - found)
+
+            # 4. the restarted recorder started where the lake ended: nothing of this run is
             # older than what the lake held when it started
             mine = ticks.filter(pl.col("recv_at") >= launched)
             for symbol, first in mine.group_by("symbol").agg(pl.col("ts").min()).iter_rows():
