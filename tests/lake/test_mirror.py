@@ -160,3 +160,43 @@ def test_a_reader_lets_go_of_mirrors_whose_file_left_the_lake(lake_root: Path) -
     table = reader.read("klines", keys, RowFilter(entities=("600000.SH",)))
     assert 30.0 in table.column("close").to_pylist()
     assert all(p.exists() for p in reader._mirrors._items)  # nothing deleted is held
+
+
+def test_prefetch_asks_for_every_byte_a_run_of_rows_occupies(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages asked for ahead of a cold read are exactly where the entity's rows lie in
+    every column (validity, values, string offsets and bytes), and asked for once."""
+    Lake(lake_root).compact("klines", now=NOW)
+    from etl import schema as schemas
+
+    path = _mirrors(lake_root)[-1]
+    mirror = Mirror.load(path, schemas.get("klines").arrow_schema)
+    assert mirror is not None and mirror.mapped is not None
+    assert len(mirror.layouts) == mirror.table.num_columns  # every column's layout known
+    asked: list[tuple[int, int]] = []
+    monkeypatch.setattr(Mirror, "_willneed", lambda self, lo, hi: asked.append((lo, hi)))
+    entity = mirror.entities[1]
+    runs = mirror.runs([entity, "NOPE.SH"])
+    assert runs == [(int(mirror.starts[1]), int(mirror.starts[2]))]
+    assert mirror.runs([entity]) == []  # once per entity per loaded mirror
+    mirror.prefetch(runs)
+    mirror.prefetch_strings(runs)
+    base = pa.py_buffer(mirror.mapped).address
+    first, last = runs[0]
+    rows = mirror.table.slice(first, last - first)
+    for column in rows.columns:
+        chunk = column.chunk(0)
+        text = pa.types.is_string(chunk.type)
+        buffer = chunk.buffers()[1]  # fixed-width values, or the strings' value offsets
+        width = 4 if text else chunk.type.bit_width // 8
+        lo = buffer.address - base + chunk.offset * width
+        hi = lo + (len(chunk) + (1 if text else 0)) * width
+        assert any(a <= lo and hi <= b for a, b in asked), (column.type, lo, hi)
+    texts = [c for c in rows.columns if pa.types.is_string(c.type)]
+    offsets = [c.chunk(0).buffers()[1] for c in texts]
+    for chunk, off in zip([c.chunk(0) for c in texts], offsets, strict=True):
+        ends = pa.Array.from_buffers(pa.int32(), len(chunk) + 1, [None, off], offset=chunk.offset)
+        data = chunk.buffers()[2].address - base
+        lo, hi = data + ends[0].as_py(), data + ends[-1].as_py()
+        assert any(a <= lo and hi <= b for a, b in asked), (lo, hi)
