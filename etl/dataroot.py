@@ -12,6 +12,7 @@
     <root>/state/<dataset>/...                              the warehouse's own datasets
     <root>/state/governor/  state/claims/  state/jobs/       rate state, fill claims, job locks
     <root>/state/plans/<vendor>.json                        the plan a vendor reported, dated
+    <root>/state/depths/<vendor>.json                       depths learned from its answers
     <root>/state/scheduler.sqlite                           the scheduler's job store
     <root>/state/upstreams.json                             upstream configurations (secrets
                                                             encrypted under a key kept elsewhere)
@@ -254,6 +255,14 @@ class DataRoot:
     def vendor_plan_lock(self, vendor: str) -> Path:
         """Held while one process asks the vendor for the plan (the others wait for it)."""
         return self.state / "plans" / f"{_name(vendor)}.lock"
+
+    def vendor_depths(self, vendor: str) -> Path:
+        """Depths learned from a vendor's answers (per symbol and frequency, the date before
+        which it answered no bars), for vendors that publish none (:mod:`etl.tasks.depths`)."""
+        return self.state / "depths" / f"{_name(vendor)}.json"
+
+    def vendor_depths_lock(self, vendor: str) -> Path:
+        return self.state / "depths" / f"{_name(vendor)}.lock"
 
     @property
     def recorders(self) -> Path:

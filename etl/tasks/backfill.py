@@ -20,6 +20,7 @@ from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
 from etl.names import parse_date
 from etl.normalize import Issue, validate, validate_klines
+from etl.tasks.depths import learn, learned
 from etl.tasks.detect import detect
 from etl.tasks.expected import Selection
 from etl.tasks.pipeline import Fetch, Fetched, PageCheck, Unit, run_units
@@ -27,7 +28,7 @@ from etl.tasks.plan import bars_between, range_requests, seconds_at
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
-from etl.vendors.base import ADJ_FACTORS_SINCE, DatasetCapability, Paging
+from etl.vendors.base import ADJ_FACTORS_SINCE, DatasetCapability, Paging, Unavailable
 
 if TYPE_CHECKING:
     from etl.tasks.engine import TaskSpec
@@ -252,9 +253,12 @@ def plan_backfill(rt: Runtime, req: BackfillRequest) -> dict[str, Any]:
     plan = []
     requests = rows = 0
     pairs = _units(req, caps)
+    beyond: list[Unavailable] = []
     if req.dataset == "klines" and not req.refetch:  # as the run will: stored ranges skipped
-        keep = {u.id for u in _still_needed(rt, req, [u for u, _ in pairs])}
-        pairs = [(u, c) for u, c in pairs if u.id in keep]
+        kept, beyond = _within_depth(rt, req, [u for u, _ in pairs])
+        cap_of = {u.symbols: c for u, c in pairs}
+        keep = {u.id for u in _still_needed(rt, req, kept)}
+        pairs = [(u, cap_of[u.symbols]) for u in kept if u.id in keep]
     for unit, cap in pairs:
         n, bars = _unit_cost(req, unit, cap)
         requests += n
@@ -278,7 +282,40 @@ def plan_backfill(rt: Runtime, req: BackfillRequest) -> dict[str, Any]:
         "seconds_at_rate_limit": round(seconds, 1),
         "rate_limit_per_second": per_second,
         "plan": plan[:1000],
+        "unavailable": [_unavailable_doc(u) for u in beyond[:1000]],
     }
+
+
+def _unavailable_doc(u: Unavailable) -> dict[str, Any]:
+    return {"symbol": u.symbol, "start": u.start.isoformat(), "end": u.end.isoformat(),
+            "reason": u.reason}  # fmt: skip
+
+
+def _within_depth(
+    rt: Runtime, req: BackfillRequest, units: list[Unit]
+) -> tuple[list[Unit], list[Unavailable]]:
+    """Units cut to the depths the vendor's answers showed (:mod:`etl.tasks.depths`): a
+    unit wholly before a symbol's learned depth is not asked; one that straddles it starts
+    there. What is cut is unavailable, with the vendor's answer as the reason."""
+    depths = learned(rt.root, req.vendor, req.freq)
+    if not depths:
+        return units, []
+    kept: list[Unit] = []
+    beyond: list[Unavailable] = []
+    for unit in units:
+        known = [depths[s] for s in unit.symbols if s in depths]
+        if len(unit.symbols) != 1 or not known or unit.start is None or unit.end is None:
+            kept.append(unit)  # depths are per symbol: shared calls are asked as planned
+            continue
+        depth = known[0]
+        if unit.start >= depth.since:
+            kept.append(unit)
+            continue
+        last = min(unit.end, depth.since - dt.timedelta(days=1))
+        beyond.append(Unavailable(unit.symbols[0], unit.start, last, depth.why()))
+        if depth.since <= unit.end:
+            kept.append(Unit(unit.symbols, depth.since, unit.end, unit.label))
+    return kept, beyond
 
 
 def _still_needed(rt: Runtime, req: BackfillRequest, units: list[Unit]) -> list[Unit]:
@@ -314,7 +351,9 @@ def _still_needed(rt: Runtime, req: BackfillRequest, units: list[Unit]) -> list[
 
 async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     units = [unit for unit, _ in _units(req, check_request(rt, req))]
+    beyond: list[Unavailable] = []
     if req.dataset == "klines" and not req.refetch:
+        units, beyond = _within_depth(rt, req, units)
         units = _still_needed(rt, req, units)
     run.record.total_count = len(req.symbols) or 1
     rate = rt.capabilities()[req.vendor].rate
@@ -333,6 +372,9 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
         )
     # every request the adapter sent for this run (pages, logins, retries), not one per call
     result.requests = adapter.requests_sent() - sent
+    if req.dataset == "klines":  # what the answers showed of the vendor's depth
+        learn(rt.root, req.vendor, req.freq, result.unavailable, result.answered, rt.clock())
+    result.unavailable = beyond + result.unavailable
     # A symbol is a success only once every unit holding it is done and none failed: a run
     # stopped after 4 of 257 symbols says 4/257 (regression: it said 257/257 ok).
     unfinished = {s for u in units if u.id not in result.done for s in u.symbols}

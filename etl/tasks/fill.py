@@ -24,6 +24,7 @@ from etl.errors import BadInputError
 from etl.names import parse_date
 from etl.normalize import validate, validate_klines
 from etl.tasks.claims import claim
+from etl.tasks.depths import learn, learned
 from etl.tasks.detect import DetectReport, detect
 from etl.tasks.expected import STATEMENT_DATASETS, Selection
 from etl.tasks.ledger import record_states
@@ -76,7 +77,10 @@ def plan_only(rt: Runtime, vendor: str, sel: Selection, *, recheck: bool = False
     check_vendor(rt, vendor, sel)
     report = detect(rt.root, sel, rt.clock(), keep_slots=True)
     caps = rt.capabilities()
-    plan = plan_fill(sel, _to_fetch(report, recheck), vendor, caps[vendor], rt.clock(), others=caps)
+    plan = plan_fill(
+        sel, _to_fetch(report, recheck), vendor, caps[vendor], rt.clock(), others=caps,
+        depths=None if recheck else learned(rt.root, vendor, sel.freq),
+    )  # fmt: skip
     doc = plan.summary(caps[vendor], rt.settings.vendor(vendor).rate)
     doc.update({"dry_run": True, "selection": sel.params(), "states_before": report.state_counts()})
     return doc
@@ -99,8 +103,9 @@ async def execute(
         with claim(rt.root, run.id, sel, symbols):
             caps = rt.capabilities()
             plan = plan_fill(
-                sel, _to_fetch(before, recheck), vendor, caps[vendor], rt.clock(), others=caps
-            )
+                sel, _to_fetch(before, recheck), vendor, caps[vendor], rt.clock(), others=caps,
+                depths=None if recheck else learned(rt.root, vendor, sel.freq),
+            )  # fmt: skip
             record_states(
                 rt.lake, sel, plan.unfillable, vendor=vendor, task_id=run.id, now=rt.clock()
             )
@@ -124,6 +129,8 @@ async def execute(
                     flush_seconds=FILL_FLUSH_SECONDS,
                 )
             result.requests = rt.adapter(vendor).requests_sent() - sent  # all it sent
+            if sel.dataset == "klines":  # what the answers showed of the vendor's depth
+                learn(rt.root, vendor, sel.freq, result.unavailable, result.answered, rt.clock())
         after = detect(rt.root, sel, rt.clock())
         _summarise(run.record, plan, before, after, result.requests, caps[vendor], rt, vendor)
 

@@ -84,6 +84,7 @@ class PipelineResult:
     requests: int = 0
     failed_symbols: set[str] = field(default_factory=set)
     unavailable: list[Unavailable] = field(default_factory=list)
+    answered: list[Span] = field(default_factory=list)
     repaired: int = 0
     dropped: int = 0
     done: set[str] = field(default_factory=set)  # ids of the units done, this run or before
@@ -348,3 +349,4 @@ def _record_fetched(run: TaskRun, result: PipelineResult, unit: Unit, fetched: F
         else:
             result.dropped += issue.count
     result.unavailable.extend(fetched.unavailable)
+    result.answered.extend(fetched.answered)

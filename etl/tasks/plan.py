@@ -22,6 +22,7 @@ import polars as pl
 
 from etl.calendars.bars import bar_grid
 from etl.calendars.markets import market_of_symbol
+from etl.tasks.depths import Depth
 from etl.tasks.expected import Selection
 from etl.vendors.base import Capabilities, DatasetCapability
 
@@ -123,8 +124,11 @@ def plan_fill(
     now: dt.datetime,
     *,
     others: dict[str, Capabilities] | None = None,
+    depths: dict[str, Depth] | None = None,
 ) -> FillPlan:
-    """``slots``: the absent slots to fill (symbol, ts, trade_date, state, reason)."""
+    """``slots``: the absent slots to fill (symbol, ts, trade_date, state, reason).
+    ``depths``: where the vendor's answers showed a symbol's history starts (slots before
+    are unfillable with that answer as the reason, not asked again)."""
     plan = FillPlan(vendor=vendor)
     if slots.height == 0:
         plan.unfillable = slots.head(0)
@@ -160,6 +164,25 @@ def plan_fill(
         # by the local clock were marked unfillable without a request.
         reasons.append(group.with_columns(why.alias("why")))
     tagged = pl.concat(reasons, how="vertical_relaxed")
+    if depths:
+        learned = pl.DataFrame(
+            {
+                "symbol": list(depths),
+                "_since": [d.since for d in depths.values()],
+                "_why": [d.why() for d in depths.values()],
+            },
+            schema={"symbol": pl.String, "_since": pl.Date, "_why": pl.String},
+        )
+        tagged = (
+            tagged.join(learned, on="symbol", how="left")
+            .with_columns(
+                pl.when(pl.col("why").is_null() & (pl.col("trade_date") < pl.col("_since")))
+                .then(pl.col("_why"))
+                .otherwise(pl.col("why"))
+                .alias("why")
+            )
+            .drop("_since", "_why")
+        )
     plan.unfillable = (
         tagged.filter(pl.col("why").is_not_null())
         .select("symbol", "ts", "trade_date", pl.lit("unfillable").alias("state"),

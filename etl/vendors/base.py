@@ -130,12 +130,17 @@ class Span:
 
 @dataclass(frozen=True)
 class Unavailable:
-    """A range the vendor cannot serve (too old, beyond its depth): never reported filled."""
+    """A range the vendor cannot serve (too old, beyond its depth): never reported filled.
+
+    ``depth_from``: set when the vendor's own answer showed where its history of the symbol
+    starts (it sent no bars before that date, though the exchange traded): the evidence a
+    task remembers for a vendor whose depth is not published."""
 
     symbol: str
     start: dt.date
     end: dt.date
     reason: str
+    depth_from: dt.date | None = None
 
 
 @dataclass(frozen=True)

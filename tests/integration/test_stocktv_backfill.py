@@ -22,7 +22,9 @@ from etl.emulators.server import EmulatorServer
 from etl.emulators.testing import running, spawn_emulate
 from etl.errors import AuthError
 from etl.synthetic import klines as synthetic_klines
-from etl.tasks.backfill import BackfillRequest, backfill
+from etl.tasks.backfill import BackfillRequest, backfill, plan_backfill
+from etl.tasks.expected import Selection
+from etl.tasks.fill import plan_only
 from etl.tasks.records import TaskRecord
 from etl.tasks.runtime import Runtime, instrument_map
 from etl.tasks.sync import sync_instruments
@@ -252,3 +254,35 @@ def test_cli_sync_then_backfill(tmp_path: Path) -> None:
     assert "etl instruments sync --vendor stocktv" in error["reason"]
     outputs = "".join(p.stdout + p.stderr for p in (synced, done, unmapped))
     assert KEY not in outputs and not leaks(data)
+
+
+def test_a_depth_stocktv_answered_is_remembered_until_refetch(root: Path) -> None:
+    later = NOW + dt.timedelta(days=20)  # this emulator's 5m history starts 2024-01-20
+    symbol, first, last = SYMBOLS[0], D(2023, 12, 1), D(2024, 1, 31)
+    with running(StockTVEmulator, now=later) as server:
+        record = run_backfill(root, server, [symbol], "5m", first, last, now=later)
+        asked = server.stats()["requests"]
+        assert record.status == "completed" and record.rows_written > 0
+        depth = json.loads((root / "state" / "depths" / "stocktv.json").read_text())
+        since = D.fromisoformat(depth[symbol]["5m"]["since"])
+        assert first < since <= last
+        assert "no 5m bars" in depth[symbol]["5m"]["reason"]
+
+        # a plan and a rerun ask nothing before it: the vendor's answer is the reason
+        rt = runtime(root, server.base_url, later)
+        req = BackfillRequest("stocktv", "klines", (symbol,), "5m", first, last)
+        doc = plan_backfill(rt, req)
+        assert doc["requests"] == 0 and doc["calls"] == 0
+        (gone,) = doc["unavailable"]
+        assert gone["start"] == first.isoformat() and D.fromisoformat(gone["end"]) < since
+        assert gone["reason"].startswith("beyond depth: StockTV returned no 5m bars")
+        plan = plan_only(rt, "stocktv", Selection("klines", first, last, "5m", (symbol,)))
+        assert plan["requests"] == 0 and plan["unfillable"] > 0
+        again = run_backfill(root, server, [symbol], "5m", first, last, now=later)
+        assert server.stats()["requests"] == asked
+        assert again.result["unavailable"][0]["reason"].startswith("beyond depth")
+
+        # --refetch asks again
+        refetch = BackfillRequest("stocktv", "klines", (symbol,), "5m", first, last, True)
+        asyncio.run(backfill(runtime(root, server.base_url, later), refetch))
+        assert server.stats()["requests"] > asked

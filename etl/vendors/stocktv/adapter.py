@@ -259,7 +259,9 @@ class StockTVAdapter(VendorAdapter):
         if gap_end is not None:
             seen = iso_utc(dt.datetime.fromtimestamp(oldest / 1000, dt.UTC))
             why = f"StockTV returned no {freq} bars before {seen}"
-            batch.unavailable.append(Unavailable(symbol, first, gap_end, why))
+            batch.unavailable.append(
+                Unavailable(symbol, first, gap_end, why, depth_from=gap_end + _DAY)
+            )
             answered_from = gap_end + _DAY
         if answered_from <= done:
             batch.answered.append(Span(symbol, answered_from, done))
