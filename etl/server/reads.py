@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
@@ -22,7 +24,9 @@ from etl.lake.reader import LakeReader as PartitionReader
 from etl.warehouse import Warehouse
 from etl.warehouse.adjust import chosen_factors
 
-__all__ = ["LakeReader"]
+__all__ = ["RECHECK", "LakeReader"]
+
+RECHECK: Final = 1.0  # seconds a known set is trusted without walking the manifests again
 
 
 class LakeReader:
@@ -35,6 +39,7 @@ class LakeReader:
         self._partitions = PartitionReader(root)
         self._lock = threading.Lock()
         self._known: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
+        self._checked: dict[str, float] = {}  # when each known set was last found current
         self._instruments: tuple[tuple[Any, ...], pl.DataFrame] | None = None
 
     def bars(
@@ -98,6 +103,7 @@ class LakeReader:
         with self._lock:
             cached = self._known.get(dataset)
             if cached is not None and cached[0] == mark:
+                self._checked[dataset] = time.monotonic()
                 return cached[1]
         found: set[str] = set(self.instruments()["symbol"].to_list())
         folder = self.layout.manifests / dataset
@@ -110,4 +116,24 @@ class LakeReader:
         known = frozenset(found)
         with self._lock:
             self._known[dataset] = (mark, known)
+            self._checked[dataset] = time.monotonic()
         return known
+
+    def known_of(self, dataset: str, codes: Sequence[str]) -> list[str]:
+        """Those of ``codes`` the lake knows for ``dataset``, in their order.
+
+        Walking the manifests to see whether they changed cost as much as reading a symbol's
+        year of bars, on every request; so a known set checked within :data:`RECHECK`
+        seconds is trusted while it holds every code asked for (a symbol, once stored, stays
+        known), and checked again at once when a code is missing from it (one just written
+        is never refused as unknown).
+        """
+        with self._lock:
+            cached = self._known.get(dataset)
+            checked = self._checked.get(dataset, -math.inf)
+        if cached is not None and time.monotonic() - checked < RECHECK:
+            known = cached[1]
+            if all(code in known for code in codes):
+                return list(codes)
+        known = self.known(dataset)
+        return [code for code in codes if code in known]

@@ -75,8 +75,8 @@ def kline_data(
     ctx: ServerContext, query: api.KlineQuery, board: str, adjust: str | None = None
 ) -> dict[str, list[Any]]:
     future = board == "future"
-    known = ctx.reader.known("klines")
-    codes = [c for c in query.codes if c in known and (_market(c) in FUTURE_MARKETS) == future]
+    known = ctx.reader.known_of("klines", query.codes)
+    codes = [c for c in known if (_market(c) in FUTURE_MARKETS) == future]
     if not codes:
         raise ApiError(404, api.unknown_message(query.codes))
     frame = ctx.reader.bars(codes, query.freq, query.start, query.end, adjust=adjust)
@@ -103,34 +103,52 @@ def adjust_param(params: Mapping[str, str]) -> str | None:
     return ADJUSTS[value]
 
 
+def _small(query: api.KlineQuery) -> bool:
+    """A read short enough to answer on the event loop: one code, daily or longer bars (a
+    symbol-year takes ~1 ms), or a few days of minutes. Handing it to a worker thread cost
+    more than the read (and under load the threads' turns at the GIL made the slow tail);
+    larger reads still go to a thread so they never hold up the others."""
+    if len(query.codes) != 1:
+        return False
+    return not query.period.startswith("min") or (query.end - query.start).days < 5
+
+
+async def answer_klines(
+    ctx: ServerContext, query: api.KlineQuery, board: str, adjust: str | None = None
+) -> dict[str, list[Any]]:
+    if _small(query):
+        return kline_data(ctx, query, board, adjust)
+    return await run_in_threadpool(kline_data, ctx, query, board, adjust)
+
+
 @router.get("/stock/kline")
-def stock_kline(request: Request) -> Response:
+async def stock_kline(request: Request) -> Response:
     params = request.query_params
     query = api.kline_query(dict(params), batch=False)
-    return respond(kline_data(context(request), query, "stock", adjust_param(params)))
+    return respond(await answer_klines(context(request), query, "stock", adjust_param(params)))
 
 
 @router.post("/stock/kline/batch")
 async def stock_kline_batch(request: Request) -> Response:
     query = api.kline_query(await read_json(request), batch=True)
-    return respond(await run_in_threadpool(kline_data, context(request), query, "stock"))
+    return respond(await answer_klines(context(request), query, "stock"))
 
 
 @router.get("/future/kline")
-def future_kline(request: Request) -> Response:
+async def future_kline(request: Request) -> Response:
     query = api.kline_query(dict(request.query_params), batch=False)
-    return respond(kline_data(context(request), query, "future"))
+    return respond(await answer_klines(context(request), query, "future"))
 
 
 @router.get("/stock/kline/{code}/chart")
-def stock_chart(code: str, request: Request) -> Response:
+async def stock_chart(code: str, request: Request) -> Response:
     """The platform's chart form (ECharts): dates, ``[open, close, low, high, volume]``, and
     volumes. ``period`` defaults to ``daily``; a stock's prices may be adjusted (``adjust``)."""
     params = {"period": "daily", **dict(request.query_params), "codes": code}
     query = api.kline_query(params, batch=False)
     board = "future" if _market(code) in FUTURE_MARKETS else "stock"
     adjust = adjust_param(params) if board == "stock" else None
-    bars = kline_data(context(request), query, board, adjust)[code]
+    bars = (await answer_klines(context(request), query, board, adjust))[code]
     return respond(
         {
             "categoryData": [b["trade_date"] for b in bars],
@@ -226,8 +244,7 @@ def adj_factors(request: Request) -> Response:
     key, ``[]`` when no ex-date of it falls in the range)."""
     ctx = context(request)
     codes, start, end = api.adj_factor_query(dict(request.query_params))
-    known = ctx.reader.known("adj_factors")
-    codes_known = [c for c in codes if c in known]
+    codes_known = ctx.reader.known_of("adj_factors", codes)
     if not codes_known:
         raise ApiError(404, api.unknown_message(codes))
     frame = ctx.reader.factors(codes_known, start, end)
@@ -244,8 +261,7 @@ def _finance(dataset: str) -> Any:
     def handler(request: Request) -> Response:
         ctx = context(request)
         codes, start, end = api.finance_query(dict(request.query_params))
-        known = ctx.reader.known(dataset)
-        codes_known = [c for c in codes if c in known]
+        codes_known = ctx.reader.known_of(dataset, codes)
         if not codes_known:
             raise ApiError(404, api.unknown_message(codes))
         frame = ctx.reader.statements(dataset, codes_known, start, end)

@@ -25,6 +25,7 @@ import jwt
 __all__ = ["FREE_FAILURES", "Throttle", "TokenSigner"]
 
 ALGORITHM: Final = "HS256"
+REMEMBERED: Final = 4096  # verified tokens kept (a token string is ~250 bytes)
 FREE_FAILURES: Final = 5
 MAX_WAIT: Final = 900.0
 FORGET_AFTER: Final = 3600.0  # failures older than this are forgotten
@@ -36,6 +37,8 @@ class TokenSigner:
         self.audience = audience
         self.ttl = ttl
         self._clock = clock
+        self._verified: dict[str, dict[str, Any]] = {}  # token -> its claims, while valid
+        self._lock = threading.Lock()
 
     def issue(self, user_id: int, username: str) -> str:
         now = int(self._clock())
@@ -49,7 +52,19 @@ class TokenSigner:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> dict[str, Any] | None:
-        """The claims of a valid token, else None (whatever is wrong with it)."""
+        """The claims of a valid token, else None (whatever is wrong with it).
+
+        A token seen valid is remembered (up to :data:`REMEMBERED` of them) until it
+        expires, so that a client's requests after the first skip the signature check; the
+        account behind it is still looked up on every request by the caller."""
+        with self._lock:
+            seen = self._verified.get(token)
+        if seen is not None:
+            if seen["exp"] > self._clock():
+                return seen
+            with self._lock:
+                self._verified.pop(token, None)
+            return None
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -60,6 +75,10 @@ class TokenSigner:
             )
         except jwt.PyJWTError:
             return None
+        with self._lock:
+            if len(self._verified) >= REMEMBERED:
+                self._verified.clear()  # simplest bound; the next checks repopulate it
+            self._verified[token] = claims
         return claims
 
 
