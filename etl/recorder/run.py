@@ -1,16 +1,20 @@
 """The recorder's loop: connections, heartbeats, reconnects, commits, gaps and their repair.
 
-One asyncio task per connection (Infoway: one per ``business``), one committer, one status
-printer. A connection that closes, errors, or stays silent for two heartbeat periods is a
-gap: from the last message before it to the first message after the reconnect (stream time),
-written to the gap ledger (``dataset`` ticks/quotes, ``freq`` ``stream``) and repaired over
-REST once the stream has passed the gap's last minute: a backfill task of those symbols'
-1m bars for the gap's trade dates, under the vendor's shared rate governor. REST bars replace
-live ones (the lake's precedence), so the repair also settles every live bar of those days
-up to the stream's last closed minute. Its REST bars of later minutes are dropped, judged on
-the stream's time (the vendor's present), not the host's clock: the vendor's present minute
-is still forming, and its partial REST bar would replace a whole live bar. The next repair,
-or the end-of-day fill, settles those minutes.
+One asyncio task per connection (Infoway: one per ``business``), one committer, one repairer,
+one status printer. The committer never waits on anything but its own write: a repair (a REST
+backfill that may take many seconds) runs in its own task, so what is received is still
+committed every second while it runs.
+
+A connection that closes, errors, or stays silent for two heartbeat periods is a gap: from the
+last message before it to the first message after the reconnect (stream time), written to the
+gap ledger (``dataset`` ticks/quotes, ``freq`` ``stream``) and repaired over REST once the
+stream has passed the gap's last minute: a backfill task of those symbols' 1m bars for the
+gap's trade dates, under the vendor's shared rate governor. REST bars replace live ones (the
+lake's precedence), so the repair also settles every live bar of those days up to the stream's
+last closed minute. Its REST bars of later minutes are dropped, judged on the stream's time
+(the vendor's present), not the host's clock: the vendor's present minute is still forming, and
+its partial REST bar would replace a whole live bar. The next repair, or the end-of-day fill,
+settles those minutes.
 
 Reconnects back off exponentially with jitter (1 s doubling to 30 s, reset by a good
 connection). A refused handshake (HTTP 401/403) before anything was received is a bad key or
@@ -105,6 +109,7 @@ class Recorder:
         self._downtime()
         tasks = [asyncio.create_task(self._connection(i, f)) for i, f in enumerate(self.feeds)]
         tasks.append(asyncio.create_task(self._committer()))
+        tasks.append(asyncio.create_task(self._repairer()))
         tasks.append(asyncio.create_task(self._status()))
         try:
             if self.duration is not None:
@@ -280,9 +285,18 @@ class Recorder:
     # -- committing, gaps, repairs --------------------------------------------------------
 
     async def _committer(self) -> None:
+        """Commit every :data:`COMMIT_EVERY` seconds, counted from each commit's start: a
+        slow write (a loaded disk) shortens the wait after it instead of adding to it, so a
+        row waits at most one period plus two writes, never a repair's length."""
+        loop = asyncio.get_running_loop()
+        while True:
+            began = loop.time()
+            await asyncio.to_thread(self._commit)
+            await asyncio.sleep(max(0.0, COMMIT_EVERY - (loop.time() - began)))
+
+    async def _repairer(self) -> None:
         while True:
             await asyncio.sleep(COMMIT_EVERY)
-            await asyncio.to_thread(self._commit)
             await self._repair_due(final=False)
 
     def _commit(self) -> None:
