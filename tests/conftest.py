@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -73,6 +74,14 @@ def etl_env(data_root: Path, **extra: str) -> dict[str, str]:
     env["ETL_DATA_DIR"] = str(data_root)
     env.update(extra)
     return env
+
+
+def emulator_env(server: Any, key: str = "k") -> dict[str, str]:
+    """The variables that point `etl` at a running emulator: its key, REST and WebSocket
+    URLs (Infoway paced at 10/s, its Premium plan's rate)."""
+    vendor = server.emulator.vendor.upper()
+    return {f"ETL_{vendor}_API_KEY": key, f"ETL_{vendor}_BASE_URL": server.base_url,
+            f"ETL_{vendor}_WS_URL": server.ws_url, "ETL_INFOWAY_RATE": "10"}  # fmt: skip
 
 
 def sim_stocks(market: str, n: int, listed_before: dt.date) -> str:

@@ -23,6 +23,7 @@ import pytest
 
 from etl.emulators.tape import trades_between
 from etl.emulators.testing import running
+from tests.conftest import emulator_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +33,7 @@ SYMBOLS = ["600000.SH", "000001.SZ"]
 
 def environment(server: Any, key: str = "k") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-    vendor = server.emulator.vendor.upper()
-    env.update({f"ETL_{vendor}_API_KEY": key, f"ETL_{vendor}_BASE_URL": server.base_url,
-                f"ETL_{vendor}_WS_URL": server.ws_url, "ETL_INFOWAY_RATE": "10"})  # fmt: skip
-    return env
+    return env | emulator_env(server, key)
 
 
 class Recording:

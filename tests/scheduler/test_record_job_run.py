@@ -19,7 +19,7 @@ import pytest
 
 from etl.emulators.testing import running
 from etl.tasks.records import TaskStore
-from tests.conftest import ETL, etl_env
+from tests.conftest import ETL, emulator_env, etl_env
 from tests.scheduler._helpers import Scheduler, job_tasks, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,8 +59,7 @@ def test_the_scheduler_records_over_the_session_window_and_stops_at_its_end(
 ) -> None:
     jobs, data = tmp_path / "jobs", tmp_path / "data"
     with running("infoway", now=OPEN, speed=120, api_key="k") as server:
-        env = {"ETL_INFOWAY_API_KEY": "k", "ETL_INFOWAY_BASE_URL": server.base_url,
-               "ETL_INFOWAY_WS_URL": server.ws_url, "ETL_INFOWAY_RATE": "10"}  # fmt: skip
+        env = emulator_env(server)
         start, end = a_window(8, 12)
         record_job(jobs, start, end)
         sched = Scheduler(jobs, data, **env)

@@ -18,7 +18,7 @@ import pytest
 
 from etl.emulators.testing import running
 from etl.tasks.records import TaskRecord
-from tests.conftest import ETL, etl_env
+from tests.conftest import ETL, emulator_env, etl_env
 from tests.scheduler._helpers import Scheduler, job_tasks, wait_for
 from tests.scheduler.test_record_job_run import OPEN, a_window, lake, record_job
 
@@ -63,8 +63,7 @@ def test_the_scheduler_sigtermed_mid_window_commits_and_leaves_an_interrupted_re
 ) -> None:
     jobs, data = tmp_path / "jobs", tmp_path / "data"
     with running("infoway", now=OPEN, speed=120, api_key="k") as server:
-        env = {"ETL_INFOWAY_API_KEY": "k", "ETL_INFOWAY_BASE_URL": server.base_url,
-               "ETL_INFOWAY_WS_URL": server.ws_url, "ETL_INFOWAY_RATE": "10"}  # fmt: skip
+        env = emulator_env(server)
         start, end = a_window(2, WINDOW_S)
         record_job(jobs, start, end)
         sched = Scheduler(jobs, data, **env)
@@ -85,8 +84,7 @@ def test_jobs_run_of_a_record_job_sigtermed_mid_window_exits_130_interrupted(
 ) -> None:
     jobs, data = tmp_path / "jobs", tmp_path / "data"
     with running("infoway", now=OPEN, speed=120, api_key="k") as server:
-        env = {"ETL_INFOWAY_API_KEY": "k", "ETL_INFOWAY_BASE_URL": server.base_url,
-               "ETL_INFOWAY_WS_URL": server.ws_url, "ETL_INFOWAY_RATE": "10"}  # fmt: skip
+        env = emulator_env(server)
         start, end = a_window(-5, WINDOW_S)  # already open: `jobs run` records from now
         record_job(jobs, start, end)
         proc = subprocess.Popen(
