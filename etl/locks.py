@@ -22,7 +22,7 @@ from pathlib import Path
 
 from etl.errors import LakeError
 
-__all__ = ["FileLock", "file_lock", "pid_alive", "try_lock"]
+__all__ = ["FileLock", "file_lock", "pid_alive", "process_started", "try_lock"]
 
 
 def pid_alive(pid: int) -> bool:
@@ -43,6 +43,19 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started, as an opaque token (the boot's id and the start time in
+    clock ticks since boot, from ``/proc``), or None where the system does not say. A pid
+    alive with another token is a reused pid: the process that wrote it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None  # field 22 of stat
 
 
 class FileLock:
