@@ -258,12 +258,13 @@ async def _watch(
 
 
 def _summarise(rt: Runtime, run: TaskRun, steps: list[dict[str, Any]]) -> None:
-    rows = errors = ok = 0
+    rows = errors = ok = requests = 0
     for step in steps:
         if step.get("task_id") is None:
             continue
         child = rt.store.load(int(step["task_id"]))
         rows += child.rows_written
+        requests += child.requests
         errors += child.error_count
         if child.status == "completed" and not child.error_count:
             ok += 1
@@ -272,6 +273,7 @@ def _summarise(rt: Runtime, run: TaskRun, steps: list[dict[str, Any]]) -> None:
         elif child.status == "failed":
             run.error(None, None, None, f"{_label(step)}: task {child.id} failed")
     run.record.rows_written = rows
+    run.record.requests = requests  # its steps' tasks sent them
     run.record.success_count = ok
     run.record.total_count = sum(1 for s in steps if s.get("status") != "skipped")
     run.record.result = {"steps": steps, "step_errors": errors}

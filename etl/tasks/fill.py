@@ -116,18 +116,21 @@ async def execute(
                 for c in plan.calls
             ]
             sent = rt.adapter(vendor).requests_sent()
-            with run.stop_signals(asyncio.get_running_loop()):
-                result = await run_units(
-                    rt,
-                    run,
-                    sel.dataset,
-                    units,
-                    _fetcher(rt, vendor, sel),
-                    concurrency=caps[vendor].rate.in_flight or 2,
-                    on_committed=lambda batch: record_outcomes(rt, vendor, sel, run.id, batch),
-                    flush_rows=FILL_FLUSH_ROWS,
-                    flush_seconds=FILL_FLUSH_SECONDS,
-                )
+            try:
+                with run.stop_signals(asyncio.get_running_loop()):
+                    result = await run_units(
+                        rt,
+                        run,
+                        sel.dataset,
+                        units,
+                        _fetcher(rt, vendor, sel),
+                        concurrency=caps[vendor].rate.in_flight or 2,
+                        on_committed=lambda batch: record_outcomes(rt, vendor, sel, run.id, batch),
+                        flush_rows=FILL_FLUSH_ROWS,
+                        flush_seconds=FILL_FLUSH_SECONDS,
+                    )
+            finally:  # the record counts every run's requests, an interrupted one's too
+                run.record.requests += rt.adapter(vendor).requests_sent() - sent
             result.requests = rt.adapter(vendor).requests_sent() - sent  # all it sent
             if sel.dataset == "klines":  # what the answers showed of the vendor's depth
                 learn(rt.root, vendor, sel.freq, result.unavailable, result.answered, rt.clock())

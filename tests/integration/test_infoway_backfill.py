@@ -187,6 +187,8 @@ def test_minute_history_pages_back_once_per_bar(tmp_path: Path) -> None:
     assert stats["violations"] == 0
     pages = stats["by_path"]["/{market}/v2/batch_kline"]["requests"]
     assert pages == -(-minute.height // 500) + -(-stored(tmp_path, "5m").height // 500)
+    sent = sum(c["requests"] for p, c in stats["by_path"].items() if not p.startswith("/_"))
+    assert one.requests + five.requests == sent > pages  # the records say all that was sent
 
 
 def test_capability_limits_are_unavailable_not_failed(tmp_path: Path) -> None:

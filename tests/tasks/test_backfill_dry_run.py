@@ -20,6 +20,10 @@ pytestmark = pytest.mark.integration
 EMULATOR_NOW = "2024-06-28T12:00:00Z"
 
 
+def _vendor_calls(stats: dict[str, Any]) -> int:
+    return sum(c["requests"] for p, c in stats["by_path"].items() if not p.startswith("/_"))
+
+
 def _kline_calls(stats: dict[str, Any]) -> int:
     return sum(c["requests"] for p, c in stats["by_path"].items() if p.endswith("batch_kline"))
 
@@ -50,10 +54,13 @@ def test_the_dry_run_plan_is_what_the_backfill_asks(
         assert _kline_calls(fetch_stats(emulator.base_url)) == 0
         assert not list(tmp_path.rglob("*.parquet")) and not (tmp_path / "tasks").exists()
 
+        sent = _vendor_calls(fetch_stats(emulator.base_url))
         real = _etl(tmp_path, env, *args)
         assert real.returncode == 0, real.stderr
         done = json.loads(real.stdout)
         assert _kline_calls(fetch_stats(emulator.base_url)) == plan["requests"]
+        # the task's record says what it sent (its kline pages and the rest)
+        assert done["requests"] == _vendor_calls(fetch_stats(emulator.base_url)) - sent
         # the same backfill again: only units holding a slot still absent (a suspended day)
         # are asked again, and the dry run says how many; --refetch asks for everything
         again = json.loads(_etl(tmp_path, env, *args, "--dry-run").stdout)
