@@ -360,19 +360,16 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     concurrency = rate.in_flight or 2
     adapter = rt.adapter(req.vendor)
     sent = adapter.requests_sent()
-    try:
-        with run.stop_signals(_loop()):
-            result = await run_units(
-                rt,
-                run,
-                req.dataset,
-                units,
-                _fetcher(rt, req),
-                concurrency=concurrency,
-                page_check=_page_check(rt, req) if req.dataset == "klines" else None,
-            )
-    finally:  # the record counts every run's requests, an interrupted one's too
-        run.record.requests += adapter.requests_sent() - sent
+    with run.counting_requests(adapter.requests_sent), run.stop_signals(_loop()):
+        result = await run_units(
+            rt,
+            run,
+            req.dataset,
+            units,
+            _fetcher(rt, req),
+            concurrency=concurrency,
+            page_check=_page_check(rt, req) if req.dataset == "klines" else None,
+        )
     # every request the adapter sent for this run (pages, logins, retries), not one per call
     result.requests = adapter.requests_sent() - sent
     if req.dataset == "klines":  # what the answers showed of the vendor's depth

@@ -115,23 +115,22 @@ async def execute(
                 Unit(c.symbols, c.start, c.end, label=f"fill:{sel.dataset}:{sel.freq}")
                 for c in plan.calls
             ]
-            sent = rt.adapter(vendor).requests_sent()
-            try:
-                with run.stop_signals(asyncio.get_running_loop()):
-                    result = await run_units(
-                        rt,
-                        run,
-                        sel.dataset,
-                        units,
-                        _fetcher(rt, vendor, sel),
-                        concurrency=caps[vendor].rate.in_flight or 2,
-                        on_committed=lambda batch: record_outcomes(rt, vendor, sel, run.id, batch),
-                        flush_rows=FILL_FLUSH_ROWS,
-                        flush_seconds=FILL_FLUSH_SECONDS,
-                    )
-            finally:  # the record counts every run's requests, an interrupted one's too
-                run.record.requests += rt.adapter(vendor).requests_sent() - sent
-            result.requests = rt.adapter(vendor).requests_sent() - sent  # all it sent
+            adapter = rt.adapter(vendor)
+            sent = adapter.requests_sent()
+            counting = run.counting_requests(adapter.requests_sent)
+            with counting, run.stop_signals(asyncio.get_running_loop()):
+                result = await run_units(
+                    rt,
+                    run,
+                    sel.dataset,
+                    units,
+                    _fetcher(rt, vendor, sel),
+                    concurrency=caps[vendor].rate.in_flight or 2,
+                    on_committed=lambda batch: record_outcomes(rt, vendor, sel, run.id, batch),
+                    flush_rows=FILL_FLUSH_ROWS,
+                    flush_seconds=FILL_FLUSH_SECONDS,
+                )
+            result.requests = adapter.requests_sent() - sent  # all it sent
             if sel.dataset == "klines":  # what the answers showed of the vendor's depth
                 learn(rt.root, vendor, sel.freq, result.unavailable, result.answered, rt.clock())
         after = detect(rt.root, sel, rt.clock())

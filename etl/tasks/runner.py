@@ -110,6 +110,17 @@ class TaskRun:
         return self.stop_reason is not None
 
     @contextmanager
+    def counting_requests(self, sent: Callable[[], int]) -> Iterator[None]:
+        """Add what the vendor was sent during the block (``sent``: the adapter's running
+        count) to the record's ``requests``, an interrupted block's too: the record counts
+        every run of the task."""
+        before = sent()
+        try:
+            yield
+        finally:
+            self.record.requests += sent() - before
+
+    @contextmanager
     def stop_signals(self, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
         """Turn SIGINT/SIGTERM into a stop request for the duration of the block."""
         installed: list[signal.Signals] = []
