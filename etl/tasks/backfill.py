@@ -156,7 +156,12 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
         if req.dataset == "klines":
             assert req.freq is not None
             batch = await adapter.klines(
-                list(unit.symbols), req.freq, unit.start, unit.end, paging=paging
+                list(unit.symbols),
+                req.freq,
+                unit.start,
+                unit.end,
+                paging=paging,
+                closed_by=req.closed_by,
             )
             if req.closed_by is not None:  # the vendor's present, by the recorder's stream
                 now = min(now, req.closed_by)

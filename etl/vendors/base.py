@@ -35,6 +35,7 @@ __all__ = [
     "Unavailable",
     "VendorAdapter",
     "VendorContext",
+    "fetch_through",
 ]
 
 Clock = Callable[[], dt.datetime]
@@ -169,6 +170,19 @@ class KlineBatch:
     requests: int = 0
 
 
+def fetch_through(
+    done: dt.date, last: dt.date, closed_by: dt.datetime | None, zone: dt.tzinfo
+) -> dt.date:
+    """The last trade date to fetch of a range ending at ``last`` whose days are complete
+    through ``done``: ``done``, or with the caller's ``closed_by`` (see
+    :meth:`VendorAdapter.klines`) the day holding it, so the bars already closed on a day
+    still in session are fetched. Intraday frequencies only: a day bar of that day is
+    forming."""
+    if closed_by is None:
+        return done
+    return max(done, min(last, closed_by.astimezone(zone).date()))
+
+
 @dataclass
 class Paging:
     """How a caller follows a paged kline fetch page by page, so that a fetch cut short (a
@@ -290,9 +304,17 @@ class VendorAdapter(ABC):
         end: dt.date,
         *,
         paging: Paging | None = None,
+        closed_by: dt.datetime | None = None,
     ) -> KlineBatch:
         """Bars of ``symbols`` over ``[start, end]``; ``paging`` lets a paging vendor hand
-        over pages as they come (see :class:`Paging`)."""
+        over pages as they come (see :class:`Paging`).
+
+        ``closed_by``: the caller's evidence that every bar ending by this instant is final at
+        the vendor (the recorder's stream time). An adapter that judges completeness by whole
+        trade days at its clock fetches the day holding ``closed_by`` too (see
+        :func:`fetch_through`): its bars ending by then are kept by the caller, the rest are
+        dropped as still forming, and the day stays unavailable ("not complete yet"), never
+        answered. Without it, a repair during the session stored nothing for today."""
         raise self._unsupported("klines")
 
     async def statements(

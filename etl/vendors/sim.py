@@ -176,6 +176,7 @@ class SimAdapter(VendorAdapter):
         end: dt.date,
         *,
         paging: Paging | None = None,
+        closed_by: dt.datetime | None = None,
     ) -> KlineBatch:
         f = parse_freq(freq).name
         if start > end:

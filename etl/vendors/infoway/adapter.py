@@ -38,9 +38,11 @@ from etl.vendors.base import (
     CheckResult,
     KlineBatch,
     Paging,
+    Span,
     Unavailable,
     VendorAdapter,
     VendorContext,
+    fetch_through,
 )
 from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
@@ -233,6 +235,7 @@ class InfowayAdapter(VendorAdapter):
         end: dt.date,
         *,
         paging: Paging | None = None,
+        closed_by: dt.datetime | None = None,
     ) -> KlineBatch:
         f = parse_freq(freq).name
         if start > end:
@@ -247,7 +250,9 @@ class InfowayAdapter(VendorAdapter):
 
         async def one(symbol: str) -> tuple[str, Outcome]:
             async with gate:
-                return symbol, await self._symbol_klines(symbol, f, start, end, tally, paging)
+                return symbol, await self._symbol_klines(
+                    symbol, f, start, end, tally, paging, closed_by
+                )
 
         done = await asyncio.gather(*(one(s) for s in wanted))
         batch = KlineBatch(table=target_schema("klines").empty_table(), requests=tally.requests)
@@ -271,8 +276,10 @@ class InfowayAdapter(VendorAdapter):
         end: dt.date,
         tally: Tally,
         paging: Paging | None = None,
+        closed_by: dt.datetime | None = None,
     ) -> Outcome:
-        """Cut ``[start, end]`` to what can be complete and served, then fetch it."""
+        """Cut ``[start, end]`` to what can be complete and served, then fetch it (with
+        ``closed_by``, minute bars through the day holding it; see ``VendorAdapter.klines``)."""
         out = Outcome()
         exchange = parse_symbol(symbol).exchange
         zone = p.zone_of(exchange)
@@ -291,7 +298,8 @@ class InfowayAdapter(VendorAdapter):
         if done < hi:
             why = "not complete yet at now"
             out.unavailable.append(Unavailable(symbol, max(lo, done + _DAY), hi, why))
-            hi = done
+            bound = closed_by if freq in p.MINUTE_FREQS else None
+            hi = fetch_through(done, hi, bound, zone)
         if lo > hi:
             return out
         code = self.context.instruments.code_for(symbol) or vendor_code(symbol)
@@ -311,4 +319,8 @@ class InfowayAdapter(VendorAdapter):
         await call.run(lo, hi, resume=paging.cursors.get(symbol) if paging else None)
         lo_s, hi_s = p.local_midnight(lo, zone), p.local_midnight(hi + _DAY, zone)
         out.bars = [b for b in out.bars if lo_s <= b.t < hi_s]
+        if hi > done:  # a day still in session was fetched for its closed bars: not answered
+            out.answered = [
+                Span(s.symbol, s.start, min(s.end, done)) for s in out.answered if s.start <= done
+            ]
         return out

@@ -189,6 +189,7 @@ class MdapiAdapter(VendorAdapter):
         end: dt.date,
         *,
         paging: Paging | None = None,
+        closed_by: dt.datetime | None = None,
     ) -> KlineBatch:
         """One ``redis.php`` call per product for its whole window, products in parallel."""
         f = parse_freq(freq).name

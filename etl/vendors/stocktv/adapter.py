@@ -51,11 +51,13 @@ from etl.vendors.base import (
     Unavailable,
     VendorAdapter,
     VendorContext,
+    fetch_through,
 )
 from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
 from etl.vendors.stocktv.plan import (
     BARS_PER_CALL,
+    INTRADAY,
     PAGE_SIZE,
     capabilities,
     complete_through,
@@ -198,6 +200,7 @@ class StockTVAdapter(VendorAdapter):
         end: dt.date,
         *,
         paging: Paging | None = None,
+        closed_by: dt.datetime | None = None,
     ) -> KlineBatch:
         f = parse_freq(freq).name
         if start > end:
@@ -214,7 +217,10 @@ class StockTVAdapter(VendorAdapter):
                 reason = f"no StockTV pid for {symbol} in the instruments map: {_SYNC_HINT}"
                 batch.failures.append(Failure(symbol, start, end, reason))
                 continue
-            tables.append(await self._symbol_klines(symbol, int(pid), f, start, end, batch, tally))
+            bound = closed_by if f in INTRADAY else None
+            tables.append(
+                await self._symbol_klines(symbol, int(pid), f, start, end, batch, tally, bound)
+            )
         batch.table = pa.concat_tables(tables) if tables else batch.table
         batch.requests = tally.requests
         return batch
@@ -228,6 +234,7 @@ class StockTVAdapter(VendorAdapter):
         end: dt.date,
         batch: KlineBatch,
         tally: Tally,
+        closed_by: dt.datetime | None = None,
     ) -> pa.Table:
         """One symbol's ``[start, end]``: the part not finished at ``now`` is unavailable
         without a request; the rest is paged, however old: StockTV's depth is not published,
@@ -241,9 +248,11 @@ class StockTVAdapter(VendorAdapter):
         if done < end:
             why = "not complete yet at now"
             batch.unavailable.append(Unavailable(symbol, max(first, done + _DAY), end, why))
-        if done < first:
+        # with closed_by, the day in session too: its closed bars (it stays unanswered)
+        last = fetch_through(done, end, closed_by, market_spec(market).zone)
+        if last < first:
             return target_schema("klines").empty_table()
-        lo_ms, hi_ms = day_bounds_ms(market, first, done)
+        lo_ms, hi_ms = day_bounds_ms(market, first, last)
         try:
             pages, oldest = await self._pages(symbol, pid, freq, lo_ms, hi_ms, tally)
         except PermanentVendorError as exc:  # unknown pid, refused parameter: this item only
@@ -265,7 +274,7 @@ class StockTVAdapter(VendorAdapter):
             answered_from = gap_end + _DAY
         if answered_from <= done:
             batch.answered.append(Span(symbol, answered_from, done))
-        request_id = f"stocktv-{INTERVALS[freq]}-{first:%Y%m%d}-{done:%Y%m%d}"
+        request_id = f"stocktv-{INTERVALS[freq]}-{first:%Y%m%d}-{last:%Y%m%d}"
         bars = [bar for page in reversed(pages) for bar in page]  # oldest page first
         return bars_table(bars, symbol, freq, market_spec(market).tz, request_id)
 
