@@ -87,6 +87,13 @@ def record_command(
             )
 
         out.document(doc, human)
+        failed = recorder.never_connected()
+        if failed and not recorder.stopped_early:  # a signal's stop exits 0 (the contract)
+            typer.echo(
+                f"etl: error: {failed}: check ETL_{vendor.upper()}_WS_URL and the network",
+                err=True,
+            )
+            raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

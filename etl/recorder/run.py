@@ -91,6 +91,8 @@ class Recorder:
     finished_at: dt.datetime | None = None
     auth_error: AuthError | None = None
     stopped_early: bool = False  # stopped before ``duration`` ran out (SIGTERM, SIGINT)
+    connected_ever: bool = False  # a feed's handshake succeeded at least once
+    down: dict[int, str] = field(default_factory=dict)  # feed index -> why it is not connected
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _open_gap: dict[int, Gap] = field(default_factory=dict)
     _repairing: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -172,7 +174,9 @@ class Recorder:
                 ) as ws:  # fmt: skip
                     if ever:
                         self.reconnects += 1
-                    ever = True
+                    ever = self.connected_ever = True
+                    if self.down.pop(index, None) is not None:
+                        log.warning("%s feed %d: connected", self.vendor, index)
                     self.stage.connected(feed.symbols)
                     for frame in feed.subscribe():
                         await ws.send(frame)
@@ -203,7 +207,12 @@ class Recorder:
                 gap = Gap(index, list(feed.symbols), self._last_of(feed), reason)
                 self._open_gap[index] = gap
                 self.gaps.append(gap)
-            log.info("%s feed %d: %s; reconnecting in %.1f s", self.vendor, index, reason, delay)
+            # the first failure of a streak is said on stderr (a feed that cannot connect
+            # must not look like a quiet market); its retries go to the log file only
+            level = logging.INFO if index in self.down else logging.WARNING
+            self.down[index] = reason
+            log.log(level, "%s feed %d: %s; reconnecting in %.1f s", self.vendor, index, reason,
+                    delay)  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, BACKOFF_MAX)
@@ -388,11 +397,23 @@ class Recorder:
         )  # fmt: skip
         age = "never" if self.last_recv is None else f"{time.monotonic() - self.last_recv:.1f}s"
         repaired = sum(g.repaired for g in self.gaps)
+        down = ""
+        if self.down:
+            why = self.down[min(self.down)]
+            down = f"{len(self.down)}/{len(self.feeds)} connections down ({why}), "
         return (
             f"record {self.vendor}: {rate:.0f} msg/s, {live}/{len(symbols)} symbols live, "
-            f"last message {age} ago, {self.reconnects} reconnects, "
+            f"last message {age} ago, {self.reconnects} reconnects, {down}"
             f"{repaired}/{len(self.gaps)} gaps repaired, {self.messages} messages"
         )
+
+    def never_connected(self) -> str | None:
+        """Why the run recorded nothing if no feed ever connected (its last reason), else
+        None: a run that could not reach the vendor is a failure, not a quiet market."""
+        if self.connected_ever or self.auth_error is not None:
+            return None
+        reasons = sorted(set(self.down.values())) or ["no connection attempt finished"]
+        return f"{self.vendor}: never connected to the feed ({'; '.join(reasons)})"
 
     def document(self, channels: Sequence[str]) -> dict[str, Any]:
         def iso(t: dt.datetime | None) -> str | None:

@@ -48,6 +48,13 @@ def _codes(rt: Any, vendor: str, symbols: Sequence[Symbol]) -> dict[str, str]:
             out[text] = code
         else:
             code = imap.code_for(text)
+            synced = sum(1 for s in imap.codes if s.endswith(f".{sym.exchange}"))
+            if code is None and synced:  # the market's list is in the lake and lacks it
+                raise BadInputError(
+                    f"unknown symbol {text} for {vendor}: not among the {synced} synced "
+                    f"instruments of {sym.exchange}; check it, or run `etl instruments sync "
+                    f"--vendor {vendor} --market {sym.exchange}` again"
+                )
             if code is None:
                 code = {"CC": sym.code, "FX": sym.code, "INFOWAY": sym.code}.get(
                     sym.exchange, text.replace("_", ".") if sym.exchange == "US" else text

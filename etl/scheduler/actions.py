@@ -209,6 +209,9 @@ def record_task(rt: Runtime, job: JobSpec, until: dt.datetime) -> TaskRecord:
                 signal.signal(signal.SIGTERM, _interrupt)
         doc = recorder.document(used)
         run.record.result = doc
+        failed = recorder.never_connected()
+        if failed:  # the window passed with no connection: an error, not a quiet day
+            run.error(None, None, None, failed)
         run.record.rows_written = doc["ticks_written"] + doc["quotes_written"] + doc["bars_written"]
         if recorder.stopped_early:
             run.request_stop("signal")

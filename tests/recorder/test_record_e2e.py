@@ -10,6 +10,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -39,11 +40,11 @@ def environment(server: Any, key: str = "k") -> dict[str, str]:
 class Recording:
     """``etl record`` as a child process; its status lines are read as they come."""
 
-    def __init__(self, root: Path, server: Any, *args: str, key: str = "k") -> None:
+    def __init__(self, root: Path, server: Any, *args: str, key: str = "k", **env: str) -> None:
         cmd = [sys.executable, "-m", "etl", "record", "--data-dir", str(root), "--json", *args]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=environment(server, key),
+            env=environment(server, key) | env,
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
@@ -176,6 +177,44 @@ def test_bad_input_exits_2_before_connecting(data_root: Path) -> None:
             code, _ = rec.finish()
             assert code == 2 and words in "".join(rec.stderr), (args, rec.stderr)
         assert server.stats()["ws"].get("connections", 0) == 0
+
+
+def test_an_unknown_symbol_of_a_synced_market_exits_2_before_connecting(data_root: Path) -> None:
+    with running("infoway", now=OPEN, speed=60) as server:
+        sync = subprocess.run(
+            [sys.executable, "-m", "etl", "instruments", "sync", "--vendor", "infoway",
+             "--market", "SH", "--data-dir", str(data_root)],
+            env=environment(server), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert sync.returncode == 0, sync.stderr
+        rec = Recording(
+            data_root, server, "--vendor", "infoway", "--symbols", "999999.SH", "--duration", "5"
+        )
+        code, _ = rec.finish()
+        text = "".join(rec.stderr)
+        assert code == 2 and "unknown symbol 999999.SH" in text, text
+        assert "instruments sync --vendor infoway --market SH" in text
+        assert server.stats()["ws"].get("connections", 0) == 0
+
+
+def test_a_feed_never_reached_is_said_on_stderr_and_exits_1(data_root: Path) -> None:
+    """Regression: with nothing listening at the WebSocket URL the recorder printed status
+    lines like a quiet market's, "0 reconnects", and exited 0."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with running("infoway", now=OPEN, speed=60) as server:
+        rec = Recording(
+            data_root, server, "--vendor", "infoway", "--symbols", "600000.SH",
+            "--duration", "3", "--status-every", "0.5",
+            ETL_INFOWAY_WS_URL=f"ws://127.0.0.1:{port}/ws",
+        )  # fmt: skip
+        code, doc = rec.finish()
+    text = "".join(rec.stderr)
+    assert code == 1, text
+    assert doc["messages"] == 0 and doc["reconnects"] == 0  # the document is still printed
+    assert "never connected to the feed" in text and "ETL_INFOWAY_WS_URL" in text
+    assert re.search(r"1/1 connections down \(disconnect: ConnectionRefusedError\)", text), text
 
 
 def test_a_bad_key_exits_3_naming_the_variable_and_writes_nothing(data_root: Path) -> None:
