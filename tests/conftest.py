@@ -84,6 +84,19 @@ def emulator_env(server: Any, key: str = "k") -> dict[str, str]:
             f"ETL_{vendor}_WS_URL": server.ws_url, "ETL_INFOWAY_RATE": "10"}  # fmt: skip
 
 
+def stored_klines(root: Path, freq: str = "1m") -> pl.DataFrame:
+    """Every bar of ``freq`` in the lake under ``root``, in key order: what two lakes compare
+    on (the values, not when or by which task they were written)."""
+    from etl.dataroot import DataRoot
+
+    files = sorted(DataRoot(root).dataset("klines").glob(f"freq={freq}/*/*.parquet"))
+    return (
+        pl.read_parquet(files)
+        .select("symbol", "ts", "open", "high", "low", "close", "volume", "amount")
+        .sort("symbol", "ts")
+    )
+
+
 def sim_stocks(market: str, n: int, listed_before: dt.date) -> str:
     """A comma list of ``n`` stocks of the sim universe listed before ``listed_before`` and
     still listed mid-2024: symbols whose every session in the tests' ranges has bars."""

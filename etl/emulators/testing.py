@@ -31,7 +31,15 @@ from etl.emulators import emulator_class
 from etl.emulators.base import Emulator, EmulatorOptions
 from etl.emulators.server import EmulatorServer
 
-__all__ = ["EmulateProcess", "fetch_stats", "options", "reset_stats", "running", "spawn_emulate"]
+__all__ = [
+    "EmulateProcess",
+    "fetch_stats",
+    "options",
+    "reset_stats",
+    "running",
+    "spawn_emulate",
+    "vendor_calls",
+]
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(EmulatorOptions)) - {"extra"}
 
@@ -63,6 +71,16 @@ def fetch_stats(url: str) -> dict[str, Any]:
     """``GET /_emulator/stats`` of the emulator behind ``url`` (base or root URL)."""
     doc: dict[str, Any] = httpx.get(_root(url) + "/_emulator/stats", timeout=10).json()
     return doc
+
+
+def vendor_calls(stats: dict[str, Any], ending: str = "") -> int:
+    """The requests a :func:`fetch_stats` document counts on the vendor's paths (its ``/_``
+    control paths left out), only those whose path ends with ``ending`` when given
+    (``"batch_kline"``: Infoway's kline pages)."""
+    by_path: dict[str, dict[str, int]] = stats["by_path"]
+    return sum(
+        c["requests"] for p, c in by_path.items() if not p.startswith("/_") and p.endswith(ending)
+    )
 
 
 def reset_stats(url: str) -> None:

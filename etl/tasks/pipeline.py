@@ -7,6 +7,11 @@ bottleneck that is a commit per answer, batches only form when commits are slowe
 paging vendor also hands over each page's complete days (:class:`~etl.vendors.base.Paging`),
 committed the same way with the unit's cursor.
 
+A stop (Ctrl-C, SIGTERM, ``etl tasks cancel``) is taken between units and, for a paging
+vendor, between pages: once a page is handed over, ``on_page`` answers "stop" and the adapter
+asks for nothing more. What was handed over is committed with its cursor, the unit stays not
+done, and the rest of its answer is discarded (a resume asks for it from the cursor).
+
 What is committed is remembered in the task's resume state in the same step: the units
 done, the cursors of units part-way, and ``rows_written``. Before each lake commit the state
 names it (an *intent*: a tag, its partitions, what it would mark done); a kill between the
@@ -264,25 +269,31 @@ async def run_units(
             await drained.wait()  # back-pressure: the committer is behind
 
     def paging_for(unit: Unit) -> Paging:
+        paging = Paging(cursors=dict(progress.cursors.get(unit.id, {})))
         if page_check is None:
-            return Paging(cursors=dict(progress.cursors.get(unit.id, {})))
+            return paging
         check = page_check
 
-        async def on_page(symbol: str, table: pa.Table, cursor: int) -> None:
+        async def on_page(symbol: str, table: pa.Table, cursor: int) -> bool:
             frame, issues = check(unit, table)
             page = Fetched(frame, issues)
             _record_fetched(run, result, unit, page)
             await enqueue(_Entry(unit, page, final=False, cursor=(symbol, cursor)))
+            if run.should_stop():  # between pages: this one is on its way to the lake
+                paging.stopped = True
+            return not paging.stopped
 
-        return Paging(cursors=dict(progress.cursors.get(unit.id, {})), on_page=on_page)
+        paging.on_page = on_page
+        return paging
 
     async def worker() -> None:
         while not queue.empty() and not fatal:
             if run.should_stop():
                 return
             unit = queue.get_nowait()
+            paging = paging_for(unit)
             try:
-                fetched = await fetch(unit, paging_for(unit))
+                fetched = await fetch(unit, paging)
             except (AuthError, ConfigError, QuotaExhausted) as exc:
                 fatal.append(exc)
                 _record_unit_error(run, result, unit, str(exc))
@@ -292,6 +303,9 @@ async def run_units(
                 await enqueue(_Entry(unit, Fetched(None, error=str(exc))))
                 run.advance(1, f"{_describe(unit)}: failed")
                 continue
+            if paging.stopped:  # cut short by a stop: its pages are enqueued with their
+                result.requests += fetched.requests  # cursors; the rest is asked on resume
+                return
             _record_fetched(run, result, unit, fetched)
             rows = fetched.frame.height if fetched.frame is not None else 0
             await enqueue(_Entry(unit, fetched))

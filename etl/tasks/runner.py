@@ -1,6 +1,7 @@
 """Running a task: status transitions, throttled progress saves, stop requests, progress bar.
 
-A task stops only at safe points (between units, after the pending commit), whichever asked:
+A task stops only at safe points (between units, or between the pages of a paging vendor;
+then after the pending commit), whichever asked:
 ``etl tasks cancel`` (status ``cancelled``), Ctrl-C or SIGTERM (status ``interrupted``, exit
 130). Either way what was committed stays committed and the task can be resumed.
 """

@@ -194,10 +194,18 @@ class Paging:
     changes them), and the cursor a resume may start from once those rows are stored; the
     rows are left out of the returned :class:`KlineBatch`. Adapters that do not page ignore
     it and return everything at the end.
+
+    ``on_page`` answers whether to go on. False (and ``stopped``, which the caller sets
+    then) means the caller is stopping (Ctrl-C, SIGTERM, ``etl tasks cancel``): the adapter
+    asks for no further page of any symbol of the fetch and returns; rows it held back are
+    dropped, not handed over (the cursor reported last makes a resume ask for them), and the
+    caller discards the returned batch. So a stop waits for the pages in flight, not for
+    every page of the symbols being paged.
     """
 
     cursors: dict[str, int] = field(default_factory=dict)
-    on_page: Callable[[str, pa.Table, int], Awaitable[None]] | None = None
+    on_page: Callable[[str, pa.Table, int], Awaitable[bool]] | None = None
+    stopped: bool = False
 
 
 @dataclass(frozen=True)

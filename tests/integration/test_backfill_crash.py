@@ -22,15 +22,13 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
-import polars as pl
 import pytest
 
-from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate
+from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate, vendor_calls
 from etl.tasks.records import TaskStore
 from etl.vendors.infoway.plan import IN_FLIGHT
-from tests.conftest import ETL, etl_env, sim_stocks
+from tests.conftest import ETL, etl_env, sim_stocks, stored_klines
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,26 +43,13 @@ def _backfill_args(symbols: str) -> list[str]:
             "--symbols", symbols, "--start", START, "--end", END, "--json"]  # fmt: skip
 
 
-def _kline_calls(stats: dict[str, Any]) -> int:
-    return sum(c["requests"] for p, c in stats["by_path"].items() if p.endswith("batch_kline"))
-
-
 def _kline_calls_reach(url: str, target: int, proc: subprocess.Popen[bytes]) -> bool:
     """Wait until the emulator has answered ``target`` kline calls (True), or ``proc`` ended."""
-    while _kline_calls(fetch_stats(url)) < target:
+    while vendor_calls(fetch_stats(url), "batch_kline") < target:
         if proc.poll() is not None:
             return False
         time.sleep(0.01)  # between looks at the counter
     return True
-
-
-def _lake(root: Path) -> pl.DataFrame:
-    files = sorted((root / "lake" / "klines").glob("freq=1m/*/*.parquet"))
-    return (
-        pl.read_parquet(files)
-        .select("symbol", "ts", "open", "high", "low", "close", "volume", "amount")
-        .sort("symbol", "ts")
-    )
 
 
 def test_killed_backfill_resumes_where_its_last_page_was_stored(tmp_path: Path) -> None:
@@ -83,7 +68,7 @@ def test_killed_backfill_resumes_where_its_last_page_was_stored(tmp_path: Path) 
             timeout=300,
         )
         assert done.returncode == 0, done.stderr
-        baseline = _kline_calls(fetch_stats(emulator.base_url))
+        baseline = vendor_calls(fetch_stats(emulator.base_url), "batch_kline")
         assert baseline >= 150, "too few pages for kills to land mid-range"
 
         rough = tmp_path / "rough"
@@ -107,7 +92,7 @@ def test_killed_backfill_resumes_where_its_last_page_was_stored(tmp_path: Path) 
             # the others after a random number of this run's calls, as the emulator counts
             # them: an event, not a guess at how long start-up takes on a busy machine.
             ahead = rng.randint(1, 3) if kills == 0 else rng.randint(5, 40)
-            target = _kline_calls(fetch_stats(emulator.base_url)) + ahead
+            target = vendor_calls(fetch_stats(emulator.base_url), "batch_kline") + ahead
             if not _kline_calls_reach(emulator.base_url, target, proc):
                 break  # finished before this kill: fewer kills than planned fails below
             proc.send_signal(signal.SIGKILL)
@@ -132,11 +117,11 @@ def test_killed_backfill_resumes_where_its_last_page_was_stored(tmp_path: Path) 
         total = fetch_stats(emulator.base_url)
         assert total["violations"] == 0
 
-    want, got = _lake(calm), _lake(rough)
+    want, got = stored_klines(calm), stored_klines(rough)
     assert got.select("symbol", "ts").is_duplicated().sum() == 0
     assert got.equals(want)
     # every row was new to this lake: rows_written counts each once, across five kills
     assert doc["rows_written"] == got.height, (doc["rows_written"], got.height)
-    calls = _kline_calls(total)
+    calls = vendor_calls(total, "batch_kline")
     print(f"kline calls: uninterrupted {baseline}, with {KILLS} kills {calls}")
     assert baseline <= calls <= baseline + KILLS * PER_KILL, (calls, baseline)

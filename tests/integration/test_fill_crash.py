@@ -16,12 +16,11 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 
-from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate
+from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate, vendor_calls
 from etl.tasks.records import TaskStore
 from etl.vendors.infoway.plan import IN_FLIGHT
 from tests.conftest import ETL, etl_env, sim_stocks
@@ -61,10 +60,6 @@ def _requests_reach(url: str, target: int, proc: subprocess.Popen[bytes]) -> boo
     return True
 
 
-def _kline_calls(stats: dict[str, Any]) -> int:
-    return sum(c["requests"] for p, c in stats["by_path"].items() if p.endswith("batch_kline"))
-
-
 def _lake(root: Path) -> pl.DataFrame:
     files = sorted((root / "lake" / "klines").glob("freq=1m/*/*.parquet"))
     return (
@@ -90,7 +85,7 @@ def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: 
             timeout=300,
         )
         assert done.returncode == 0, done.stderr
-        baseline = _kline_calls(fetch_stats(emulator.base_url))
+        baseline = vendor_calls(fetch_stats(emulator.base_url), "batch_kline")
         assert baseline >= 100, "too few requests for a 10 % bound to mean anything"
 
         rough = tmp_path / "rough"
@@ -140,6 +135,6 @@ def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: 
     want, got = _lake(calm), _lake(rough)
     assert got.select("symbol", "ts").is_duplicated().sum() == 0
     assert got.equals(want)
-    calls = _kline_calls(total)
+    calls = vendor_calls(total, "batch_kline")
     print(f"kline calls: uninterrupted {baseline}, with {KILLS} kills {calls}")
     assert baseline <= calls <= baseline + KILLS * IN_FLIGHT, (calls, baseline)

@@ -8,24 +8,15 @@ import datetime as dt
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate
+from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate, vendor_calls
 from tests.conftest import ETL, etl_env, sim_stocks
 
 pytestmark = pytest.mark.integration
 
 EMULATOR_NOW = "2024-06-28T12:00:00Z"
-
-
-def _vendor_calls(stats: dict[str, Any]) -> int:
-    return sum(c["requests"] for p, c in stats["by_path"].items() if not p.startswith("/_"))
-
-
-def _kline_calls(stats: dict[str, Any]) -> int:
-    return sum(c["requests"] for p, c in stats["by_path"].items() if p.endswith("batch_kline"))
 
 
 def _etl(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,27 +42,30 @@ def test_the_dry_run_plan_is_what_the_backfill_asks(
         assert dry.returncode == 0, dry.stderr
         plan = json.loads(dry.stdout)
         assert plan["dry_run"] is True and plan["requests"] >= plan["calls"] >= 1
-        assert _kline_calls(fetch_stats(emulator.base_url)) == 0
+        assert vendor_calls(fetch_stats(emulator.base_url), "batch_kline") == 0
         assert not list(tmp_path.rglob("*.parquet")) and not (tmp_path / "tasks").exists()
 
-        sent = _vendor_calls(fetch_stats(emulator.base_url))
+        sent = vendor_calls(fetch_stats(emulator.base_url))
         real = _etl(tmp_path, env, *args)
         assert real.returncode == 0, real.stderr
         done = json.loads(real.stdout)
-        assert _kline_calls(fetch_stats(emulator.base_url)) == plan["requests"]
+        assert vendor_calls(fetch_stats(emulator.base_url), "batch_kline") == plan["requests"]
         # the task's record says what it sent (its kline pages and the rest)
-        assert done["requests"] == _vendor_calls(fetch_stats(emulator.base_url)) - sent
+        assert done["requests"] == vendor_calls(fetch_stats(emulator.base_url)) - sent
         # the same backfill again: only units holding a slot still absent (a suspended day)
         # are asked again, and the dry run says how many; --refetch asks for everything
         again = json.loads(_etl(tmp_path, env, *args, "--dry-run").stdout)
         assert again["requests"] < plan["requests"]
         rerun = _etl(tmp_path, env, *args)
         assert rerun.returncode == 0, rerun.stderr
-        after_rerun = _kline_calls(fetch_stats(emulator.base_url))
+        after_rerun = vendor_calls(fetch_stats(emulator.base_url), "batch_kline")
         assert after_rerun == plan["requests"] + again["requests"]
         forced = _etl(tmp_path, env, *args, "--refetch")
         assert forced.returncode == 0, forced.stderr
-        assert _kline_calls(fetch_stats(emulator.base_url)) == after_rerun + plan["requests"]
+        assert (
+            vendor_calls(fetch_stats(emulator.base_url), "batch_kline")
+            == after_rerun + plan["requests"]
+        )
     assert done["status"] == "completed"
     # the plan counts the calendar's bars; a suspended day has none, so a few fewer arrive
     assert 0.95 * plan["rows_expected"] <= done["rows_written"] <= plan["rows_expected"]

@@ -250,6 +250,8 @@ class InfowayAdapter(VendorAdapter):
 
         async def one(symbol: str) -> tuple[str, Outcome]:
             async with gate:
+                if paging is not None and paging.stopped:  # the caller is stopping: not asked
+                    return symbol, Outcome()
                 return symbol, await self._symbol_klines(
                     symbol, f, start, end, tally, paging, closed_by
                 )
@@ -312,8 +314,8 @@ class InfowayAdapter(VendorAdapter):
         if paging is not None and paging.on_page is not None:
             on_page = paging.on_page
 
-            async def emit(bars: list[Bar], cursor: int) -> None:
-                await on_page(symbol, bars_table(bars, symbol, freq, zone), cursor)
+            async def emit(bars: list[Bar], cursor: int) -> bool:
+                return await on_page(symbol, bars_table(bars, symbol, freq, zone), cursor)
 
         call = KlineCall(symbol, code, freq, zone, now, send, out, emit=emit)
         await call.run(lo, hi, resume=paging.cursors.get(symbol) if paging else None)

@@ -30,8 +30,9 @@ __all__ = ["KlineCall", "Outcome", "Send"]
 _DAY: Final = dt.timedelta(days=1)
 # POST /{market}/v2/batch_kline with this JSON body -> the parsed answer.
 Send = Callable[[dict[str, Any]], Awaitable[Answer]]
-# Bars safe to store now (complete days), and the cursor a resume pages back from after them.
-Emit = Callable[[list[Bar], int], Awaitable[None]]
+# Bars safe to store now (complete days), and the cursor a resume pages back from after them;
+# answers whether to go on (False: the caller is stopping, see Paging).
+Emit = Callable[[list[Bar], int], Awaitable[bool]]
 
 
 @dataclass
@@ -97,7 +98,11 @@ class KlineCall:
         With ``emit``, the days a page completes (every day newer than its oldest bar's) are
         handed over at once with the cursor of their oldest midnight: a resume from that
         cursor asks only for what was not handed over. Regression: a backfill killed
-        mid-range paged again from the newest page (324 requests for 200)."""
+        mid-range paged again from the newest page (324 requests for 200).
+
+        When ``emit`` answers False (the caller is stopping) paging ends there: the held-back
+        day is dropped and nothing is answered, so a resume from the cursor just handed over
+        asks for the rest. Regression: Ctrl-C waited for every page of the symbols in flight."""
         lo_s = p.local_midnight(lo, self.zone)
         hi_s = p.local_midnight(hi + _DAY, self.zone)
         cursor = hi_s if hi_s <= self.now.timestamp() else None
@@ -120,7 +125,9 @@ class KlineCall:
                 break
             oldest = min(b.t for b in bars)
             self.floor = oldest if self.floor is None else min(self.floor, oldest)
-            await self._hand_over(lo_s, hi_s)
+            if not await self._hand_over(lo_s, hi_s):
+                self.out.bars = []
+                return
             if oldest < lo_s or len({b.t for b in bars}) < p.PAGE:
                 break
             if cursor is not None and oldest >= cursor:
@@ -132,18 +139,19 @@ class KlineCall:
             cursor = oldest
         self.out.answered.append(Span(self.symbol, lo, hi))
 
-    async def _hand_over(self, lo_s: int, hi_s: int) -> None:
+    async def _hand_over(self, lo_s: int, hi_s: int) -> bool:
         """Emit the bars of the days after the oldest bar's day (complete: paging went past
-        them); keep the oldest day's, which the next page may complete."""
+        them); keep the oldest day's, which the next page may complete. Answers whether to
+        go on paging (``emit``'s answer; True when nothing was emitted)."""
         if self.emit is None or self.floor is None:
-            return
+            return True
         day = dt.datetime.fromtimestamp(self.floor, self.zone).date()
         boundary = p.local_midnight(day + _DAY, self.zone)
         ready = [b for b in self.out.bars if b.t >= boundary]
         if not ready:
-            return
+            return True
         self.out.bars = [b for b in self.out.bars if b.t < boundary]
-        await self.emit([b for b in ready if lo_s <= b.t < hi_s], max(boundary, lo_s))
+        return await self.emit([b for b in ready if lo_s <= b.t < hi_s], max(boundary, lo_s))
 
     def _history_ends(self, lo: dt.date, hi: dt.date) -> None:
         """``Timestamp limit error``: the days before the oldest bar received, and its own
