@@ -78,10 +78,11 @@ class UserStore:
 
     def __init__(self, root: Path) -> None:
         self.layout = DataRoot(root)
+        self._path = self.layout.server_users  # made once: every request stats it
         self._cache: tuple[float, int, list[Account]] | None = None
 
     def all(self) -> list[Account]:
-        path = self.layout.server_users
+        path = self._path
         try:
             st = path.stat()
         except FileNotFoundError:

@@ -89,7 +89,10 @@ def create_app(ctx: ServerContext) -> Any:
     )
     app.state.ctx = ctx
     install_handlers(app)
-    routers = (auth.router, routes_configs.router, routes_cache.router, routes_data.router)
+    # the data router first: this FastAPI matches a request against every route of the
+    # routers included before the one that answers it, ~10 us a route; no two routers
+    # share a path, so the order decides nothing else
+    routers = (routes_data.router, auth.router, routes_configs.router, routes_cache.router)
     for router in (*routers, pages.api_router):
         app.include_router(router, prefix=api.BASE_PATH)
     app.include_router(pages.page_router)

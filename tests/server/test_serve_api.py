@@ -13,12 +13,16 @@ from typing import Any
 
 import httpx
 import jwt
+import orjson
+import polars as pl
 import pytest
 from serve_helpers import ETL, Served, add_user, serve_env, serving
 
 from etl.dataroot import DataRoot
 from etl.lake import Lake
 from etl.localkeys import load_key
+from etl.vendors.amazingdata import api
+from etl.warehouse import Warehouse
 from tests.conftest import kline_rows
 
 pytestmark = pytest.mark.integration
@@ -27,6 +31,7 @@ ADMIN_PASSWORD = "admin-pass-0c5e91"
 VIEWER_PASSWORD = "viewer-pass-77d2aa"
 UPSTREAM_PASSWORD = "upstream-pass-3b9f1e42"
 SYMBOL = "600000.SH"
+FUTURE = "IF2403.CFE"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, d
     root.mkdir()
     days = [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(0, 60)]
     Lake(root).write("klines", kline_rows([SYMBOL], days), now=dt.datetime.now(dt.UTC))
+    # a future with settle and open interest, some of them missing, and a fractional amount
+    future = kline_rows([FUTURE], days[:20], close=3512.4).with_columns(
+        pl.Series("settle", [None if i % 7 == 3 else 3510.2 + i for i in range(20)]),
+        pl.Series("open_interest", [None if i % 5 == 1 else 1e5 + i for i in range(20)]),
+        pl.Series("amount", [1234567.891 * (i + 1) for i in range(20)]),
+    )
+    Lake(root).write("klines", future, now=dt.datetime.now(dt.UTC))
     env = serve_env(root, base / "config")
     add_user(env, "admin", ADMIN_PASSWORD, "admin")
     add_user(env, "viewer", VIEWER_PASSWORD, "user")
@@ -177,6 +189,41 @@ def test_bad_input_is_400_naming_the_parameter(served: tuple[Served, dict[str, s
     assert too_big.status_code == 400 and "body" in too_big.json()["message"]
     not_json = httpx.post(big, headers=headers, content=b"{codes")
     assert not_json.json()["message"].startswith("参数错误: body")
+
+
+def test_kline_answers_are_the_bytes_of_the_documented_rows(
+    served: tuple[Served, dict[str, str]],
+) -> None:
+    """The kline endpoints write their bars from the columns (api.bars_json); the bytes on
+    the wire are those of the envelope of :func:`api.encode_bar`'s rows, read back from the
+    lake by the analysts' read path: stocks (7 fields), futures (9, settle and open interest
+    with gaps), one code and the batch form."""
+    server, env = served
+    headers = server.login("viewer", VIEWER_PASSWORD)
+    lake = Warehouse(Path(env["ETL_DATA_DIR"]))
+
+    def expected(codes: list[str], future: bool, start: dt.date, end: dt.date) -> bytes:
+        frame = lake.bars(codes, "1d", start, end)
+        data: dict[str, list[dict[str, Any]]] = {code: [] for code in codes}
+        for r in frame.iter_rows(named=True):
+            data[r["symbol"]].append(api.encode_bar(
+                ts=r["ts"], trade_date=r["trade_date"], open=r["open"], high=r["high"],
+                low=r["low"], close=r["close"], volume=r["volume"], amount=r["amount"],
+                settle=r["settle"], open_interest=r["open_interest"], period="daily",
+                future=future))  # fmt: skip
+        assert all(data.values())
+        return orjson.dumps(api.envelope(200, api.MSG_OK, data))
+
+    first, last = dt.date(2024, 1, 2), dt.date(2024, 2, 29)
+    span = {"start_date": "20240102", "end_date": "20240229", "period": "daily"}
+    stock = _get(server, "/stock/kline", headers, params={"codes": SYMBOL, **span})
+    assert stock.content == expected([SYMBOL], False, first, last)
+    future = _get(server, "/future/kline", headers, params={"codes": FUTURE, **span})
+    assert future.content == expected([FUTURE], True, first, last)
+    assert b'"settle":null' in future.content and b'"open_interest":null' in future.content
+    batch = httpx.post(server.base_url + "/stock/kline/batch", headers=headers,
+                       json={"codes": [SYMBOL], **span})  # fmt: skip
+    assert batch.content == expected([SYMBOL], False, first, last)
 
 
 def test_unknown_paths_and_codes_are_404_and_never_paths(

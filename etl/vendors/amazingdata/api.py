@@ -28,12 +28,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
+import orjson
+
 __all__ = [
     "ADJ_FACTOR_PATH",
+    "BAR_FIELDS",
     "BASE_PATH",
     "CALENDAR_MARKETS",
     "FINANCE_PATHS",
     "FREQ_PERIODS",
+    "FUTURE_BAR_FIELDS",
     "INFO_FIELDS",
     "MAX_CODES",
     "MAX_FACTOR_CODES",
@@ -52,6 +58,8 @@ __all__ = [
     "ParamError",
     "adj_factor_query",
     "bar_label",
+    "bar_label_texts",
+    "bars_json",
     "calendar_query",
     "encode_bar",
     "encode_bars",
@@ -84,6 +92,9 @@ PERIODS: Final = {
 }  # fmt: skip
 FREQ_PERIODS: Final = {freq: period for period, freq in PERIODS.items()}
 
+# A bar's fields on the wire, in order: stocks' seven, futures' nine.
+BAR_FIELDS: Final = ("trade_date", "open", "high", "low", "close", "volume", "amount")
+FUTURE_BAR_FIELDS: Final = (*BAR_FIELDS, "settle", "open_interest")
 # /base/codes security_type -> instruments ``type`` and the markets it covers.
 SECURITY_TYPES: Final = {
     "EXTRA_STOCK_A": ("stock", ("SH", "SZ", "BJ")),
@@ -368,6 +379,115 @@ def encode_bars(
             labels, open, high, low, close, volumes, amount, settles, interests, strict=True
         )
     ]  # fmt: skip
+
+
+Floats = npt.NDArray[np.float64]
+Instants = npt.NDArray[np.datetime64]
+_INT64_BOUND: Final = 2.0**63  # whole numbers at or past it are left to the dict encoder
+_DAY_TEXTS: dict[int, bytes] = {}  # days since 1970 -> b'"YYYY-MM-DD"' (a century: 36,525)
+_SHANGHAI_OFFSET: Final = np.timedelta64(8, "h")
+
+
+def bar_label_texts(ts: Instants, trade_date: Instants, period: str) -> list[bytes]:
+    """:func:`bar_label` over columns (``ts`` UTC ``datetime64``, ``trade_date``
+    ``datetime64[D]``), each label as its JSON text, quotes included. A session date's text
+    is remembered (a few thousand of them serve every daily answer): formatting 242 dates
+    took longer than writing the bars' numbers."""
+    if period.startswith("min"):
+        local = (ts + _SHANGHAI_OFFSET).astype("datetime64[s]")
+        return [b'"' + text.replace(b"T", b" ") + b'"' for text in
+                np.datetime_as_string(local).astype(np.bytes_).tolist()]  # fmt: skip
+    days: list[int] = trade_date.astype("datetime64[D]").astype(np.int64).tolist()
+    get = _DAY_TEXTS.get
+    texts = [get(day) for day in days]
+    if None in texts:
+        if len(_DAY_TEXTS) > 100_000:
+            _DAY_TEXTS.clear()
+        for index, day in enumerate(days):
+            if texts[index] is None:
+                text = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+                texts[index] = _DAY_TEXTS[day] = b'"' + text.encode() + b'"'
+    return texts  # type: ignore[return-value]
+
+
+_EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
+
+
+def _tokens(values: Floats | npt.NDArray[np.int64]) -> list[bytes]:
+    """Each value's JSON text, as orjson writes it (a NaN or infinity as ``null``).
+
+    Splitting an array's text at its commas is safe: a number or ``null`` holds none."""
+    return orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+
+
+def _whole_tokens(values: Floats) -> list[bytes] | None:
+    """:func:`_whole` over a column, as JSON texts: finite values as integers, the rest
+    ``null``; None when one of them has a fraction or is too large for an int64 (the caller
+    then takes the dict encoder, which writes those as they are)."""
+    finite = np.isfinite(values)
+    kept = values[finite]
+    if kept.size and (np.abs(kept).max() >= _INT64_BOUND or (kept != np.trunc(kept)).any()):
+        return None
+    tokens = _tokens(np.where(finite, values, 0.0).astype(np.int64))
+    if kept.size != values.size:
+        for index in np.flatnonzero(~finite).tolist():
+            tokens[index] = b"null"
+    return tokens
+
+
+def bars_json(
+    *,
+    labels: Sequence[bytes],
+    open: Floats,
+    high: Floats,
+    low: Floats,
+    close: Floats,
+    volume: Floats,
+    amount: Floats,
+    settle: Floats | None = None,
+    open_interest: Floats | None = None,
+    period: str,
+    future: bool,
+) -> bytes:
+    """``orjson.dumps(encode_bars(...))``, byte for byte, built column by column: each
+    column written by orjson at once, the texts then interleaved with the field names
+    (:data:`BAR_FIELDS`), so no per-bar dict is made (a server answers bars by the
+    thousand: a year of daily bars in 0.1 ms instead of 0.25).
+
+    ``labels`` are :func:`bar_label_texts`; the other columns float64 arrays with NaN where
+    a value is missing (polars' ``to_numpy``), as ``encode_bars`` writes None and NaN
+    alike: ``null``. A volume or open interest with a fraction or out of int64's range,
+    which ``encode_bars`` keeps as it is, is rare enough to be left to ``encode_bars``."""
+    n = len(labels)
+    if n == 0:
+        return b"[]"
+    volumes = _whole_tokens(volume)
+    interests = _whole_tokens(open_interest) if open_interest is not None and future else []
+    if volumes is None or interests is None:
+        return orjson.dumps(
+            encode_bars(
+                labels=[text[1:-1].decode() for text in labels], open=open.tolist(),
+                high=high.tolist(), low=low.tolist(), close=close.tolist(),
+                volume=volume.tolist(), amount=amount.tolist(),
+                settle=None if settle is None else settle.tolist(),
+                open_interest=None if open_interest is None else open_interest.tolist(),
+                period=period, future=future,
+            )
+        )  # fmt: skip
+    columns = [labels, _tokens(open), _tokens(high), _tokens(low), _tokens(close), volumes]
+    columns.append(_tokens(amount))
+    if future:
+        assert settle is not None
+        columns += [[b"null"] * n if period.startswith("min") else _tokens(settle), interests]
+    fields = FUTURE_BAR_FIELDS if future else BAR_FIELDS
+    # (name, value) pairs row after row, each row's first name closing the row before
+    step = 2 * len(fields)
+    parts: list[bytes] = [b""] * (step * n)
+    for i, (name, column) in enumerate(zip(fields, columns, strict=True)):
+        lead = b"},{" if i == 0 else b","
+        parts[2 * i :: step] = [lead + b'"' + name.encode() + b'":'] * n
+        parts[2 * i + 1 :: step] = column
+    return b"[" + b"".join(parts)[2:] + b"}]"
 
 
 def _wire_date(value: object) -> str | None:
