@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
+import pyarrow as pa
 
 from etl.dataroot import DataRoot
 from etl.lake.reader import LakeReader as PartitionReader
@@ -54,6 +55,13 @@ class LakeReader:
         """Bars of ``symbols`` with trade dates in ``[start, end]``, by symbol then time;
         ``adjust`` ``qfq``/``hfq`` as the read path adjusts them (None: raw)."""
         return self.warehouse.bars(list(symbols), freq, start, end, adjust=adjust)
+
+    def bar_table(
+        self, symbol: str, freq: str, start: dt.date, end: dt.date, *, adjust: str | None = None
+    ) -> pa.Table:
+        """:meth:`bars` of one symbol as the read path's Arrow table (no polars frame: the
+        kline answers take the columns as they are)."""
+        return self.warehouse.bar_table([symbol], freq, start, end, adjust=adjust)
 
     def calendar(self, market: str, start: dt.date, end: dt.date) -> pl.DataFrame:
         """Stored calendar days of ``market`` in ``[start, end]`` (open or not)."""

@@ -9,11 +9,12 @@ becomes a path or SQL text.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
 import polars as pl
+import pyarrow as pa
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -71,28 +72,25 @@ def encode_frame(frame: pl.DataFrame, period: str, future: bool) -> list[dict[st
     )  # fmt: skip
 
 
-def frame_json(frame: pl.DataFrame, period: str, future: bool) -> orjson.Fragment:
-    """One symbol's bars as the JSON text of :func:`encode_frame`'s list, byte for byte
-    (:func:`api.bars_json`), for the envelope to embed as it is: no per-bar dict, and
-    futures' columns only read for futures."""
-    column = frame.get_column
-    extra = (
-        {"settle": column("settle").to_numpy(), "open_interest": column("open_interest").to_numpy()}
-        if future
-        else {}
-    )
-    labels = api.bar_label_texts(column("ts").to_numpy(), column("trade_date").to_numpy(), period)
+def frame_json(frame: pl.DataFrame | pa.Table, period: str, future: bool) -> orjson.Fragment:
+    """One symbol's bars (a frame of the read path, or its Arrow table) as the JSON text of
+    :func:`encode_frame`'s list, byte for byte (:func:`api.bars_json`), for the envelope to
+    embed as it is: no per-bar dict, and futures' columns only read for futures."""
+
+    def column(name: str) -> Any:
+        if isinstance(frame, pa.Table):
+            return frame.column(name).to_numpy()  # NaN where null, as polars' to_numpy
+        return frame.get_column(name).to_numpy()
+
+    extra = {"settle": column("settle"), "open_interest": column("open_interest")} if future else {}
+    labels = api.bar_label_texts(column("ts"), column("trade_date"), period)
     return orjson.Fragment(
         api.bars_json(
-            labels=labels, open=column("open").to_numpy(),
-            high=column("high").to_numpy(), low=column("low").to_numpy(),
-            close=column("close").to_numpy(), volume=column("volume").to_numpy(),
-            amount=column("amount").to_numpy(), period=period, future=future, **extra,
+            labels=labels, open=column("open"), high=column("high"), low=column("low"),
+            close=column("close"), volume=column("volume"), amount=column("amount"),
+            period=period, future=future, **extra,
         )
     )  # fmt: skip
-
-
-Encoder = Callable[[pl.DataFrame, str, bool], Any]
 
 
 def kline_data(
@@ -100,21 +98,28 @@ def kline_data(
     query: api.KlineQuery,
     board: str,
     adjust: str | None = None,
-    encode: Encoder = frame_json,
+    dicts: bool = False,
 ) -> dict[str, Any]:
-    """``data`` of a kline answer: each known code's bars, ``encode``d (the JSON text by
-    default; the chart takes the dicts)."""
+    """``data`` of a kline answer: each known code's bars as JSON text (``dicts``: as the
+    wire dicts, for the chart). One code's bars are the read path's Arrow table, encoded as
+    they are: making them a polars frame first was half of the read."""
     future = board == "future"
     known = ctx.reader.known_of("klines", query.codes)
     codes = [c for c in known if (_market(c) in FUTURE_MARKETS) == future]
     if not codes:
         raise ApiError(404, api.unknown_message(query.codes))
-    frame = ctx.reader.bars(codes, query.freq, query.start, query.end, adjust=adjust)
     data: dict[str, Any] = {code: [] for code in codes}
+    if len(codes) == 1 and not dicts:
+        table = ctx.reader.bar_table(codes[0], query.freq, query.start, query.end, adjust=adjust)
+        if table.num_rows:
+            data[codes[0]] = frame_json(table, query.period, future)
+        return data
+    frame = ctx.reader.bars(codes, query.freq, query.start, query.end, adjust=adjust)
     if len(codes) == 1:
         parts = {codes[0]: frame} if frame.height else {}
     else:
         parts = {key[0]: part for key, part in frame.partition_by("symbol", as_dict=True).items()}
+    encode = encode_frame if dicts else frame_json
     for code, part in parts.items():
         data[str(code)] = encode(part, query.period, future)
     return data
@@ -148,11 +153,11 @@ async def answer_klines(
     query: api.KlineQuery,
     board: str,
     adjust: str | None = None,
-    encode: Encoder = frame_json,
+    dicts: bool = False,
 ) -> dict[str, Any]:
     if _small(query):
-        return kline_data(ctx, query, board, adjust, encode)
-    return await run_in_threadpool(kline_data, ctx, query, board, adjust, encode)
+        return kline_data(ctx, query, board, adjust, dicts)
+    return await run_in_threadpool(kline_data, ctx, query, board, adjust, dicts)
 
 
 @router.get("/stock/kline")
@@ -182,7 +187,7 @@ async def stock_chart(code: str, request: Request) -> Response:
     query = api.kline_query(params, batch=False)
     board = "future" if _market(code) in FUTURE_MARKETS else "stock"
     adjust = adjust_param(params) if board == "stock" else None
-    bars = (await answer_klines(context(request), query, board, adjust, encode_frame))[code]
+    bars = (await answer_klines(context(request), query, board, adjust, dicts=True))[code]
     return respond(
         {
             "categoryData": [b["trade_date"] for b in bars],

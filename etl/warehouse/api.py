@@ -86,6 +86,36 @@ class Warehouse:
         each symbol's last bar), computed from ``adj_factors`` at read time, volume scaled
         inversely. ``as_of``: only ex-dates on or before that date count, so a backtest never
         sees a corporate action announced later."""
+        raw = self._bars_arrow(symbols, freq, start, end, adjust, anchor, as_of)
+        return _frame(raw, ["symbol", "ts"])
+
+    def bar_table(
+        self,
+        symbols: str | Sequence[str] | None,
+        freq: str,
+        start: DateLike,
+        end: DateLike,
+        adjust: str | None = None,
+    ) -> pa.Table:
+        """:meth:`bars` as the Arrow table its frame is made from: the same rows, columns
+        and order (symbol, ts), for a reader that needs the columns and not a polars frame
+        (``etl serve`` writes them as JSON: the frame's making was half of a symbol-year's
+        read)."""
+        raw = self._bars_arrow(symbols, freq, start, end, adjust, None, None)
+        if raw.num_rows < 2 or _one_run_sorted(raw, ["symbol", "ts"]):
+            return raw
+        return raw.sort_by([("symbol", "ascending"), ("ts", "ascending")])
+
+    def _bars_arrow(
+        self,
+        symbols: str | Sequence[str] | None,
+        freq: str,
+        start: DateLike,
+        end: DateLike,
+        adjust: str | None,
+        anchor: DateLike | None,
+        as_of: DateLike | None,
+    ) -> pa.Table:
         wanted = check_symbols(symbols)
         freq = check_freq(freq)
         first, last = check_range(start, end)
@@ -101,7 +131,7 @@ class Warehouse:
             # before the frame is built: one numpy pass per price column (adjust_table)
             only = names[0] if names is not None and len(names) == 1 else None
             raw = adjust_table(raw, index, mode, anchor=anchor_day, as_of=as_of_day, only=only)
-        return _frame(raw, ["symbol", "ts"])
+        return raw
 
     def _factor_index(self, symbols: tuple[str, ...] | None) -> FactorIndex:
         """Every stored symbol's factors as one index, kept until ``adj_factors`` changes

@@ -3,9 +3,9 @@
 - the columnar dict encoder (:func:`api.encode_bars`, the chart's source) gives the same dicts,
   type for type, as :func:`api.encode_bar` row by row (what the emulator answers with);
 - the JSON encoder (:func:`api.bars_json` through ``frame_json``, what the kline endpoints
-  answer with) gives the very bytes orjson writes for those dicts: stocks and futures, daily
-  and minute, whole and fractional volumes, missing values (None, NaN, infinities), numbers
-  of every magnitude.
+  answer with, from a polars frame or an Arrow table) gives the very bytes orjson writes for
+  those dicts: stocks and futures, daily and minute, whole and fractional volumes, missing
+  values (None, NaN, infinities), numbers of every magnitude.
 """
 
 from __future__ import annotations
@@ -74,8 +74,11 @@ def _rows(frame: pl.DataFrame, period: str, future: bool) -> list[dict[str, Any]
 
 
 def _json(frame: pl.DataFrame, period: str, future: bool) -> bytes:
-    """The kline endpoints' bytes for one code's bars, as the envelope embeds them."""
-    return orjson.dumps(frame_json(frame, period, future))
+    """The kline endpoints' bytes for one code's bars, as the envelope embeds them: from a
+    polars frame (several codes) and from the read path's Arrow table (one code) alike."""
+    wire = orjson.dumps(frame_json(frame, period, future))
+    assert orjson.dumps(frame_json(frame.to_arrow(), period, future)) == wire
+    return wire
 
 
 @pytest.mark.parametrize("future", [False, True])

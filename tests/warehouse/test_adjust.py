@@ -193,3 +193,16 @@ def test_bad_input_is_refused_before_anything_is_read(lake: tuple[Path, Etl]) ->
         wh.bars(SYMBOLS[0], "1d", START, END, adjust="qfq", anchor="2024-13-01")
     run("backfill", "--vendor", "infoway", "--dataset", "adj_factors",
         "--start", str(START), "--end", str(END), code=2)  # fmt: skip
+
+
+def test_the_arrow_table_is_the_frame(lake: tuple[Path, Etl]) -> None:
+    """``bar_table`` (what ``etl serve`` encodes) holds the very rows, columns and order of
+    ``bars``: raw and adjusted, one symbol and several."""
+    root, _ = lake
+    wh = etl.Warehouse(root)
+    for adjust in (None, "qfq", "hfq"):
+        for symbols in ([SYMBOLS[0]], list(reversed(SYMBOLS))):
+            frame = wh.bars(symbols, "1d", START, END, adjust=adjust)
+            table = pl.from_arrow(wh.bar_table(symbols, "1d", START, END, adjust=adjust))
+            assert isinstance(table, pl.DataFrame) and frame.height > 600
+            assert table.equals(frame), (adjust, symbols)

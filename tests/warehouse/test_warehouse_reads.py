@@ -197,3 +197,13 @@ def test_reading_writes_nothing(lake_root: Path) -> None:
     wh.instruments()
     wh.statements("balance_sheet", as_of="2024-01-01")
     assert _tree(lake_root) == before
+
+
+def test_the_arrow_table_is_the_frame(lake_root: Path) -> None:
+    """``bar_table`` gives ``bars``' rows in its order (symbol, ts), across partitions."""
+    wh = etl.Warehouse(lake_root)
+    for symbols in (["600000.SH"], ["600000.SH", "000001.SZ"]):
+        frame = wh.bars(symbols, "1d", "2023-01-01", "2024-12-31")
+        table = pl.from_arrow(wh.bar_table(symbols, "1d", "2023-01-01", "2024-12-31"))
+        assert isinstance(table, pl.DataFrame) and table.equals(frame)
+        assert table["symbol"].to_list() == sorted(table["symbol"].to_list())
