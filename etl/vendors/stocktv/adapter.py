@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Final
 
 import pyarrow as pa
@@ -82,6 +82,7 @@ __all__ = ["StockTVAdapter"]
 log = logging.getLogger(__name__)
 
 _DAY: Final = dt.timedelta(days=1)
+_MS: Final = 1000  # StockTV's times are epoch milliseconds; Paging's cursors seconds
 _MAX_PAGES: Final = 2_000  # 1 M instruments, or 2 M bars of one symbol: a runaway guard
 _SYNC_HINT: Final = "run `etl instruments sync --vendor stocktv`"
 
@@ -212,6 +213,8 @@ class StockTVAdapter(VendorAdapter):
         batch = KlineBatch(table=target_schema("klines").empty_table())
         tally, tables = Tally(), []
         for symbol in wanted:
+            if paging is not None and paging.stopped:
+                break  # the caller is stopping: no symbol more (it discards this batch)
             pid = self.context.instruments.ids.get(symbol)
             if pid is None or not pid.isdigit():
                 reason = f"no StockTV pid for {symbol} in the instruments map: {_SYNC_HINT}"
@@ -219,7 +222,9 @@ class StockTVAdapter(VendorAdapter):
                 continue
             bound = closed_by if f in INTRADAY else None
             tables.append(
-                await self._symbol_klines(symbol, int(pid), f, start, end, batch, tally, bound)
+                await self._symbol_klines(
+                    symbol, int(pid), f, start, end, batch, tally, bound, paging
+                )
             )
         batch.table = pa.concat_tables(tables) if tables else batch.table
         batch.requests = tally.requests
@@ -235,12 +240,17 @@ class StockTVAdapter(VendorAdapter):
         batch: KlineBatch,
         tally: Tally,
         closed_by: dt.datetime | None = None,
+        paging: Paging | None = None,
     ) -> pa.Table:
         """One symbol's ``[start, end]``: the part not finished at ``now`` is unavailable
         without a request; the rest is paged, however old: StockTV's depth is not published,
         so only its answer says where its history ends (regression: a 180-day depth, the
         emulator's convention, was applied to the local clock and older ranges were refused
-        without asking)."""
+        without asking).
+
+        With ``paging``, the days a page completes are handed over as they come, and a
+        resume pages back from the cursor handed over last (see :class:`Paging`): a killed
+        backfill of a long range asked again for every page of its symbols in flight."""
         market = parse_symbol(symbol).exchange
         now = self.context.now()
         first = start
@@ -253,8 +263,23 @@ class StockTVAdapter(VendorAdapter):
         if last < first:
             return target_schema("klines").empty_table()
         lo_ms, hi_ms = day_bounds_ms(market, first, last)
+        request_id = f"stocktv-{INTERVALS[freq]}-{first:%Y%m%d}-{last:%Y%m%d}"
+        emit = None
+        if paging is not None:
+            resume = paging.cursors.get(symbol)
+            if resume is not None and lo_ms < resume * _MS <= hi_ms + 1:
+                hi_ms = resume * _MS - 1  # the newer days were handed over before
+            if paging.on_page is not None:
+                on_page = paging.on_page
+
+                async def emit(bars: list[Any], cursor_ms: int) -> bool:
+                    table = bars_table(bars, symbol, freq, market_spec(market).tz, request_id)
+                    return await on_page(symbol, table, cursor_ms // _MS)
+
         try:
-            pages, oldest = await self._pages(symbol, pid, freq, lo_ms, hi_ms, tally)
+            pages, oldest = await self._pages(
+                symbol, pid, freq, lo_ms, hi_ms, tally, market=market, emit=emit
+            )
         except PermanentVendorError as exc:  # unknown pid, refused parameter: this item only
             hint = f" (pid {pid}: the instrument may be gone; {_SYNC_HINT})"
             extra = hint if isinstance(exc, UnknownPid) else ""
@@ -263,6 +288,8 @@ class StockTVAdapter(VendorAdapter):
         # Paging stopped at a short (or empty) page. Where the exchange still traded between
         # the requested start and the oldest bar, StockTV has nothing older (its depth is
         # unknown): that part is unavailable, never confirmed empty.
+        if paging is not None and paging.stopped:
+            return target_schema("klines").empty_table()  # held-back rows dropped
         answered_from = first
         gap_end = missing_before(market, freq, first, oldest)
         if gap_end is not None:
@@ -274,15 +301,26 @@ class StockTVAdapter(VendorAdapter):
             answered_from = gap_end + _DAY
         if answered_from <= done:
             batch.answered.append(Span(symbol, answered_from, done))
-        request_id = f"stocktv-{INTERVALS[freq]}-{first:%Y%m%d}-{last:%Y%m%d}"
         bars = [bar for page in reversed(pages) for bar in page]  # oldest page first
         return bars_table(bars, symbol, freq, market_spec(market).tz, request_id)
 
     async def _pages(
-        self, symbol: str, pid: int, freq: str, lo_ms: int, hi_ms: int, tally: Tally
+        self,
+        symbol: str,
+        pid: int,
+        freq: str,
+        lo_ms: int,
+        hi_ms: int,
+        tally: Tally,
+        *,
+        market: str,
+        emit: Callable[[list[Any], int], Awaitable[bool]] | None = None,
     ) -> tuple[list[list[Any]], int]:
-        """Page ``[lo_ms, hi_ms]`` backwards until a page is short. Returns the pages (newest
-        first) and the oldest bar's ``time`` (``hi_ms + 1`` if StockTV had none)."""
+        """Page ``[lo_ms, hi_ms]`` backwards until a page is short. Returns the pages not
+        handed over (newest first) and the oldest bar's ``time`` (``hi_ms + 1`` if StockTV
+        had none). With ``emit``, after each page that paging goes on from, the bars of the
+        days after the oldest bar's day (no later page changes them) are handed over with
+        the cursor of that day's end: the oldest day waits for the next page."""
         pages: list[list[Any]] = []
         cursor = hi_ms
         for _ in range(_MAX_PAGES):
@@ -302,5 +340,13 @@ class StockTVAdapter(VendorAdapter):
                 )
             if len(times) < BARS_PER_CALL or oldest <= lo_ms:
                 return pages, oldest
+            if emit is not None:
+                day = dt.datetime.fromtimestamp(oldest / _MS, market_spec(market).zone).date()
+                boundary = day_bounds_ms(market, day + _DAY, day + _DAY)[0]
+                ready = [b for page in reversed(pages) for b in page if b["time"] >= boundary]
+                if ready:
+                    pages = [[b for b in page if b["time"] < boundary] for page in pages]
+                    if not await emit(ready, boundary):  # the caller is stopping
+                        return [], oldest
             cursor = oldest - 1
         raise SchemaError(f"/stock/kline of {symbol} did not end after {_MAX_PAGES} pages")
