@@ -16,19 +16,16 @@ Only kline calls are counted: every new process also reads ``/package/info``."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate, vendor_calls
-from etl.tasks.records import TaskStore
 from etl.vendors.infoway.plan import IN_FLIGHT
 from tests.conftest import ETL, etl_env, sim_stocks, stored_klines
+from tests.integration._kills import kill_and_resume
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,15 +38,6 @@ START, END = "2024-05-01", "2024-06-27"
 def _backfill_args(symbols: str) -> list[str]:
     return ["backfill", "--vendor", "infoway", "--dataset", "klines", "--freq", "1m",
             "--symbols", symbols, "--start", START, "--end", END, "--json"]  # fmt: skip
-
-
-def _kline_calls_reach(url: str, target: int, proc: subprocess.Popen[bytes]) -> bool:
-    """Wait until the emulator has answered ``target`` kline calls (True), or ``proc`` ended."""
-    while vendor_calls(fetch_stats(url), "batch_kline") < target:
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)  # between looks at the counter
-    return True
 
 
 def test_killed_backfill_resumes_where_its_last_page_was_stored(tmp_path: Path) -> None:
@@ -73,47 +61,16 @@ def test_killed_backfill_resumes_where_its_last_page_was_stored(tmp_path: Path) 
 
         rough = tmp_path / "rough"
         reset_stats(emulator.base_url)
-        store = TaskStore(rough)
-        task_id: int | None = None
-        kills = 0
-        while kills < KILLS:
-            args = (
-                _backfill_args(symbols)
-                if task_id is None
-                else ["tasks", "resume", str(task_id), "--json"]
-            )
-            proc = subprocess.Popen(
-                [*ETL, *args],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=etl_env(rough, **env),
-            )
-            # The first kill lands within the first few calls (before any commit, likely);
-            # the others after a random number of this run's calls, as the emulator counts
-            # them: an event, not a guess at how long start-up takes on a busy machine.
-            ahead = rng.randint(1, 3) if kills == 0 else rng.randint(5, 40)
-            target = vendor_calls(fetch_stats(emulator.base_url), "batch_kline") + ahead
-            if not _kline_calls_reach(emulator.base_url, target, proc):
-                break  # finished before this kill: fewer kills than planned fails below
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            if task_id is None:
-                records = store.list(1)
-                assert records, "the first run was killed before it created its task"
-                task_id = records[0].id
-            assert store.get(task_id).status == "interrupted"
-        assert kills == KILLS and task_id is not None
-        final = subprocess.run(
-            [*ETL, "tasks", "resume", str(task_id), "--json"],
-            capture_output=True,
-            text=True,
-            env=etl_env(rough, **env),
-            timeout=300,
-        )
-        assert final.returncode == 0, final.stderr
-        doc = json.loads(final.stdout)
-        assert doc["status"] == "completed"
+        # The first kill lands within the first few calls (before any commit, likely); the
+        # others after a random number of this run's calls, as the emulator counts them.
+        run = kill_and_resume(
+            rough, env, _backfill_args(symbols),
+            lambda: vendor_calls(fetch_stats(emulator.base_url), "batch_kline"),
+            kills=KILLS, rng=rng,
+        )  # fmt: skip
+        assert run.kills == KILLS
+        assert run.final["status"] == "completed"
+        doc = run.final
         total = fetch_stats(emulator.base_url)
         assert total["violations"] == 0
 

@@ -10,20 +10,17 @@ and a 10 % margin over all requests failed on them)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from etl.emulators.testing import fetch_stats, reset_stats, spawn_emulate, vendor_calls
-from etl.tasks.records import TaskStore
 from etl.vendors.infoway.plan import IN_FLIGHT
 from tests.conftest import ETL, etl_env, sim_stocks
+from tests.integration._kills import kill_and_resume
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -49,15 +46,6 @@ def _fill_args(symbols: str) -> list[str]:
         END,
         "--json",
     ]
-
-
-def _requests_reach(url: str, target: int, proc: subprocess.Popen[bytes]) -> bool:
-    """Wait until the emulator has answered ``target`` requests (True), or ``proc`` ended."""
-    while fetch_stats(url)["requests"] < target:
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)  # between looks at the counter
-    return True
 
 
 def _lake(root: Path) -> pl.DataFrame:
@@ -90,45 +78,15 @@ def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: 
 
         rough = tmp_path / "rough"
         reset_stats(emulator.base_url)
-        store = TaskStore(rough)
-        task_id: int | None = None
-        kills = 0
-        while kills < KILLS:
-            args = (
-                _fill_args(symbols)
-                if task_id is None
-                else ["tasks", "resume", str(task_id), "--json"]
-            )
-            proc = subprocess.Popen(
-                [*ETL, *args],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=etl_env(rough, **env),
-            )
-            # Kill after a random number of this run's requests, as the emulator counts them:
-            # an event, not a guess at how long start-up takes on a busy machine (regression:
-            # a fixed 1.5 s assumed the process reached its task record by then).
-            target = fetch_stats(emulator.base_url)["requests"] + rng.randint(1, 30)
-            if not _requests_reach(emulator.base_url, target, proc):
-                break  # finished before this kill: fewer kills than planned would fail below
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            if task_id is None:
-                records = store.list(1)
-                assert records, "the first run was killed before it created its task"
-                task_id = records[0].id
-            assert store.get(task_id).status == "interrupted"
-        assert kills == KILLS and task_id is not None
-        final = subprocess.run(
-            [*ETL, "tasks", "resume", str(task_id), "--json"],
-            capture_output=True,
-            text=True,
-            env=etl_env(rough, **env),
-            timeout=300,
-        )
-        assert final.returncode == 0, final.stderr
-        assert json.loads(final.stdout)["status"] == "completed"
+        # Kills after a random number of this run's requests, as the emulator counts them
+        # (regression: a fixed 1.5 s assumed the process reached its task record by then).
+        run = kill_and_resume(
+            rough, env, _fill_args(symbols),
+            lambda: int(fetch_stats(emulator.base_url)["requests"]),
+            kills=KILLS, rng=rng, first_ahead=(1, 30), ahead=(1, 30),
+        )  # fmt: skip
+        assert run.kills == KILLS
+        assert run.final["status"] == "completed"
         total = fetch_stats(emulator.base_url)
         assert total["violations"] == 0
 
