@@ -192,21 +192,29 @@ class LakeReader:
         their folders' identities), or None when one changed too recently to tell (see
         :func:`_settled`): callers cache what they derive from a dataset under it."""
         keys = self.partition_keys(dataset)
+        listed = self._keys.get((dataset, ()))
+        if listed is None:
+            return None  # the listing of partitions itself is not settled
+        settled_before = time.time_ns() - _SETTLE_NS  # one clock read: the check runs per read
+        if not all(stamp is not None and stamp[1] < settled_before for _, stamp in listed[0]):
+            return None
         stamps: list[object] = [dataset]
         for key in keys:
             try:
-                st = os.stat(self.paths.partition(dataset, key))  # noqa: PTH116
+                st = os.stat(self._folder(dataset, key))  # noqa: PTH116
             except FileNotFoundError:
                 return None
-            if not _settled(st.st_ctime_ns) or not _settled(st.st_mtime_ns):
+            if st.st_ctime_ns >= settled_before or st.st_mtime_ns >= settled_before:
                 return None
             stamps.append((key, st.st_dev, st.st_ino, st.st_ctime_ns))
-        if not all(
-            stamp is not None and _settled(stamp[1])
-            for _, stamp in self._keys.get((dataset, ()), ([(None, None)], ()))[0]
-        ):
-            return None  # the listing of partitions itself is not settled
         return tuple(stamps)
+
+    def _folder(self, dataset: str, key: PartitionKey) -> Path:
+        """The partition's folder, built once (a path join costs more than the stat)."""
+        folder = self._folders.get((dataset, key))
+        if folder is None:
+            folder = self._folders[(dataset, key)] = self.paths.partition(dataset, key)
+        return folder
 
     # -- one committed state ---------------------------------------------------------------
 
@@ -335,9 +343,7 @@ class LakeReader:
     def _listing(self, dataset: str, key: PartitionKey) -> list[str] | None:
         """The Parquet file names of the partition's committed state (None if it has none
         now), from the cache while the folder at its path is the one listed before."""
-        folder = self._folders.get((dataset, key))
-        if folder is None:
-            folder = self._folders[(dataset, key)] = self.paths.partition(dataset, key)
+        folder = self._folder(dataset, key)
         try:
             st = os.stat(folder)  # noqa: PTH116
         except FileNotFoundError:

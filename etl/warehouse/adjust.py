@@ -15,7 +15,7 @@ exactly the corporate actions that were known then. The catalog macro
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -25,12 +25,21 @@ import pyarrow.compute as pc
 
 from etl.warehouse.args import Adjust
 
-__all__ = ["PRICE_COLUMNS", "FactorIndex", "adjust_bars", "adjust_table", "chosen_factors"]
+__all__ = [
+    "PRICE_COLUMNS",
+    "FactorIndex",
+    "SymbolFactors",
+    "adjust_bars",
+    "adjust_table",
+    "chosen_factors",
+    "scaled_in_parts",
+]
 
 PRICE_COLUMNS: Final = ("open", "high", "low", "close", "settle")
 _EPOCH: Final = dt.date(1970, 1, 1)
-_SCALED: Final = frozenset({*PRICE_COLUMNS, "volume"})
+_SCALED: Final = (*PRICE_COLUMNS, "volume")
 _SPAN: Final = 1 << 24  # (symbol code, day number) -> code * _SPAN + day: days fit 24 bits
+_MAX_SYMBOLS: Final = 100_000  # one-symbol factors kept per index before starting again
 
 
 def chosen_factors(factors: pl.DataFrame, as_of: dt.date | None) -> pl.DataFrame:
@@ -55,6 +64,33 @@ def chosen_factors(factors: pl.DataFrame, as_of: dt.date | None) -> pl.DataFrame
 
 
 @dataclass(frozen=True)
+class SymbolFactors:
+    """One symbol's chosen factors: its ex-dates (days since 1970, ascending) and the
+    backward factor in force from each, after a 1.0 for the days before the first. The
+    factor in force on a day is then ``factors[searchsorted(ex_days, day, "right")]``: a
+    one-symbol read needs no symbol codes and no combined keys."""
+
+    ex_days: np.ndarray  # int32, ascending
+    factors: np.ndarray  # float64, len(ex_days) + 1
+
+    def spread(self, values: np.ndarray, days: np.ndarray, *, in_order: bool) -> np.ndarray:
+        """``values`` (one per factor, as ``factors``) spread over ``days``: each day gets
+        the value of the factor in force on it. ``in_order``: the days ascend, so the
+        ex-dates cut them into runs (a dozen binary searches instead of one per day)."""
+        if not in_order:
+            return np.asarray(values[np.searchsorted(self.ex_days, days, side="right")])
+        bounds = np.empty(len(self.ex_days) + 2, dtype=np.intp)
+        bounds[0], bounds[-1] = 0, len(days)
+        bounds[1:-1] = np.searchsorted(days, self.ex_days, side="left")
+        return np.repeat(values, bounds[1:] - bounds[:-1])
+
+    def up_to(self, day: int) -> SymbolFactors:
+        """Only the ex-dates on or before ``day`` (views, no copy): what was known then."""
+        n = int(np.searchsorted(self.ex_days, day, side="right"))
+        return SymbolFactors(self.ex_days[:n], self.factors[: n + 1])
+
+
+@dataclass(frozen=True)
 class FactorIndex:
     """Every symbol's chosen backward factors as one sorted array of (symbol code, ex-day)
     keys: the factor in force for any bars is then one binary search. Built once from the
@@ -65,6 +101,11 @@ class FactorIndex:
     keys: np.ndarray  # sorted code * _SPAN + ex-day
     key_codes: np.ndarray
     backward: np.ndarray
+    # symbol -> its factors (None: it has none), filled as symbols are read; the index
+    # itself is replaced when adj_factors changes, and this with it
+    _by_symbol: dict[str, SymbolFactors | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, factors: pa.Table) -> FactorIndex:
@@ -90,6 +131,25 @@ class FactorIndex:
     @property
     def empty(self) -> bool:
         return len(self.keys) == 0
+
+    def of_symbol(self, symbol: str) -> SymbolFactors | None:
+        """``symbol``'s factors, None if it has none (every factor 1), kept for the next
+        read of the same symbol."""
+        try:
+            return self._by_symbol[symbol]
+        except KeyError:
+            pass
+        code = self.codes.get(symbol)
+        found = None
+        if code is not None:
+            lo, hi = np.searchsorted(self.keys, [code * _SPAN, (code + 1) * _SPAN])
+            if hi > lo:
+                ex_days = np.asarray(self.keys[lo:hi] - code * _SPAN, dtype=np.int32)
+                found = SymbolFactors(ex_days, np.r_[1.0, self.backward[lo:hi]])
+        if len(self._by_symbol) >= _MAX_SYMBOLS:
+            self._by_symbol.clear()
+        self._by_symbol[symbol] = found
+        return found
 
     def codes_of(self, symbols: pa.ChunkedArray, only: str | None = None) -> np.ndarray:
         """The code of each symbol (-1 for one without factors); ``only``: the one symbol
@@ -162,10 +222,14 @@ def adjust_table(
     anchor: dt.date | None,
     as_of: dt.date | None,
     only: str | None = None,
+    owned: bool = False,
 ) -> pa.Table:
     """``bars`` (klines columns, any row order) with prices and volume adjusted by
     ``mode``; same columns, same order. ``anchor`` (qfq only): the date whose prices stay
-    as stored; None: each symbol's last bar in ``bars``.
+    as stored; None: each symbol's last bar in ``bars``. ``owned``: the caller built
+    ``bars`` itself and nothing else holds its buffers (a combine of several chunks), so
+    its writable price columns are scaled where they are (no new columns, no new table:
+    the rebuild cost a quarter of the adjustment).
 
     ``as_of`` needs no filtering: with only ex-dates up to ``as_of`` known, the factor in
     force on a day is the one in force on ``min(day, as_of)``. Each price column is then
@@ -173,14 +237,15 @@ def adjust_table(
     more than the raw one (BENCHMARKS.md)."""
     if bars.num_rows == 0 or index.empty:
         return bars  # no corporate action known: every factor is 1
-    codes = index.codes_of(bars.column("symbol"), only)
+    if only is not None:
+        factors = index.of_symbol(only)
+        return _adjust_one(bars, factors, mode, anchor=anchor, as_of=as_of, owned=owned)
+    codes = index.codes_of(bars.column("symbol"))
     days = _day_numbers(bars.column("trade_date"))
     limit = None if as_of is None else (as_of - _EPOCH).days
     multiplier = index.in_force(codes, days if limit is None else np.minimum(days, limit))
     if mode == "qfq":
-        if anchor is None and only is not None:
-            anchor_days = np.full(len(codes), days.max())
-        elif anchor is None:  # each symbol's last bar
+        if anchor is None:  # each symbol's last bar
             last = np.full(len(index.codes) + 1, np.iinfo(np.int64).min)
             np.maximum.at(last, codes + 1, days)
             anchor_days = last[codes + 1]
@@ -189,13 +254,98 @@ def adjust_table(
         if limit is not None:
             anchor_days = np.minimum(anchor_days, limit)
         multiplier = multiplier / index.in_force(codes, anchor_days)
-    columns = [
-        _scaled(bars.column(i), multiplier, divide=name == "volume")
-        if name in _SCALED
-        else bars.column(i)
-        for i, name in enumerate(bars.column_names)
-    ]
-    return pa.Table.from_arrays(columns, schema=bars.schema)
+    return _rescaled(bars, multiplier, owned=owned)
+
+
+def _adjust_one(
+    bars: pa.Table,
+    factors: SymbolFactors | None,
+    mode: Adjust,
+    *,
+    anchor: dt.date | None,
+    as_of: dt.date | None,
+    owned: bool,
+) -> pa.Table:
+    """:func:`adjust_table` for the bars of one symbol with these ``factors``: the same
+    factors chosen, the same arithmetic, so the same values bit for bit; ``as_of`` cuts
+    the ex-dates instead of the days (the factor in force on ``min(day, as_of)`` is the
+    last ex-date on or before both)."""
+    if factors is None:
+        return bars  # every factor 1: x * 1.0 and x / 1.0 are x
+    days = _day_view(bars.column("trade_date"))
+    limit = None if as_of is None else (as_of - _EPOCH).days
+    if limit is not None:
+        factors = factors.up_to(limit)
+    in_order = len(days) < 2 or bool((days[1:] >= days[:-1]).all())  # as a read gives them
+    in_force = factors.factors
+    if mode == "qfq":
+        if anchor is not None:
+            anchor_day = (anchor - _EPOCH).days
+        else:
+            anchor_day = int(days[-1]) if in_order else int(days.max())
+        if limit is not None:
+            anchor_day = min(anchor_day, limit)
+        # each factor over the anchor's before they are spread over the bars: the same
+        # quotients as dividing bar by bar, for a dozen divisions instead of thousands
+        in_force = in_force / in_force[np.searchsorted(factors.ex_days, anchor_day, "right")]
+    return _rescaled(bars, factors.spread(in_force, days, in_order=in_order), owned=owned)
+
+
+def scaled_in_parts(bars: pa.Table) -> bool:
+    """Every column :func:`adjust_table` scales is in several chunks: ``combine_chunks``
+    then copies each into a buffer of its own, which nothing else holds (``owned``)."""
+    schema = bars.schema
+    for name in _SCALED:
+        i = schema.get_field_index(name)
+        if i >= 0 and bars.column(i).num_chunks < 2:
+            return False
+    return True
+
+
+def _rescaled(bars: pa.Table, multiplier: np.ndarray, *, owned: bool) -> pa.Table:
+    """``bars`` with each price column times ``multiplier`` and volume divided by it: in
+    place when ``owned`` allows it, else in new columns of a new table."""
+    schema = bars.schema
+    columns = None
+    for name in _SCALED:  # looked up by name: listing all the names costs more than this
+        i = schema.get_field_index(name)
+        if i < 0:
+            continue
+        column, divide = bars.column(i), name == "volume"
+        if owned and _scale_in_place(column, multiplier, divide=divide):
+            continue
+        scaled = _scaled(column, multiplier, divide=divide)
+        if scaled is not column:
+            columns = columns or bars.columns
+            columns[i] = scaled
+    return bars if columns is None else pa.Table.from_arrays(columns, schema=schema)
+
+
+def _scale_in_place(column: pa.ChunkedArray, multiplier: np.ndarray, *, divide: bool) -> bool:
+    """Scale ``column`` in its own buffer if it is one writable float64 chunk without
+    nulls (a mapped mirror's buffer is read-only, so a slice of one never qualifies);
+    False: left as it was."""
+    if column.num_chunks != 1 or column.null_count or not pa.types.is_float64(column.type):
+        return False
+    one = column.chunk(0)
+    data = one.buffers()[1]
+    if data is None or not data.is_mutable:
+        return False
+    values = np.frombuffer(data, dtype=np.float64, count=len(one), offset=one.offset * 8)
+    if divide:
+        np.divide(values, multiplier, out=values)
+    else:
+        np.multiply(values, multiplier, out=values)
+    return True
+
+
+def _day_view(dates: pa.ChunkedArray) -> np.ndarray:
+    """A date32 column as days since 1970, its buffer viewed without a copy when it is one
+    chunk without nulls (as a read's bars are)."""
+    if dates.num_chunks != 1 or dates.null_count:
+        return _day_numbers(dates)
+    one = dates.chunk(0)
+    return np.frombuffer(one.buffers()[1], dtype=np.int32, count=len(one), offset=one.offset * 4)
 
 
 def _scaled(
@@ -203,12 +353,14 @@ def _scaled(
 ) -> pa.ChunkedArray | pa.Array:
     """``column`` times (or divided by) ``multiplier``: in numpy when it has no null (the
     common case, and several times cheaper than a kernel call), untouched when all null."""
-    if column.null_count == len(column):
+    nulls = column.null_count
+    if nulls == len(column):
         return column
-    if column.null_count == 0 and pa.types.is_float64(column.type):
+    if nulls == 0 and pa.types.is_float64(column.type):
         one = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-        values = one.to_numpy(zero_copy_only=False)
-        return pa.array(values / multiplier if divide else values * multiplier)
+        values = one.to_numpy()  # no nulls, float64: a view of the buffer
+        scaled = values / multiplier if divide else values * multiplier
+        return pa.Array.from_buffers(pa.float64(), len(scaled), [None, pa.py_buffer(scaled)])
     m = pa.array(multiplier)
     return pc.divide(column, m) if divide else pc.multiply(column, m)
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from etl.dataroot import PartitionKey
 from etl.errors import BadInputError
 from etl.lake.reader import LakeReader, RowFilter
-from etl.warehouse.adjust import FactorIndex, adjust_table
+from etl.warehouse.adjust import FactorIndex, adjust_table, scaled_in_parts
 from etl.warehouse.args import (
     DateLike,
     check_adjust,
@@ -123,14 +123,17 @@ class Warehouse:
         anchor_day = None if anchor is None else check_date(anchor, name="anchor")
         as_of_day = None if as_of is None else check_date(as_of, name="as_of")
         raw = self._bar_rows(wanted, freq, first, last)
+        owned = False
         if raw.num_columns and raw.column(0).num_chunks > 1:
+            owned = mode is not None and scaled_in_parts(raw)
             raw = raw.combine_chunks()  # once, for the adjustment and the frame alike
         if mode is not None and raw.num_rows:
-            names = wanted
-            index = self._factor_index(names)
+            index = self._factor_index(wanted)
             # before the frame is built: one numpy pass per price column (adjust_table)
-            only = names[0] if names is not None and len(names) == 1 else None
-            raw = adjust_table(raw, index, mode, anchor=anchor_day, as_of=as_of_day, only=only)
+            only = wanted[0] if wanted is not None and len(wanted) == 1 else None
+            raw = adjust_table(
+                raw, index, mode, anchor=anchor_day, as_of=as_of_day, only=only, owned=owned
+            )
         return raw
 
     def _factor_index(self, symbols: tuple[str, ...] | None) -> FactorIndex:
