@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Final, Literal
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Final, Literal
 
 from etl.errors import BadInputError, ConfigError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "Column",
@@ -34,15 +35,24 @@ __all__ = [
 
 ColumnType = Literal["string", "int32", "int64", "float64", "bool", "date", "timestamp"]
 
-_ARROW: Final[Mapping[str, pa.DataType]] = {
-    "string": pa.string(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
+
+@cache
+def _arrow_types() -> Mapping[str, pa.DataType]:
+    """The column types as Arrow types, made on first use: pyarrow is 65 ms of an
+    ``etl sql`` start-up that never needs it (the catalog reads the schemas for SQL)."""
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+
+
 _DUCKDB: Final[Mapping[str, str]] = {
     "string": "VARCHAR",
     "int32": "INTEGER",
@@ -69,7 +79,7 @@ class Column:
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return _ARROW[self.type]
+        return _arrow_types()[self.type]
 
     @property
     def duckdb_type(self) -> str:
@@ -160,11 +170,15 @@ class DatasetSchema:
     @functools.cached_property
     def arrow_schema(self) -> pa.Schema:
         """The full logical schema (what a reader of the dataset sees, minus derived folders)."""
+        import pyarrow as pa  # first use only (see _arrow_types)
+
         return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
 
     @property
     def file_schema(self) -> pa.Schema:
         """The schema of each Parquet file: path-only columns removed."""
+        import pyarrow as pa  # first use only (see _arrow_types)
+
         skip = set(self.path_columns)
         return pa.schema(
             [pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns if c.name not in skip]
@@ -254,7 +268,7 @@ def _check(schema: DatasetSchema, path: Path) -> None:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path.name}: a column is declared twice")
     for col in schema.columns:
-        if col.type not in _ARROW:
+        if col.type not in _DUCKDB:  # the same names as _arrow_types()
             raise ConfigError(f"{path.name}: column {col.name} has unknown type {col.type!r}")
     referenced = [*schema.key, *schema.sort]
     referenced += [p.column or p.source or "" for p in schema.partitions]

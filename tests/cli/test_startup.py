@@ -95,7 +95,8 @@ def test_help_starts_within_budget(tmp_path: Path) -> None:
 
 
 # What a one-symbol `etl sql` may import: the catalog session, not the vendors' stack.
-SQL_FORBIDDEN = ("pandas", "exchange_calendars", "httpx", "websockets", "apscheduler", "polars")
+SQL_FORBIDDEN = ("pandas", "exchange_calendars", "httpx", "websockets", "apscheduler", "polars",
+                 "pyarrow", "numpy")  # fmt: skip
 SQL_BUDGET_S = 0.5  # issue 13: a one-symbol query from a shell, process start to output
 
 _SQL_PROBE = """
