@@ -18,6 +18,7 @@
                                                             encrypted under a key kept elsewhere)
     <root>/state/server/users.json  instance.json           ``etl serve``'s accounts (hashed)
     <root>/tasks/<id>.json  <id>.lock  <id>.state  <id>.cancel   task records and their runs
+    <root>/tasks/<id>.requests                              one byte per vendor request sent
     <root>/logs/etl-error-*.log                             tracebacks of unexpected errors
 
 Nothing else builds a path under ``lake/``, ``state/`` or ``tasks/``: modules ask a
@@ -224,6 +225,11 @@ class DataRoot:
 
     def task_cancel(self, task_id: int) -> Path:
         return self.tasks / f"{int(task_id)}.cancel"
+
+    def task_requests(self, task_id: int) -> Path:
+        """The task's request journal: one byte appended per vendor request, as it is sent
+        (so a SIGKILLed run's requests are counted too)."""
+        return self.tasks / f"{int(task_id)}.requests"
 
     @property
     def task_seq(self) -> Path:

@@ -365,7 +365,7 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     concurrency = rate.in_flight or 2
     adapter = rt.adapter(req.vendor)
     sent = adapter.requests_sent()
-    with run.counting_requests(adapter.requests_sent), run.stop_signals(_loop()):
+    with run.stop_signals(_loop()):
         result = await run_units(
             rt,
             run,

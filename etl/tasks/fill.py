@@ -117,8 +117,7 @@ async def execute(
             ]
             adapter = rt.adapter(vendor)
             sent = adapter.requests_sent()
-            counting = run.counting_requests(adapter.requests_sent)
-            with counting, run.stop_signals(asyncio.get_running_loop()):
+            with run.stop_signals(asyncio.get_running_loop()):
                 result = await run_units(
                     rt,
                     run,

@@ -29,10 +29,16 @@ class ProgressUI:
         # The task run this bar belongs to hears of rate-limit waits through here (a run is
         # what the adapters' governors cannot see, the bar is what Runtime hands out).
         self.on_rate_wait: Callable[[str, float], None] | None = None
+        # ... and of each request as it is sent (vendor, method, path): the run counts them.
+        self.on_request: Callable[[str, str, str], None] | None = None
 
     def rate_wait(self, vendor: str, seconds: float) -> None:
         if self.on_rate_wait is not None:
             self.on_rate_wait(vendor, seconds)
+
+    def request_sent(self, vendor: str, method: str, path: str) -> None:
+        if self.on_request is not None:
+            self.on_request(vendor, method, path)
 
     def start(self, total: int, label: str, completed: int = 0) -> None:
         if not self.enabled:

@@ -137,6 +137,9 @@ class TaskStore:
     def cancel_path(self, task_id: int) -> Path:
         return self.layout.task_cancel(task_id)
 
+    def requests_path(self, task_id: int) -> Path:
+        return self.layout.task_requests(task_id)
+
     # -- records ---------------------------------------------------------------------------
 
     def create(self, kind: str, params: dict[str, Any], *, now: dt.datetime) -> TaskRecord:

@@ -42,7 +42,9 @@ class TaskRun:
         self._units_total = 0
         self._units_done = 0
         self._rate_note = False
+        self._journal: int | None = None  # the request journal's file descriptor
         ui.on_rate_wait = self.rate_wait
+        ui.on_request = self.request_sent
 
     @property
     def id(self) -> int:
@@ -110,16 +112,29 @@ class TaskRun:
             self.request_stop("cancel")
         return self.stop_reason is not None
 
-    @contextmanager
-    def counting_requests(self, sent: Callable[[], int]) -> Iterator[None]:
-        """Add what the vendor was sent during the block (``sent``: the adapter's running
-        count) to the record's ``requests``, an interrupted block's too: the record counts
-        every run of the task."""
-        before = sent()
-        try:
-            yield
-        finally:
-            self.record.requests += sent() - before
+    # -- requests --------------------------------------------------------------------------
+
+    def open_journal(self) -> None:
+        """Open the task's request journal (one byte per request sent, appended as it goes
+        out): the record's ``requests`` is its length, so the requests of a run that was
+        SIGKILLed before it saved its record are counted by the next run."""
+        path = self.store.requests_path(self.id)
+        self._journal = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.record.requests = max(self.record.requests, os.fstat(self._journal).st_size)
+
+    def close_journal(self) -> None:
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
+
+    def request_sent(self, vendor: str, method: str, path: str) -> None:
+        """Count one request, as it is sent (the adapters' ``on_request``, through the
+        runtime): in the journal first, then in the record."""
+        del vendor, method, path  # the count is what is kept; the vendor logs the request
+        if self._journal is None:  # not this run's: sent before it opened or after it ended
+            return
+        os.write(self._journal, b".")
+        self.record.requests += 1
 
     @contextmanager
     def stop_signals(self, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
@@ -163,6 +178,7 @@ def open_run(
     lock = store.hold(record.id)
     run = TaskRun(store, record, clock, ui)
     store.clear_cancel(record.id)
+    run.open_journal()
     record.status = "running"
     record.pid = os.getpid()
     record.started_at = record.started_at or iso_utc(clock())
@@ -197,6 +213,7 @@ def open_run(
             record.finished_at = iso_utc(clock())
         record.message = None if record.status == "completed" else record.message
         run.ui.stop()
+        run.close_journal()
         run.save()
         store.clear_cancel(record.id)
         lock.release()

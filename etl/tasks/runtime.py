@@ -41,10 +41,16 @@ class Runtime:
     _adapters: dict[str, VendorAdapter] = field(default_factory=dict)
     # Told (vendor, seconds) while a request waits for the vendor's rate limit (0.0: it went).
     rate_wait_sink: Callable[[str, float], None] | None = None
+    # Told (vendor, method, path) as each request of this runtime's adapters is sent.
+    request_sink: Callable[[str, str, str], None] | None = None
 
     def _rate_wait(self, vendor: str, seconds: float) -> None:
         if self.rate_wait_sink is not None:
             self.rate_wait_sink(vendor, seconds)
+
+    def _request_sent(self, vendor: str, method: str, path: str) -> None:
+        if self.request_sink is not None:
+            self.request_sink(vendor, method, path)
 
     @property
     def root(self) -> Path:
@@ -64,12 +70,13 @@ class Runtime:
         return TaskStore(self.root, secrets=secrets)
 
     def ui(self) -> ProgressUI:
-        """A progress bar for the next task run; rate-limit waits of this runtime's adapters
-        reach the run through it."""
+        """A progress bar for the next task run; rate-limit waits and the requests sent by
+        this runtime's adapters reach the run through it."""
         from etl.tasks.progress import ProgressUI
 
         ui = ProgressUI(enabled=self.progress)
         self.rate_wait_sink = ui.rate_wait
+        self.request_sink = ui.request_sent
         return ui
 
     def check_configured(self, vendor: str) -> None:
@@ -100,6 +107,7 @@ class Runtime:
                 instruments=instrument_map(self.root, vendor),
                 plans=PlanCache.of(self.root, vendor),
                 on_rate_wait=partial(self._rate_wait, vendor),
+                on_request=partial(self._request_sent, vendor),
             )
             self._adapters[vendor] = cls(context)
         return self._adapters[vendor]

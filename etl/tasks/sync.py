@@ -62,8 +62,7 @@ async def run_instruments(rt: Runtime, record: TaskRecord, vendor: str, market: 
     units = [Unit((), None, None, label=m) for m in markets]
     with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
         run.record.total_count = len(markets)
-        counting = run.counting_requests(adapter.requests_sent)
-        with counting, run.stop_signals(asyncio.get_running_loop()):
+        with run.stop_signals(asyncio.get_running_loop()):
             result = await run_units(rt, run, "instruments", units, fetch, concurrency=1)
         run.record.success_count = len(markets) - (1 if run.record.error_count else 0)
         run.record.result = {"markets": markets, "requests": result.requests}
@@ -88,8 +87,7 @@ async def run_calendar(
         cur = last + dt.timedelta(days=1)
     with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as run:
         run.record.total_count = 1
-        counting = run.counting_requests(adapter.requests_sent)
-        with counting, run.stop_signals(asyncio.get_running_loop()):
+        with run.stop_signals(asyncio.get_running_loop()):
             result = await run_units(rt, run, "calendar", units, fetch, concurrency=1)
         run.record.success_count = 0 if run.record.error_count else 1
         run.record.result = {"requests": result.requests}

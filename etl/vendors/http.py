@@ -274,10 +274,11 @@ class VendorHttp:
         self.requests += 1
         if tally is not None:
             tally.requests += 1
-        if self.on_request is not None:
-            self.on_request(request.method, request.url.path)
+        told = self._tell_when_sent(request)
         try:
-            return await client.send(request)
+            response = await client.send(request)
+            told()  # a transport that reports no sending (a test's): counted on the answer
+            return response
         except httpx.TimeoutException as exc:
             raise TransientVendorError(
                 f"timed out ({type(exc).__name__})", vendor=self.vendor, url=url
@@ -292,6 +293,32 @@ class VendorHttp:
             raise TransientVendorError(
                 f"transport error ({type(exc).__name__}: {detail})", vendor=self.vendor, url=url
             ) from None
+
+    def _tell_when_sent(self, request: httpx.Request) -> Callable[[], None]:
+        """Tell ``on_request`` as ``request`` starts to be written to its connection: not
+        earlier (a refused connection, or a kill while connecting, sent nothing the vendor
+        could count) and not after the write (a kill between the write and the count would
+        hide a request the vendor did see). Only a kill during the write itself leaves the
+        count one above what the vendor saw. Returns a function that tells it now if the
+        transport reported nothing (a test's transport); it tells once either way."""
+        on_request = self.on_request
+        if on_request is None:
+            return lambda: None
+        told = False
+
+        def tell() -> None:
+            nonlocal told
+            if not told:
+                told = True
+                on_request(request.method, request.url.path)
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            del info
+            if event.endswith("send_request_headers.started"):  # http11. or http2.
+                tell()
+
+        request.extensions = {**request.extensions, "trace": trace}
+        return tell
 
     def _parse(self, response: httpx.Response, parse: Callable[[httpx.Response], T], url: str) -> T:
         status = response.status_code

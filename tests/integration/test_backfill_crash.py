@@ -79,6 +79,10 @@ def test_killed_backfill_resumes_where_its_last_page_was_stored(tmp_path: Path) 
     assert got.equals(want)
     # every row was new to this lake: rows_written counts each once, across five kills
     assert doc["rows_written"] == got.height, (doc["rows_written"], got.height)
+    # every request the killed runs sent is in the record (the request journal): those
+    # the vendor counted, and at most one per kill that was being written as it came
+    counted = vendor_calls(total)
+    assert counted <= doc["requests"] <= counted + run.kills, (doc["requests"], total)
     calls = vendor_calls(total, "batch_kline")
     print(f"kline calls: uninterrupted {baseline}, with {KILLS} kills {calls}")
     assert baseline <= calls <= baseline + KILLS * PER_KILL, (calls, baseline)

@@ -93,6 +93,10 @@ def test_killed_fills_resume_to_the_same_lake_with_few_extra_requests(tmp_path: 
     want, got = _lake(calm), _lake(rough)
     assert got.select("symbol", "ts").is_duplicated().sum() == 0
     assert got.equals(want)
+    # every request the killed runs sent is in the record (the request journal): those
+    # the vendor counted, and at most one per kill that was being written as it came
+    counted = vendor_calls(total)
+    assert counted <= run.final["requests"] <= counted + run.kills, (run.final["requests"], total)
     calls = vendor_calls(total, "batch_kline")
     print(f"kline calls: uninterrupted {baseline}, with {KILLS} kills {calls}")
     assert baseline <= calls <= baseline + KILLS * IN_FLIGHT, (calls, baseline)

@@ -1,7 +1,8 @@
 """A task's ``requests`` is what the vendor was sent over every run of it: a backfill stopped
 with Ctrl-C (exit 130) counts what it sent before stopping, and its resume adds what it sent,
 so the completed record equals the emulator's own count of vendor calls. (It said 0 in every
-task document before; a SIGKILLed run still cannot count, the record is not saved then.)"""
+task document before.) A SIGKILLed run's requests are counted through the task's request
+journal: tests/integration/test_backfill_crash.py and test_fill_crash.py."""
 
 from __future__ import annotations
 
