@@ -374,6 +374,8 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
             _fetcher(rt, req),
             concurrency=concurrency,
             page_check=_page_check(rt, req) if req.dataset == "klines" else None,
+            flush_rows=1,  # each answer (page) stored before the unit asks for more
+            pace=adapter.pace,  # as many units at once as keep the rate busy, no more
         )
     # every request the adapter sent for this run (pages, logins, retries), not one per call
     result.requests = adapter.requests_sent() - sent

@@ -128,6 +128,7 @@ async def execute(
                     on_committed=lambda batch: record_outcomes(rt, vendor, sel, run.id, batch),
                     flush_rows=FILL_FLUSH_ROWS,
                     flush_seconds=FILL_FLUSH_SECONDS,
+                    pace=adapter.pace,  # as many calls at once as keep the rate busy
                 )
             result.requests = adapter.requests_sent() - sent  # all it sent
             if sel.dataset == "klines":  # what the answers showed of the vendor's depth

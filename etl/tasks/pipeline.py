@@ -19,6 +19,12 @@ commit and the state's update is settled on resume from the lake's manifests, wh
 the tag. So a resumed task never asks again for a unit (or page) whose rows were committed,
 and ``rows_written`` is what the lake received. At risk at a kill: the calls in flight, and
 the answers waiting for the commit that was running.
+
+How many units run at once is the vendor's *pace* when the caller gives one (``pace``: the
+governor's Little's-law figure, :meth:`~etl.vendors.governor.Governor.pace`), at most
+``concurrency``: only as many as keep the rate busy, since every unit in progress has a call
+in flight (and, paging, a page's shift) that a kill loses. Each worker is a governor
+:class:`~etl.vendors.governor.Lane`, so what it does between requests counts in the pace.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from etl.normalize import Issue
 from etl.tasks.runner import TaskRun
 from etl.tasks.runtime import Runtime
 from etl.vendors.base import Failure, Paging, Span, Unavailable
+from etl.vendors.governor import LANE, Lane
 
 __all__ = ["Fetch", "Fetched", "PageCheck", "Unit", "run_units"]
 
@@ -80,6 +87,8 @@ Fetch = Callable[[Unit, Paging], Awaitable[Fetched]]
 # Turns one handed-over page (the adapter's rows) into validated rows: (frame, issues).
 PageCheck = Callable[[Unit, pa.Table], tuple[pl.DataFrame, list[Issue]]]
 OnCommitted = Callable[[list[tuple[Unit, Fetched]]], None]
+# How many units to run at once, given the most allowed (``concurrency``).
+Pace = Callable[[int], int]
 
 
 @dataclass
@@ -173,16 +182,20 @@ async def run_units(
     page_check: PageCheck | None = None,
     flush_rows: int = FLUSH_ROWS,
     flush_seconds: float = FLUSH_SECONDS,
+    pace: Pace | None = None,
 ) -> PipelineResult:
     """Run ``units`` (skipping those done in an earlier attempt) and commit their rows.
 
     ``page_check``: validate a page a paging adapter hands over (without it, fetches are
     given no page hook and commit per unit). ``flush_rows``: pending rows above which the
     workers wait for the committer (memory stays bounded when commits fall behind); at 1 a
-    worker waits until its answer is committed (a fill: nothing beyond the calls in flight is
-    at risk at a kill)."""
+    worker waits until each answer (or page) is committed before it asks for more: at a kill
+    nothing beyond the calls in flight (one per unit running) is at risk, and the time a
+    commit takes counts in the pace, so more units run at once when commits are slow.
+    ``pace``: how many units to run at once (see the module doc); all of ``concurrency``
+    without it."""
     del flush_seconds  # commits follow each other as fast as they go (see the module doc)
-    strict = flush_rows <= 1  # each worker waits until its answer is committed
+    strict = flush_rows <= 1  # each worker waits until its answers are committed
     state = rt.store.load_state(run.id)
     progress = _Progress.load(state, run.record.rows_written)
     intent = state.get("intent")
@@ -203,6 +216,9 @@ async def run_units(
     drained = asyncio.Event()
     drained.set()
     closing = False
+    cap = max(1, concurrency)
+    running = 0  # units being fetched
+    turn = asyncio.Event()  # a unit ended or a page came: the pace may allow one more
 
     async def commit(batch: list[_Entry]) -> None:
         frames = [e.fetched.frame for e in batch if e.fetched.frame is not None]
@@ -257,7 +273,7 @@ async def run_units(
 
     async def enqueue(entry: _Entry) -> None:
         nonlocal pending_rows
-        if strict and entry.final:
+        if strict:  # a page too: the lane asks for its next page once this one is stored
             entry.committed = asyncio.Event()
         pending.append(entry)
         pending_rows += entry.fetched.frame.height if entry.fetched.frame is not None else 0
@@ -278,6 +294,7 @@ async def run_units(
             frame, issues = check(unit, table)
             page = Fetched(frame, issues)
             _record_fetched(run, result, unit, page)
+            turn.set()
             await enqueue(_Entry(unit, page, final=False, cursor=(symbol, cursor)))
             if run.should_stop():  # between pages: this one is on its way to the lake
                 paging.stopped = True
@@ -286,30 +303,52 @@ async def run_units(
         paging.on_page = on_page
         return paging
 
+    async def admitted(lane: Lane) -> bool:
+        """Wait until the pace allows one more unit (False: nothing left to take)."""
+        while running >= (cap if pace is None else pace(cap)):
+            lane.pause()  # this wait is not part of a request's turn
+            turn.clear()
+            await turn.wait()
+        return not queue.empty() and not fatal
+
     async def worker() -> None:
+        nonlocal running
+        lane = Lane()
+        LANE.set(lane)  # this task's context: the requests of its units run in this lane
         while not queue.empty() and not fatal:
-            if run.should_stop():
+            if run.should_stop() or not await admitted(lane) or run.should_stop():
                 return
             unit = queue.get_nowait()
-            paging = paging_for(unit)
+            running += 1  # until its answer is handed to the committer (or committed)
             try:
-                fetched = await fetch(unit, paging)
-            except (AuthError, ConfigError, QuotaExhausted) as exc:
-                fatal.append(exc)
-                _record_unit_error(run, result, unit, str(exc))
-                return
-            except VendorError as exc:
-                _record_unit_error(run, result, unit, str(exc))
-                await enqueue(_Entry(unit, Fetched(None, error=str(exc))))
-                run.advance(1, f"{_describe(unit)}: failed")
-                continue
-            if paging.stopped:  # cut short by a stop: its pages are enqueued with their
-                result.requests += fetched.requests  # cursors; the rest is asked on resume
-                return
-            _record_fetched(run, result, unit, fetched)
-            rows = fetched.frame.height if fetched.frame is not None else 0
-            await enqueue(_Entry(unit, fetched))
-            run.advance(1, f"{_describe(unit)}: {rows} rows")
+                if not await take(unit):
+                    return
+            finally:
+                running -= 1
+                turn.set()
+
+    async def take(unit: Unit) -> bool:
+        """Fetch ``unit`` and enqueue its answer; False when the worker must end."""
+        paging = paging_for(unit)
+        try:
+            fetched = await fetch(unit, paging)
+        except (AuthError, ConfigError, QuotaExhausted) as exc:
+            fatal.append(exc)
+            _record_unit_error(run, result, unit, str(exc))
+            return False
+        except VendorError as exc:
+            _record_unit_error(run, result, unit, str(exc))
+            await enqueue(_Entry(unit, Fetched(None, error=str(exc))))
+            run.advance(1, f"{_describe(unit)}: failed")
+            return True
+        if paging.stopped:  # cut short by a stop: its pages are enqueued with their
+            result.requests += fetched.requests  # cursors; the rest is asked on resume
+            return False
+        _record_fetched(run, result, unit, fetched)
+        rows = fetched.frame.height if fetched.frame is not None else 0
+        await enqueue(_Entry(unit, fetched))
+        run.advance(1, f"{_describe(unit)}: {rows} rows")
+        return True
 
     committing = asyncio.create_task(committer())
     workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]

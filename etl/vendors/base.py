@@ -350,5 +350,15 @@ class VendorAdapter(ABC):
         http = getattr(self, "_http", None)
         return int(getattr(http, "requests", 0)) if http is not None else 0
 
+    def pace(self, cap: int) -> int:
+        """How many of this adapter's calls to run at once, at most ``cap``: its governor's
+        pace (:meth:`~etl.vendors.governor.Governor.pace`, from the rate and the measured
+        time per request), 1 before its client exists (nothing timed yet); ``cap`` for an
+        adapter that sends no HTTP."""
+        if not hasattr(self, "_http"):
+            return cap
+        governor = getattr(getattr(self, "_http", None), "governor", None)
+        return 1 if governor is None else int(governor.pace(cap))
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most adapters pool nothing
         """Release pooled connections."""

@@ -24,6 +24,13 @@ What it keeps to (:class:`Limit`, any number of them):
 * bans: after a vendor's over-limit answer, :meth:`Governor.ban` closes a bucket (or the whole
   vendor) for some seconds, and every process waits it out.
 
+*Pace* (:meth:`Governor.pace`): how many requests a process should keep open at once so that
+the rate is used and no more, by Little's law: rate × the time one *lane* (a task's sequence of
+requests, see :class:`Lane`) takes per request (its answer's latency plus what the lane did
+before asking again), with 25 % headroom, starting at 1 until a few requests are timed. On a
+loopback emulator that is 1; against a vendor 300 ms away at 10/s, 4. Why it matters: what is
+in flight is what a SIGKILL loses, so a task runs no more requests at once than the rate needs.
+
 ``async with governor.slot(bucket):`` around the request (send to answer) waits with ``asyncio``
 sleeps (never a busy loop) until it may start without breaking any limit, records it, and on
 exit marks it answered. Waiters of a bucket queue in order, so only the head polls. The file
@@ -35,13 +42,17 @@ Timestamps are wall-clock (``time.time``): the only clock two processes share.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
 import logging
+import math
 import os
 import re
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -52,7 +63,7 @@ from etl.vendors.limits import Limit, kind_of, limits_for, rate_windows
 from etl.vendors.ratestate import FileStore, MemoryStore, State
 
 # Limit and its helpers live in etl.vendors.limits and are re-exported for adapters.
-__all__ = ["Governor", "Lease", "Limit", "limits_for", "rate_windows"]
+__all__ = ["LANE", "Governor", "Lane", "Lease", "Limit", "limits_for", "rate_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,32 @@ _VENDOR_RE: Final = re.compile(r"^[a-z0-9_-]{1,40}$")
 # A waiter's ticket is dropped when its process dies, or when it has not looked for this long
 # (it looks at least once a second while it waits).
 TICKET_TTL: Final = 10.0
+PACE_HEADROOM: Final = 1.25  # requests kept open beyond what the measured turn needs
+# The pace reads the median of the last PACE_TURNS turns, once PACE_FIRST are timed: a cold
+# first request (a new connection, a vendor's cold cache) does not open a run wide at its
+# start, when a kill would cost the most.
+PACE_TURNS: Final = 8
+PACE_FIRST: Final = 3
+
+
+class Lane:
+    """One sequence of requests made one after another (a pipeline worker's units and the
+    pages of each): the governor times a request's *turn* from the lane's previous answer
+    to this answer, so the lane's own work between requests (parsing, validating, waiting
+    for a commit) counts as part of what one request costs. ``pause()`` when the lane waits
+    for something else (its turn to take a unit): that wait is not a request's cost."""
+
+    __slots__ = ("answered",)
+
+    def __init__(self) -> None:
+        self.answered: float | None = None  # when the lane's last request was answered
+
+    def pause(self) -> None:
+        self.answered = None
+
+
+# The lane of the running task (tasks it starts inherit it); None: each request on its own.
+LANE: contextvars.ContextVar[Lane | None] = contextvars.ContextVar("etl_lane", default=None)
 
 
 @dataclass(frozen=True)
@@ -74,6 +111,8 @@ class Lease:
     started: float
     waited: float
     holds: bool = False  # recorded in the state: release it when the answer is in
+    lane: Lane | None = None
+    idle: float = 0.0  # the lane's own time between its previous answer and this request
 
 
 def _ban_keys(bucket: str | None) -> set[str]:
@@ -130,6 +169,7 @@ class Governor:
         self._waiters: set[asyncio.Future[None]] = set()
         self._queues: dict[str | None, asyncio.Lock] = {}
         self._queues_loop: asyncio.AbstractEventLoop | None = None
+        self._turns: collections.deque[float] = collections.deque(maxlen=PACE_TURNS)
 
     @property
     def limits(self) -> tuple[Limit, ...]:
@@ -139,6 +179,35 @@ class Governor:
         """Replace the limits (e.g. with the rate a vendor publishes for our plan)."""
         self._limits = tuple(limits)
         self._wake()
+
+    def pace(self, cap: int) -> int:
+        """How many requests (or units of one request at a time) to keep open at once:
+        ⌈rate × turn × 1.25⌉ within [1, ``cap``] and any in-flight limit on every request
+        (see the module docstring), the turn being the median of the last 8; 1 until 3 are
+        timed. A vendor limited per bucket only (mdapi: per product) has no rate over all
+        requests: ``cap``."""
+        rates = [
+            lim.requests / lim.seconds
+            for lim in self._limits
+            if lim.requests is not None and lim.kind is None and not lim.per_bucket
+        ]
+        flights = [
+            lim.in_flight for lim in self._limits if lim.in_flight is not None and lim.kind is None
+        ]
+        top = max(1, min([cap, *flights]))
+        if not rates:
+            return top
+        if len(self._turns) < PACE_FIRST:
+            return 1
+        turn = statistics.median(self._turns)
+        return max(1, min(top, math.ceil(min(rates) * turn * PACE_HEADROOM)))
+
+    def _timed(self, lease: Lease, now: float) -> None:
+        """Note a request's turn (its latency, plus its lane's time since its last answer)
+        for :meth:`pace`."""
+        self._turns.append(max(0.0, now - lease.started) + lease.idle)
+        if lease.lane is not None:
+            lease.lane.answered = now
 
     def slot(self, bucket: str | None = None) -> _Slot:
         """``async with governor.slot(bucket) as lease:`` around one request."""
@@ -151,6 +220,8 @@ class Governor:
         and a free slot goes to the oldest ticket of its bucket, so a one-symbol job sharing
         a vendor with a market-wide fill gets every other slot, not the leftovers."""
         began = self._clock()
+        lane = LANE.get()
+        idle = 0.0 if lane is None or lane.answered is None else max(0.0, began - lane.answered)
         ticket = uuid.uuid4().hex
         # Waiters of one bucket queue here (FIFO), so only the head of each queue polls the
         # shared state: a hundred waiting tasks cost one read per wake-up, not a hundred.
@@ -160,7 +231,7 @@ class Governor:
                     grant = self._store.transact(lambda s: self._try(s, bucket, began, ticket))
                     if isinstance(grant, Lease):
                         self._granted(grant.started)
-                        return grant
+                        return replace(grant, lane=lane, idle=idle)
                     self._waiting(began)
                     await self._sleep(grant)
             except BaseException:
@@ -183,9 +254,10 @@ class Governor:
     def release(self, lease: Lease) -> None:
         """Mark ``lease``'s request answered (its windows count from now) and end its in-flight
         hold. Synchronous, so it also runs during cancellation."""
+        now = self._clock()
+        self._timed(lease, now)
         if not lease.holds:
             return
-        now = self._clock()
 
         def end(state: State) -> tuple[None, bool]:
             held = state["leases"].pop(lease.id, None)

@@ -7,7 +7,9 @@ Why a kill costs anything: a page is stored (with the cursor to page back from) 
 the committer gets to it, so what a kill loses, per symbol being paged, is the page in
 flight, a page waiting for the commit that was running, and the part of the oldest day
 received (kept back until the next page completes it, so a resume pages from that day's
-end: one page's shift at most). Infoway's units are one symbol each, ``IN_FLIGHT`` at once.
+end: one page's shift at most). Infoway's units are one symbol each, as many at once as the
+rate needs (the governor's pace: 1 on loopback), at most ``IN_FLIGHT``; the bound allows
+the most.
 Regression: three kills cost 1.62x an uninterrupted run (324 requests for ~200), because a
 resumed backfill paged again from the newest page.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from etl.vendors.base import RateLimits
-from etl.vendors.governor import Governor, Limit, limits_for, rate_windows
+from etl.vendors.governor import LANE, Governor, Lane, Limit, limits_for, rate_windows
 
 WORKER = Path(__file__).with_name("_governor_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,3 +260,80 @@ def test_a_killed_request_frees_its_window_for_good(tmp_path: Path) -> None:
         holder.wait(timeout=10)
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+class _Clock:
+    """A wall clock the test moves by hand (the governor's only clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _timed(gov: Governor, clock: _Clock, latency: float, *, times: int = 3) -> None:
+    """``times`` requests, each ``latency`` seconds from its grant to its answer."""
+
+    async def one() -> None:
+        lease = await gov.acquire()
+        clock.now += latency
+        gov.release(lease)
+
+    for _ in range(times):
+        asyncio.run(one())
+
+
+def test_pace_keeps_the_rate_busy_and_no_more() -> None:
+    """Little's law: rate × time per request × 1.25, within [1, cap]; 1 before any timing.
+    Loopback (5 ms a call at 10/s) runs one at a time; 300 ms away, four."""
+    clock = _Clock()
+    gov = Governor("t", [*rate_windows(10.0), Limit(in_flight=4)], clock=clock)
+    assert gov.pace(8) == 1  # nothing timed yet
+    _timed(gov, clock, 0.005)
+    assert gov.pace(8) == 1
+    cold = Governor("t", rate_windows(10.0), clock=clock)
+    _timed(cold, clock, 0.6, times=1)
+    _timed(cold, clock, 0.005, times=2)
+    assert cold.pace(8) == 1  # one slow first answer does not open the run wide
+    far = Governor("t", [*rate_windows(10.0), Limit(in_flight=4)], clock=clock)
+    _timed(far, clock, 0.3)
+    assert far.pace(8) == 4  # ceil(10 × 0.3 × 1.25) = 4, the in-flight cap too
+    assert far.pace(2) == 2  # the caller's cap
+    slow = Governor("t", rate_windows(10.0), clock=clock)
+    _timed(slow, clock, 2.0)
+    assert slow.pace(8) == 8  # 25 wanted: capped
+    # a vendor limited per product only (mdapi) has no rate over all requests: the cap
+    mdapi = Governor("t", rate_windows(5.0, kind="kline", per_bucket=True), clock=clock)
+    assert mdapi.pace(3) == 3
+
+
+def test_a_lanes_own_time_between_requests_counts_in_its_turn() -> None:
+    """What a lane does between its answer and its next request (validating, waiting for a
+    commit) is part of a request's cost; a pause (waiting for its turn to run) is not."""
+    clock = _Clock()
+    gov = Governor("t", rate_windows(10.0), clock=clock)
+
+    async def lane_requests(gap: float, *, pause: bool) -> None:
+        lane = Lane()
+        LANE.set(lane)
+        lease = await gov.acquire()
+        clock.now += 0.01
+        gov.release(lease)
+        clock.now += gap  # the lane's own work, or a wait that is not a request's cost
+        if pause:
+            lane.pause()
+        lease = await gov.acquire()
+        clock.now += 0.01
+        gov.release(lease)
+
+    asyncio.run(lane_requests(0.5, pause=True))
+    asyncio.run(lane_requests(0.5, pause=True))
+    assert gov.pace(8) == 1  # 10 ms turns: the 0.5 s pauses did not count
+    asyncio.run(lane_requests(0.5, pause=False))
+    asyncio.run(lane_requests(0.5, pause=False))
+    asyncio.run(lane_requests(0.5, pause=False))
+    # 3 of the last 8 turns took 0.51 s, 5 took 10 ms: the median is 10 ms
+    assert gov.pace(8) == 1
+    asyncio.run(lane_requests(0.5, pause=False))
+    assert gov.pace(8) == 4  # 4 of the last 8 at 0.51 s: median 0.26 s, ⌈10 × 0.26 × 1.25⌉

@@ -11,7 +11,9 @@ def test_public_surface() -> None:
         "redact_text", "redact_tree", "redact_url",
     }  # fmt: skip
     assert set(limits.__all__) == {"ALL", "Limit", "kind_of", "limits_for", "rate_windows"}
-    assert set(governor.__all__) == {"Governor", "Lease", "Limit", "limits_for", "rate_windows"}
+    assert set(governor.__all__) == {
+        "LANE", "Governor", "Lane", "Lease", "Limit", "limits_for", "rate_windows"
+    }  # fmt: skip
     assert set(http.__all__) == {
         "RetryPolicy", "SessionExpired", "Tally", "VendorHttp", "timeouts_from"
     }  # fmt: skip
