@@ -201,14 +201,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def task_exit_code(record: TaskRecord) -> int:
-    if record.status in ("interrupted", "cancelled"):
-        return 130
-    if record.status == "failed":
-        return 1
-    return 1 if record.error_count else 0
-
-
 def _left_behind(record: TaskRecord) -> None:
     """What a finished task could not get, and the vendor's reason: a task that completes
     with data cut off says so on the terminal, not only in the gap ledger."""
@@ -233,12 +225,7 @@ def emit_task(out: Output, record: TaskRecord, summary: str | None = None) -> No
     """Print a task's document (``--json``) or a short summary, then exit with its code."""
 
     def human() -> None:
-        line = summary or (
-            f"task {record.id} {record.kind}: {record.status}, "
-            f"{record.success_count}/{record.total_count} ok, {record.rows_written} rows written, "
-            f"{record.error_count} errors"
-        )
-        typer.echo(line)
+        typer.echo(summary or record.summary())
         for err in record.errors[:20]:
             where = " ".join(
                 str(x) for x in (err.get("symbol"), err.get("start"), err.get("end")) if x
@@ -253,7 +240,7 @@ def emit_task(out: Output, record: TaskRecord, summary: str | None = None) -> No
             typer.echo(f"  resume with: etl tasks resume {record.id}", err=True)
 
     out.document(record.public(), human)
-    code = task_exit_code(record)
+    code = record.exit_code()
     if code:
         raise typer.Exit(code)
 

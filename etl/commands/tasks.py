@@ -95,6 +95,13 @@ def tasks_list(
         )
 
 
+def _items_line(record: TaskRecord) -> str:
+    counts = record.counts()
+    if counts is None:  # a record written before items were counted, or still running
+        return f"items ok {record.success_count}/{record.total_count}"
+    return counts.text()
+
+
 def view(record: TaskRecord) -> str:
     """``etl tasks show`` as text (also each frame of ``--watch``)."""
     p = record.params
@@ -102,8 +109,8 @@ def view(record: TaskRecord) -> str:
     head = " ".join(str(x) for x in parts if x)
     lines = [
         f"task {record.id} {record.kind} {head}: {record.status}, {record.progress * 100:.1f}%",
-        f"  items ok {record.success_count}/{record.total_count}, rows written "
-        f"{record.rows_written:,}, errors {record.error_count}",
+        f"  {_items_line(record)}, rows written {record.rows_written:,}, "
+        f"requests {record.requests:,}, errors {record.error_count}",
         f"  params {json.dumps(p, ensure_ascii=False, default=str)}",
     ]
     for label, value in (

@@ -23,7 +23,8 @@ from etl.normalize import Issue, validate, validate_klines
 from etl.tasks.depths import learn, learned
 from etl.tasks.detect import detect
 from etl.tasks.expected import Selection
-from etl.tasks.pipeline import Fetch, Fetched, PageCheck, Unit, run_units
+from etl.tasks.items import Item, ItemCounts, classify, count_items
+from etl.tasks.pipeline import Fetch, Fetched, PageCheck, PipelineResult, Unit, run_units
 from etl.tasks.plan import bars_between, range_requests, seconds_at
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
@@ -393,6 +394,7 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
     else:
         clean = not failed and not run.record.error_count
         run.record.success_count = int(clean and all(u.id in result.done for u in units))
+    run.record.items = _items(req, units, result, bool(run.record.error_count)).as_dict()
     run.record.result = {
         "requests": result.requests,
         "repaired_rows": result.repaired,
@@ -408,6 +410,36 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
         ],
         "markets": sorted({m for s in req.symbols if (m := market_of_symbol(s))}),
     }
+
+
+def _items(
+    req: BackfillRequest, units: list[Unit], result: PipelineResult, errors: bool
+) -> ItemCounts:
+    """Each symbol asked for (or the one snapshot or dataset) in its category: finished
+    when every unit holding it is done, started when rows of it were committed by any run
+    or a unit of it is done, with the reasons the vendor left ranges out of reach."""
+    if not req.symbols:
+        finished = all(u.id in result.done for u in units)
+        one = Item(finished, bool(result.done), errors or bool(result.failed_symbols))
+        return count_items(req.dataset, {req.dataset: one})
+    held: dict[str, list[str]] = {}
+    for unit in units:
+        for symbol in unit.symbols:
+            held.setdefault(symbol, []).append(unit.id)
+    left: dict[str, list[str]] = {}
+    for u in result.unavailable:
+        left.setdefault(u.symbol, []).append(classify(u.reason))
+    items = {}
+    for symbol in dict.fromkeys(req.symbols):
+        ids = held.get(symbol, [])
+        done = [i for i in ids if i in result.done]
+        items[symbol] = Item(
+            finished=len(done) == len(ids),
+            started=symbol in result.touched or bool(done),
+            failed=symbol in result.failed_symbols,
+            left=tuple(left.get(symbol, ())),
+        )
+    return count_items("symbols", items)
 
 
 def _loop() -> Any:

@@ -27,17 +27,19 @@ How later work uses it:
 - **The real-time recorder** repairs a disconnect with ``start(rt, TaskSpec.fill(vendor,
   Selection("klines", day, day, "1m", symbols)))``: the fill asks only for the bars the
   lake lacks, so the live bars around the interval are not fetched again.
-- **A new per-symbol dataset** (``adj_factors``) is one entry in
-  :data:`etl.tasks.datasets.DATASETS`: how its calls are cut and which adapter method
-  answers them; planning, commits, resume and counting are shared.
+- **A new per-symbol dataset** (``adj_factors``) is a branch of the backfill's fetch
+  (:func:`etl.tasks.backfill._fetcher`: which adapter method answers a unit) and of its
+  unit cutting (``_units``); planning, commits, resume and counting are shared.
 
-What every run does is the same, whatever the kind (see :mod:`etl.tasks.execute`): plan the
-calls once and save the plan in the task's resume state; run the calls within the vendor's
-limits, committing each answer to the lake as it comes (as few commits as keep up with the
-vendor, never more than one answer per worker at risk); remember the calls done and, for
-paging vendors, the cursor, so a resume continues where the last commit left and never asks
-for a committed answer again; count every item as done, partly done, failed, unavailable or
-not reached (:mod:`etl.tasks.items`).
+What every run does is the same, whatever the kind: its units go through one pipeline
+(:func:`etl.tasks.pipeline.run_units`) within the vendor's limits, each answer committed to
+the lake as it comes (as few commits as keep up with the vendor), and the task's resume
+state remembers the units done and, for paging vendors, each page's cursor, so a resume
+continues where the last commit left and never asks for a committed answer again. Every
+request is counted as it goes out (:meth:`etl.tasks.runner.TaskRun.request_sent`, through a
+journal a killed run leaves behind), and every item ends as done, partly done, failed,
+unavailable or not reached (:mod:`etl.tasks.items`), which the summary line, ``--json`` and
+the exit code all read.
 
 Nothing here reads the environment or the clock: the :class:`~etl.tasks.runtime.Runtime`
 brings both. A fill's path stays in ``etl.tasks``, ``etl.vendors`` and ``etl.lake``.

@@ -27,9 +27,10 @@ from etl.tasks.claims import claim
 from etl.tasks.depths import learn, learned
 from etl.tasks.detect import DetectReport, detect
 from etl.tasks.expected import STATEMENT_DATASETS, Selection
+from etl.tasks.items import Item, ItemCounts, classify, count_items
 from etl.tasks.ledger import record_states
 from etl.tasks.outcomes import record_outcomes
-from etl.tasks.pipeline import Fetch, Fetched, Unit, run_units
+from etl.tasks.pipeline import Fetch, Fetched, PipelineResult, Unit, run_units
 from etl.tasks.plan import FillPlan, plan_fill
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
@@ -133,8 +134,9 @@ async def execute(
             result.requests = adapter.requests_sent() - sent  # all it sent
             if sel.dataset == "klines":  # what the answers showed of the vendor's depth
                 learn(rt.root, vendor, sel.freq, result.unavailable, result.answered, rt.clock())
-        after = detect(rt.root, sel, rt.clock())
+        after = detect(rt.root, sel, rt.clock(), keep_slots=True)
         _summarise(run.record, plan, before, after, result.requests, caps[vendor], rt, vendor)
+        run.record.items = _items(before, after, units, result).as_dict()
 
 
 def _fetcher(rt: Runtime, vendor: str, sel: Selection) -> Fetch:
@@ -198,6 +200,49 @@ def _summarise(
         # why what is left is left, so the summary can say it (not only the gap ledger)
         "left_reasons": _reasons(after),
     }
+
+
+def _absent(report: DetectReport) -> dict[str, dict[str, int]]:
+    """symbol -> state -> absent slots."""
+    return {str(r.pop("symbol")): r for r in report.per_symbol.to_dicts()}
+
+
+def _items(
+    before: DetectReport, after: DetectReport, units: list[Unit], result: PipelineResult
+) -> ItemCounts:
+    """Each symbol of the selection in its category. A symbol with nothing to fetch is
+    done; one the calendar cannot judge is unavailable (the reason says what to sync).
+    What the vendor put out of reach counts only when this fill found it (more slots
+    unavailable than before): a scheduled fill is not flagged every run for slots an
+    earlier answer already settled."""
+    was, now = _absent(before), _absent(after)
+    held: dict[str, list[str]] = {}
+    for unit in units:
+        for symbol in unit.symbols:
+            held.setdefault(symbol, []).append(unit.id)
+    why: dict[str, list[str]] = {}
+    if after.slots.height:
+        unfillable = after.slots.filter(pl.col("state") == "unfillable")
+        for symbol, reason in unfillable.select("symbol", "reason").unique().iter_rows():
+            why.setdefault(str(symbol), []).append(classify(str(reason or "")))
+    items: dict[str, Item] = {}
+    for symbol in before.judged:
+        b, a = was.get(symbol, {}), now.get(symbol, {})
+        ids = held.get(symbol, [])
+        done = [i for i in ids if i in result.done]
+        filled = sum(b.values()) > sum(a.values())
+        found = a.get("unfillable", 0) > b.get("unfillable", 0)
+        items[symbol] = Item(
+            finished=len(done) == len(ids),
+            started=filled or bool(done),
+            failed=symbol in result.failed_symbols,
+            left=tuple(why.get(symbol, ())) if found else (),
+        )
+    counts = count_items("symbols", items)
+    for _ in before.unjudged:
+        counts.total += 1
+        counts.add("unavailable", "no calendar or instruments to judge it")
+    return counts
 
 
 def _reasons(report: DetectReport) -> list[dict[str, Any]]:

@@ -45,6 +45,22 @@ STOPPED: Final = "stopped"
 _PASSIVE: Final = frozenset({NOT_COMPLETE, CONFIRMED_EMPTY})
 
 
+def classify(reason: str) -> str:
+    """The item reason of a vendor's (or planner's) free-text reason for leaving a range:
+    ``not complete yet at now`` -> not complete yet; "no bars" or "confirmed empty" ->
+    confirmed empty; "does not serve" -> not served; anything else says the range is
+    older than what the vendor keeps -> beyond depth (the text itself stays in the task's
+    ``result.unavailable`` and the gap ledger)."""
+    text = reason.lower()
+    if text.startswith("not complete"):
+        return NOT_COMPLETE
+    if "confirmed empty" in text or "suspend" in text:
+        return CONFIRMED_EMPTY
+    if "not serve" in text or "does not" in text:
+        return NOT_SERVED
+    return BEYOND_DEPTH
+
+
 def actionable(reason: str) -> bool:
     """Whether an item left for ``reason`` is something the user can act on (exit 1)."""
     return reason not in _PASSIVE
@@ -115,8 +131,49 @@ class ItemCounts:
             label = category.replace("_", " ")
             reasons = self.why.get(category, {})
             detail = ""
-            if reasons and not (category == "not_reached" and list(reasons) == [NOT_REACHED]):
+            if reasons and list(reasons) != [label]:  # "1 failed", not "1 failed (failed 1)"
                 ranked = Counter(reasons).most_common()
                 detail = " (" + ", ".join(f"{r} {k}" for r, k in ranked) + ")"
             parts.append(f"{n} {label}{detail}")
-        return f"{self.total} {self.noun}: " + ", ".join(parts)
+        noun = self.noun[:-1] if self.total == 1 and self.noun.endswith("s") else self.noun
+        return f"{self.total} {noun}: " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Item:
+    """What a task knows of one item at its end, whatever run of it did the work.
+
+    ``finished``: every call it needed is done (committed); ``started``: rows of it were
+    committed, or some of its calls are done; ``failed``: a call of it failed for good in
+    the last run; ``left``: the reasons (:func:`classify`) of ranges the vendor's answers
+    put out of reach."""
+
+    finished: bool
+    started: bool
+    failed: bool = False
+    left: tuple[str, ...] = ()
+
+
+def count_items(noun: str, items: dict[str, Item]) -> ItemCounts:
+    """Each item in its one category (module doc): a failure first, then an item the task
+    did not finish (stopped: partly done, or not reached if nothing of it was committed),
+    then what the vendor left out of reach (partly done, or unavailable if nothing was
+    stored), else done."""
+    counts = ItemCounts(noun=noun, total=len(items))
+    for item in items.values():
+        if item.failed:
+            counts.add("partly_done" if item.started else "failed", FAILED)
+        elif not item.finished:
+            if item.started:
+                counts.add("partly_done", STOPPED)
+            else:
+                counts.add("not_reached", NOT_REACHED)
+        elif reasons := [r for r in dict.fromkeys(item.left) if actionable(r)]:
+            counts.add("partly_done" if item.started else "unavailable", reasons[0])
+        else:
+            counts.add("done", _passive(item.left))
+    return counts
+
+
+def _passive(left: tuple[str, ...]) -> str | None:
+    return next((r for r in left if not actionable(r)), None)

@@ -30,6 +30,7 @@ in flight (and, paging, a page's shift) that a kill loses. Each worker is a gove
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ import pyarrow as pa
 
 from etl.errors import AuthError, ConfigError, QuotaExhausted, VendorError
 from etl.normalize import Issue
+from etl.tasks.items import NOT_COMPLETE, classify
 from etl.tasks.runner import TaskRun
 from etl.tasks.runtime import Runtime
 from etl.vendors.base import Failure, Paging, Span, Unavailable
@@ -103,6 +105,8 @@ class PipelineResult:
     dropped: int = 0
     done: set[str] = field(default_factory=set)  # ids of the units done, this run or before
     commits: int = 0  # lake commits this run made
+    # symbols with rows committed by any run of the task (an item partly done, not unreached)
+    touched: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -125,16 +129,23 @@ class _Progress:
     rows_written: int
     seq: int
     extra: dict[str, Any]  # keys other callers keep in the state
+    # What a resumed run cannot ask again: the symbols committed rows were of, and what the
+    # answers of done units said the vendor cannot serve (the task's summary and the
+    # depths it learns need both, whichever run got them).
+    touched: set[str] = field(default_factory=set)
+    unavailable: list[Unavailable] = field(default_factory=list)
 
     @classmethod
     def load(cls, state: dict[str, Any], rows_written: int) -> _Progress:
-        known = ("done", "cursors", "rows_written", "seq", "intent")
+        known = ("done", "cursors", "rows_written", "seq", "intent", "touched", "unavailable")
         return cls(
             done=set(state.get("done", [])),
             cursors={u: dict(c) for u, c in (state.get("cursors") or {}).items()},
             rows_written=int(state.get("rows_written", rows_written)),
             seq=int(state.get("seq", 0)),
             extra={k: v for k, v in state.items() if k not in known},
+            touched=set(state.get("touched", [])),
+            unavailable=[_unavailable_of(u) for u in state.get("unavailable", [])],
         )
 
     def doc(self, intent: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -144,6 +155,8 @@ class _Progress:
             "cursors": self.cursors,
             "rows_written": self.rows_written,
             "seq": self.seq,
+            "touched": sorted(self.touched),
+            "unavailable": [_unavailable_doc(u) for u in self.unavailable],
         }
         if intent is not None:
             out["intent"] = intent
@@ -155,6 +168,23 @@ class _Progress:
         for unit_id in done:
             self.done.add(unit_id)
             self.cursors.pop(unit_id, None)
+
+
+def _unavailable_doc(u: Unavailable) -> list[Any]:
+    since = u.depth_from.isoformat() if u.depth_from else None
+    return [u.symbol, u.start.isoformat(), u.end.isoformat(), u.reason, since]
+
+
+def _unavailable_of(doc: list[Any]) -> Unavailable:
+    symbol, start, end, reason, since = doc
+    day = dt.date.fromisoformat
+    return Unavailable(symbol, day(start), day(end), reason, day(since) if since else None)
+
+
+def _symbols_of(frame: pl.DataFrame) -> set[str]:
+    if "symbol" not in frame.columns:
+        return set()
+    return {str(s) for s in frame["symbol"].unique().to_list() if s is not None}
 
 
 def _settle_intent(
@@ -205,7 +235,7 @@ async def run_units(
     run.record.rows_written = progress.rows_written
     todo = [u for u in units if u.id not in progress.done]
     run.begin(len(units), len(units) - len(todo), label=f"{run.record.kind} {dataset}")
-    result = PipelineResult()
+    result = PipelineResult(unavailable=list(progress.unavailable))
     pending: list[_Entry] = []
     pending_rows = 0
     queue: asyncio.Queue[Unit] = asyncio.Queue()
@@ -246,6 +276,12 @@ async def run_units(
             run.record.rows_written = progress.rows_written
         if on_committed is not None and finals:  # e.g. the gap ledger: before units count
             await asyncio.to_thread(on_committed, finals)
+        for frame in frames:
+            progress.touched |= _symbols_of(frame)
+        progress.unavailable += [  # "not complete yet" is asked again by the next task anyway
+            x for _, f in finals if f.clean for x in f.unavailable
+            if classify(x.reason) != NOT_COMPLETE
+        ]  # fmt: skip
         progress.apply(newly_done, cursors)
         rt.store.save_state(run.id, progress.doc())
         run.save()
@@ -368,6 +404,7 @@ async def run_units(
         raise fatal[0]
     result.units_done = len(progress.done)
     result.done = set(progress.done)
+    result.touched = set(progress.touched)
     return result
 
 

@@ -7,7 +7,8 @@ import datetime as dt
 
 from etl.errors import BadInputError
 from etl.normalize import validate
-from etl.tasks.pipeline import Fetched, Unit, run_units
+from etl.tasks.items import Item, count_items
+from etl.tasks.pipeline import Fetched, PipelineResult, Unit, run_units
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
@@ -64,7 +65,11 @@ async def run_instruments(rt: Runtime, record: TaskRecord, vendor: str, market: 
         run.record.total_count = len(markets)
         with run.stop_signals(asyncio.get_running_loop()):
             result = await run_units(rt, run, "instruments", units, fetch, concurrency=1)
-        run.record.success_count = len(markets) - (1 if run.record.error_count else 0)
+        stopped = run.stop_reason is not None
+        items = {u.label: _item([u], result, stopped) for u in units}
+        counts = count_items("markets", items)
+        run.record.items = counts.as_dict()
+        run.record.success_count = counts.done
         run.record.result = {"markets": markets, "requests": result.requests}
 
 
@@ -89,5 +94,17 @@ async def run_calendar(
         run.record.total_count = 1
         with run.stop_signals(asyncio.get_running_loop()):
             result = await run_units(rt, run, "calendar", units, fetch, concurrency=1)
-        run.record.success_count = 0 if run.record.error_count else 1
+        counts = count_items(
+            "calendars", {market: _item(units, result, run.stop_reason is not None)}
+        )
+        run.record.items = counts.as_dict()
+        run.record.success_count = counts.done
         run.record.result = {"requests": result.requests}
+
+
+def _item(units: list[Unit], result: PipelineResult, stopped: bool) -> Item:
+    """One item made of ``units``: a unit not done failed, unless the task was stopped
+    (then it was not reached)."""
+    done = [u for u in units if u.id in result.done]
+    finished = len(done) == len(units)
+    return Item(finished, bool(done), failed=not finished and not stopped)

@@ -80,6 +80,11 @@ def test_ctrl_c_stops_at_a_safe_point_then_resume_finishes(data_root: Path) -> N
     assert doc["status"] == "interrupted" and 0 < doc["progress"] < 1
     # only the symbols whose every unit was committed count (regression: "40/40 ok")
     assert doc["success_count"] < doc["total_count"] == 40, doc
+    items = doc["items"]  # and the items say how far it got, each in one category
+    assert items["total"] == 40 and items["done"] == doc["success_count"], items
+    assert items["done"] + items["partly_done"] + items["not_reached"] == 40, items
+    assert items["partly_done"] + items["not_reached"] > 0, items
+    assert items["failed"] == items["unavailable"] == 0, items
     first_rows = doc["rows_written"]
     assert first_rows > 0
 
@@ -88,6 +93,7 @@ def test_ctrl_c_stops_at_a_safe_point_then_resume_finishes(data_root: Path) -> N
     final = json.loads(resumed.stdout)
     assert final["id"] == task_id and final["status"] == "completed"
     assert final["success_count"] == final["total_count"] == 40
+    assert final["items"]["done"] == 40, final["items"]
     # what the first run committed was not fetched again: rows written add up exactly
     rows = json.loads(
         run_cli(data_root, "sql", "SELECT count(*) AS n FROM klines", "--json").stdout

@@ -1,0 +1,57 @@
+"""What a task's summary line, ``--json`` and exit code say about its items, from the
+command line (the embedded ``sim`` vendor: no emulator). Regressions: a backfill whose
+range began before the vendor's history said ``completed, 2/2 ok`` and exited 0, the
+reason only in the gap ledger; ``items`` was never filled in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ETL, etl_env
+
+SYMBOLS = "AAPL.US,MSFT.US"
+
+
+def etl(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ETL, *args], capture_output=True, text=True, env=etl_env(root), timeout=120
+    )
+
+
+def klines(command: str, start: str, end: str, *extra: str) -> list[str]:
+    return [command, "--vendor", "sim", "--dataset", "klines", "--freq", "1d",
+            "--symbols", SYMBOLS, "--start", start, "--end", end, *extra]  # fmt: skip
+
+
+def test_a_range_older_than_the_vendor_serves_is_said_and_exits_1(tmp_path: Path) -> None:
+    # sim's history starts 2005-01-04: December 2004 is beyond it, January 2005 is served
+    done = etl(tmp_path, *klines("backfill", "2004-12-01", "2005-02-01"))
+    assert done.returncode == 1, done.stderr
+    line = done.stdout.strip().splitlines()[0]
+    assert "completed, 2 symbols: 2 partly done (beyond depth 2)" in line, line
+    assert "sim serves klines since 2005-01-04" in done.stderr  # the vendor's own words
+
+    doc = json.loads(etl(tmp_path, "tasks", "show", "1", "--json").stdout)
+    assert doc["items"]["partly_done"] == 2 and doc["items"]["done"] == 0, doc["items"]
+    assert doc["items"]["why"] == {"partly_done": {"beyond depth": 2}}
+
+    # a fill of what is left records the slots as unfillable, and says so (exit 1) ...
+    first = etl(tmp_path, *klines("fill-missing", "2004-12-01", "2005-02-01", "--json"))
+    assert first.returncode == 1, first.stderr
+    items = json.loads(first.stdout)["items"]
+    assert items["unavailable"] == 2 and items["why"]["unavailable"] == {"beyond depth": 2}
+    # ... once: the next fill finds only slots a run already settled, nothing to act on
+    again = etl(tmp_path, *klines("fill-missing", "2004-12-01", "2005-02-01", "--json"))
+    assert again.returncode == 0, again.stderr
+    items = json.loads(again.stdout)["items"]
+    assert items["total"] == items["done"] == 2, items
+
+
+def test_a_healthy_backfill_says_every_symbol_done(tmp_path: Path) -> None:
+    done = etl(tmp_path, *klines("backfill", "2024-01-02", "2024-02-01", "--json"))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["items"]["done"] == doc["success_count"] == 2, doc
+    assert doc["items"]["why"] == {}
