@@ -192,6 +192,11 @@ class DataRoot:
         folder = folder / key.relpath if key.items else folder
         return folder / (parquet_name.removesuffix(".parquet") + ".arrow")
 
+    def history(self, dataset: str, leading: PartitionKey) -> Path:
+        """The symbol-major copy of every year of ``leading`` (``freq=1d``) in one file
+        (etl.lake.history), beside the yearly mirrors' folders."""
+        return self.mirrors / _name(dataset) / leading.relpath / "history.arrow"
+
     @property
     def schema_anchors(self) -> Path:
         return self.lake / ".schema"

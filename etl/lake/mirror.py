@@ -48,7 +48,15 @@ from etl.dataroot import DataRoot, PartitionKey
 from etl.fsutil import atomic_target
 from etl.schema import DatasetSchema
 
-__all__ = ["MIRRORED", "Mirror", "MirrorCache", "build_mirrors", "sweep_mirrors"]
+__all__ = [
+    "MIRRORED",
+    "Mirror",
+    "MirrorCache",
+    "build_mirrors",
+    "columns_tag",
+    "map_file",
+    "sweep_mirrors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ _TAIL: Final = 256 * 1024
 _PAGE: Final = mmap.PAGESIZE
 
 
-def _columns_tag(schema: pa.Schema) -> bytes:
+def columns_tag(schema: pa.Schema) -> bytes:
     return ";".join(f"{f.name}:{f.type}" for f in schema).encode()
 
 
@@ -248,7 +256,7 @@ class Mirror:
             return None
         meta = table.schema.metadata or {}
         version = meta.get(_KEY_VERSION)
-        if version not in _READABLE or meta.get(_KEY_COLUMNS) != _columns_tag(schema):
+        if version not in _READABLE or meta.get(_KEY_COLUMNS) != columns_tag(schema):
             return None
         try:
             entities, starts = _index_of(meta, packed=version != b"1")
@@ -307,7 +315,7 @@ def write_mirror(path: Path, table: pa.Table, schema: DatasetSchema) -> None:
         starts = np.r_[first, table.num_rows].astype("<i8")
     meta = {
         _KEY_VERSION: _VERSION,
-        _KEY_COLUMNS: _columns_tag(schema.arrow_schema),
+        _KEY_COLUMNS: columns_tag(schema.arrow_schema),
         _KEY_ENTITIES: base64.b64encode(zlib.compress("\n".join(entities).encode(), 6)),
         _KEY_STARTS: base64.b64encode(zlib.compress(starts.tobytes(), 6)),
     }

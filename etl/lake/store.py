@@ -23,6 +23,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -34,6 +35,7 @@ from etl import schema as schemas
 from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
 from etl.fsutil import fsync_dir, remove_tree
+from etl.lake.history import build_history, history_leading
 from etl.lake.layout import iso, partition_frames
 from etl.lake.manifest import (
     CommitRecord,
@@ -175,9 +177,17 @@ class Lake:
         return found
 
     def compact(
-        self, dataset: str | None = None, *, now: dt.datetime, min_files: int = 2
+        self,
+        dataset: str | None = None,
+        *,
+        now: dt.datetime,
+        min_files: int = 2,
+        histories: bool = True,
     ) -> list[CommitResult]:
-        """Merge every bucket holding ``min_files`` files or more, dataset by dataset."""
+        """Merge every bucket holding ``min_files`` files or more, dataset by dataset, and
+        mirror the files of mirrored datasets; ``histories``: and write their histories
+        across years (etl.lake.history), which waits until the folders it records are 2 s
+        old (a writer compacting between commits every few seconds may leave them out)."""
         self._sweep_once()
         names = [dataset] if dataset else sorted(schemas.schemas())
         results = []
@@ -195,8 +205,27 @@ class Lake:
                     if name in MIRRORED:
                         read = partial(mirror_rows, schema, key)
                         result.mirrors_written += build_mirrors(self.paths, schema, key, read)
+            if name in MIRRORED and histories:
+                result.mirrors_written += self._build_histories(schema)
             results.append(result)
         return results
+
+    def _build_histories(self, schema: DatasetSchema) -> int:
+        """Each frequency's history across years (etl.lake.history), after its yearly
+        mirrors: rewritten only where a partition changed since the last one."""
+        groups: dict[PartitionKey, list[PartitionKey]] = {}
+        for key in self.partitions(schema.name):
+            leading = history_leading(schema, key)
+            if leading is not None:
+                groups.setdefault(leading, []).append(key)
+
+        def lock(key: PartitionKey) -> AbstractContextManager[object]:
+            return file_lock(self.paths.lock(schema.name, key), self.lock_timeout)
+
+        return sum(
+            build_history(self.paths, schema, leading, keys, lock)
+            for leading, keys in sorted(groups.items())
+        )
 
     def refresh_manifest(self, dataset: str, key: PartitionKey, *, now: dt.datetime) -> None:
         """Bring a partition's manifest in step with its files (rebuilt if they differ)."""

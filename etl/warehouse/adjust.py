@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from etl.warehouse.args import Adjust
 
@@ -32,6 +33,7 @@ __all__ = [
     "adjust_bars",
     "adjust_table",
     "chosen_factors",
+    "multiplier_of",
     "scaled_in_parts",
 ]
 
@@ -40,6 +42,8 @@ _EPOCH: Final = dt.date(1970, 1, 1)
 _SCALED: Final = (*PRICE_COLUMNS, "volume")
 _SPAN: Final = 1 << 24  # (symbol code, day number) -> code * _SPAN + day: days fit 24 bits
 _MAX_SYMBOLS: Final = 100_000  # one-symbol factors kept per index before starting again
+_FLOAT64: Final = pa.float64()
+_MAX_COLUMNS: Final = 64  # columns of symbols whose codes are kept (see codes_of)
 
 
 def chosen_factors(factors: pl.DataFrame, as_of: dt.date | None) -> pl.DataFrame:
@@ -106,6 +110,10 @@ class FactorIndex:
     _by_symbol: dict[str, SymbolFactors | None] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # a column of symbols (its digest) -> (its bytes, their codes): see codes_of
+    _by_column: dict[bytes, tuple[bytes, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, factors: pa.Table) -> FactorIndex:
@@ -156,9 +164,29 @@ class FactorIndex:
         every row is known to have."""
         if only is not None:
             return np.full(len(symbols), self.codes.get(only, -1))
-        ends = pc.min_max(symbols)
-        if ends["min"] == ends["max"]:  # one symbol: a dictionary lookup
-            return np.full(len(symbols), self.codes.get(str(ends["min"].as_py()), -1))
+        if not len(symbols):
+            return np.zeros(0, dtype=np.int64)
+        # one symbol: a dictionary lookup (the ends differ in any cross-section, so the
+        # min_max that proves it, 0.1 ms for 5,000 rows, runs only when they are equal)
+        if symbols[0] == symbols[-1]:
+            ends = pc.min_max(symbols)
+            if ends["min"] == ends["max"]:
+                return np.full(len(symbols), self.codes.get(str(ends["min"].as_py()), -1))
+        content = _string_content(symbols)
+        if content is None:
+            return self._looked_up(symbols)
+        digest = xxhash.xxh3_128_digest(content)
+        known = self._by_column.get(digest)
+        if known is not None and known[0] == content:
+            return known[1]
+        codes = self._looked_up(symbols)
+        codes.setflags(write=False)  # shared by every read of the same symbols
+        if len(self._by_column) >= _MAX_COLUMNS:
+            self._by_column.clear()
+        self._by_column[digest] = (bytes(content), codes)
+        return codes
+
+    def _looked_up(self, symbols: pa.ChunkedArray) -> np.ndarray:
         found = pc.index_in(symbols.cast(pa.string()), value_set=self.symbols)
         filled = found.fill_null(-1)
         if isinstance(filled, pa.ChunkedArray):
@@ -185,6 +213,26 @@ class FactorIndex:
         ex_days = self.keys[lo:hi] - code * _SPAN
         at = np.searchsorted(ex_days, days, side="right") - 1
         return np.where(at >= 0, self.backward[lo:hi][np.maximum(at, 0)], 1.0)
+
+
+def _string_content(symbols: pa.ChunkedArray) -> bytes | None:
+    """A one-chunk string column as bytes that are equal exactly when two columns hold
+    the same strings in the same order (their value offsets, made to start at 0, then
+    their characters), None for another shape (the lookup then runs as it is).
+
+    Why: a day's cross-section looks up the same 5,000 symbols, in the same order, day
+    after day (the symbols listed rarely change); hashing them into the index's codes cost
+    a fifth of the adjusted read. Their bytes are digested (XXH3-128, microseconds) and the
+    codes kept under the digest, checked against the bytes themselves before use."""
+    if symbols.num_chunks != 1 or symbols.null_count or not pa.types.is_string(symbols.type):
+        return None
+    chunk = symbols.chunk(0)
+    n = len(chunk)
+    buffers = chunk.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=chunk.offset * 4)
+    first, last = int(offsets[0]), int(offsets[-1])
+    text = b"" if buffers[2] is None else memoryview(buffers[2])[first:last]
+    return (offsets - first).tobytes() + bytes(text)
 
 
 def _chosen_rows(factors: pa.Table, codes: np.ndarray, n_codes: int) -> np.ndarray:
@@ -231,15 +279,31 @@ def adjust_table(
     its writable price columns are scaled where they are (no new columns, no new table:
     the rebuild cost a quarter of the adjustment).
 
+    Each price column is scaled once, in numpy, before any DataFrame is built: the
+    adjusted read costs little more than the raw one (BENCHMARKS.md)."""
+    multiplier = multiplier_of(bars, index, mode, anchor=anchor, as_of=as_of, only=only)
+    return bars if multiplier is None else _rescaled(bars, multiplier, owned=owned)
+
+
+def multiplier_of(
+    bars: pa.Table,
+    index: FactorIndex,
+    mode: Adjust,
+    *,
+    anchor: dt.date | None,
+    as_of: dt.date | None,
+    only: str | None = None,
+) -> np.ndarray | None:
+    """What each bar's prices are multiplied by (and its volume divided by) for
+    :func:`adjust_table`; None when every factor is 1 (``x * 1.0`` is ``x``).
+
     ``as_of`` needs no filtering: with only ex-dates up to ``as_of`` known, the factor in
-    force on a day is the one in force on ``min(day, as_of)``. Each price column is then
-    scaled once, in numpy, before any DataFrame is built: the adjusted read costs little
-    more than the raw one (BENCHMARKS.md)."""
+    force on a day is the one in force on ``min(day, as_of)``."""
     if bars.num_rows == 0 or index.empty:
-        return bars  # no corporate action known: every factor is 1
+        return None  # no corporate action known: every factor is 1
     if only is not None:
         factors = index.of_symbol(only)
-        return _adjust_one(bars, factors, mode, anchor=anchor, as_of=as_of, owned=owned)
+        return _multiplier_one(bars, factors, mode, anchor=anchor, as_of=as_of)
     codes = index.codes_of(bars.column("symbol"))
     days = _day_numbers(bars.column("trade_date"))
     limit = None if as_of is None else (as_of - _EPOCH).days
@@ -254,24 +318,23 @@ def adjust_table(
         if limit is not None:
             anchor_days = np.minimum(anchor_days, limit)
         multiplier = multiplier / index.in_force(codes, anchor_days)
-    return _rescaled(bars, multiplier, owned=owned)
+    return multiplier
 
 
-def _adjust_one(
+def _multiplier_one(
     bars: pa.Table,
     factors: SymbolFactors | None,
     mode: Adjust,
     *,
     anchor: dt.date | None,
     as_of: dt.date | None,
-    owned: bool,
-) -> pa.Table:
-    """:func:`adjust_table` for the bars of one symbol with these ``factors``: the same
+) -> np.ndarray | None:
+    """:func:`multiplier_of` for the bars of one symbol with these ``factors``: the same
     factors chosen, the same arithmetic, so the same values bit for bit; ``as_of`` cuts
     the ex-dates instead of the days (the factor in force on ``min(day, as_of)`` is the
     last ex-date on or before both)."""
     if factors is None:
-        return bars  # every factor 1: x * 1.0 and x / 1.0 are x
+        return None  # every factor 1
     days = _day_view(bars.column("trade_date"))
     limit = None if as_of is None else (as_of - _EPOCH).days
     if limit is not None:
@@ -288,7 +351,7 @@ def _adjust_one(
         # each factor over the anchor's before they are spread over the bars: the same
         # quotients as dividing bar by bar, for a dozen divisions instead of thousands
         in_force = in_force / in_force[np.searchsorted(factors.ex_days, anchor_day, "right")]
-    return _rescaled(bars, factors.spread(in_force, days, in_order=in_order), owned=owned)
+    return factors.spread(in_force, days, in_order=in_order)
 
 
 def scaled_in_parts(bars: pa.Table) -> bool:
@@ -306,7 +369,7 @@ def _rescaled(bars: pa.Table, multiplier: np.ndarray, *, owned: bool) -> pa.Tabl
     """``bars`` with each price column times ``multiplier`` and volume divided by it: in
     place when ``owned`` allows it, else in new columns of a new table."""
     schema = bars.schema
-    columns = None
+    out = bars
     for name in _SCALED:  # looked up by name: listing all the names costs more than this
         i = schema.get_field_index(name)
         if i < 0:
@@ -316,9 +379,11 @@ def _rescaled(bars: pa.Table, multiplier: np.ndarray, *, owned: bool) -> pa.Tabl
             continue
         scaled = _scaled(column, multiplier, divide=divide)
         if scaled is not column:
-            columns = columns or bars.columns
-            columns[i] = scaled
-    return bars if columns is None else pa.Table.from_arrays(columns, schema=schema)
+            # column by column: cheaper than listing all sixteen to build a new table
+            # (each column listed is a Python object made), and the field keeps its
+            # nullability
+            out = out.set_column(i, schema.field(i), scaled)
+    return out
 
 
 def _scale_in_place(column: pa.ChunkedArray, multiplier: np.ndarray, *, divide: bool) -> bool:
@@ -356,11 +421,11 @@ def _scaled(
     nulls = column.null_count
     if nulls == len(column):
         return column
-    if nulls == 0 and pa.types.is_float64(column.type):
+    if nulls == 0 and column.type == _FLOAT64:
         one = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         values = one.to_numpy()  # no nulls, float64: a view of the buffer
         scaled = values / multiplier if divide else values * multiplier
-        return pa.Array.from_buffers(pa.float64(), len(scaled), [None, pa.py_buffer(scaled)])
+        return pa.Array.from_buffers(_FLOAT64, len(scaled), [None, pa.py_buffer(scaled)])
     m = pa.array(multiplier)
     return pc.divide(column, m) if divide else pc.multiply(column, m)
 

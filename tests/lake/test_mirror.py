@@ -47,7 +47,12 @@ def _read(root: Path, where: RowFilter) -> pa.Table:
 
 
 def _mirrors(root: Path) -> list[Path]:
-    return sorted(p for p in DataRoot(root).mirrors.rglob("*") if p.is_file())
+    """The yearly mirrors (one per Parquet file), not the histories across years."""
+    return sorted(p for p in DataRoot(root).mirrors.rglob("part-*") if p.is_file())
+
+
+def _histories(root: Path) -> list[Path]:
+    return sorted(DataRoot(root).mirrors.rglob("history.arrow"))
 
 
 def _parquet(root: Path) -> list[Path]:
@@ -67,7 +72,9 @@ def test_mirrored_reads_equal_parquet_reads(lake_root: Path) -> None:
     before = [_read(lake_root, where) for where in FILTERS]
     assert not _mirrors(lake_root)
     results = Lake(lake_root).compact("klines", now=NOW)
-    assert results[0].mirrors_written == len(_parquet(lake_root)) == len(_mirrors(lake_root))
+    assert len(_parquet(lake_root)) == len(_mirrors(lake_root))
+    assert results[0].mirrors_written == len(_mirrors(lake_root)) + len(_histories(lake_root))
+    assert len(_histories(lake_root)) == 1  # freq=1d: its years in one file
     for where, expected in zip(FILTERS, before, strict=True):
         got = _read(lake_root, where)
         assert got.equals(expected), where
@@ -141,7 +148,7 @@ def test_etl_compact_reports_the_mirrors_it_wrote(lake_root: Path) -> None:
         return doc
 
     first, second = compact(), compact()
-    assert first["mirrors_written"] == len(_parquet(lake_root)) > 0
+    assert first["mirrors_written"] == len(_parquet(lake_root)) + 1 > 1  # and the history
     assert second["mirrors_written"] == 0
 
 
@@ -152,12 +159,12 @@ def test_a_reader_lets_go_of_mirrors_whose_file_left_the_lake(lake_root: Path) -
     lake.compact("klines", now=NOW)
     reader = LakeReader(lake_root)
     keys = reader.partition_keys("klines", freq="1d")
-    reader.read("klines", keys, RowFilter(entities=("600000.SH",)))
+    reader.read("klines", keys, RowFilter())  # every row: the yearly mirrors
     held = set(reader._mirrors._items)
     assert held and all(p.exists() for p in held)
     lake.write("klines", kline_rows(["600000.SH"], DAYS_2024, close=30.0), now=NOW)
     lake.compact("klines", now=NOW)  # the 2024 file is replaced, its old mirror removed
-    table = reader.read("klines", keys, RowFilter(entities=("600000.SH",)))
+    table = reader.read("klines", keys, RowFilter())
     assert 30.0 in table.column("close").to_pylist()
     assert all(p.exists() for p in reader._mirrors._items)  # nothing deleted is held
 
@@ -200,3 +207,55 @@ def test_prefetch_asks_for_every_byte_a_run_of_rows_occupies(
         data = chunk.buffers()[2].address - base
         lo, hi = data + ends[0].as_py(), data + ends[-1].as_py()
         assert any(a <= lo and hi <= b for a, b in asked), (lo, hi)
+
+
+# -- histories: every year of a frequency in one file (etl.lake.history) ------------------
+
+
+def test_history_reads_equal_parquet_reads(lake_root: Path) -> None:
+    """Entity reads of every year, of one year and of a range across the two come from
+    the history and equal the Parquet files' rows."""
+    reader = LakeReader(lake_root)
+    keys = reader.partition_keys("klines", freq="1d")
+    asks = [(keys, where) for where in FILTERS if where.entities is not None]
+    asks += [([key], where) for key in keys for where in FILTERS if where.entities]
+    order = [("symbol", "ascending"), ("ts", "ascending")]
+    before = [reader.read("klines", k, w).sort_by(order) for k, w in asks]
+    Lake(lake_root).compact("klines", now=NOW)
+    after = LakeReader(lake_root)
+    for (k, where), want in zip(asks, before, strict=True):
+        got = after.read("klines", k, where)
+        assert got.equals(want), (k, where)  # one entity's years follow one another
+    assert list(after._histories) == _histories(lake_root)  # the history answered them
+    assert not after._mirrors._items  # and no yearly mirror was opened
+
+
+def test_a_history_is_not_used_for_a_partition_changed_since(lake_root: Path) -> None:
+    lake = Lake(lake_root)
+    lake.compact("klines", now=NOW)
+    (history,) = _histories(lake_root)
+    reader = LakeReader(lake_root)
+    keys = reader.partition_keys("klines", freq="1d")
+    one = RowFilter(entities=("600000.SH",))
+    assert set(reader.read("klines", keys, one).column("close").to_pylist()) == {10.0, 11.0}
+    lake.write("klines", kline_rows(["600000.SH"], DAYS_2024, close=20.0), now=NOW)
+    want = [10.0] * len(DAYS_2023) + [20.0] * len(DAYS_2024)
+    assert reader.read("klines", keys, one).column("close").to_pylist() == want
+    written_at = history.stat().st_mtime_ns
+    assert lake.compact("klines", now=NOW)[0].mirrors_written == 2  # 2024's mirror, history
+    assert history.stat().st_mtime_ns != written_at
+    assert reader.read("klines", keys, one).column("close").to_pylist() == want
+    assert reader._histories[history].parts  # the new history answered
+    assert lake.compact("klines", now=NOW)[0].mirrors_written == 0  # nothing changed
+
+
+def test_a_damaged_history_is_not_used(lake_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    wanted = [w for w in FILTERS if w.entities is not None]
+    expected = [_read(lake_root, w) for w in wanted]
+    Lake(lake_root).compact("klines", now=NOW)
+    (history,) = _histories(lake_root)
+    history.write_bytes(history.read_bytes()[: history.stat().st_size // 2])
+    for where, want in zip(wanted, expected, strict=True):
+        assert _read(lake_root, where).equals(want), where
+    assert "unreadable" in caplog.text
+    assert Lake(lake_root).compact("klines", now=NOW)[0].mirrors_written == 1  # written again

@@ -144,3 +144,27 @@ def test_a_new_factor_commit_is_seen_by_the_next_read(
     ratio = after.filter(late)["close"] / first.filter(late)["close"]
     expected = stored["backward_factor"][1] / stored["backward_factor"][0]
     assert (ratio - expected).abs().max() <= 1e-12 * expected  # type: ignore[operator]
+
+
+def test_cross_sections_reuse_symbol_codes_bit_for_bit(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cross-section finds each row's factors through symbol codes kept per column of
+    symbols (the same symbols in the same order have the same codes): every day, whether
+    its symbols were seen before or not, equals the reference."""
+    monkeypatch.setattr(lake_reader, "_SETTLE_NS", 0)  # the factor index is kept at once
+    wh = etl.Warehouse(lake_root)
+    factors = wh.adj_factors()
+    anchor = dt.date(2022, 6, 15)
+    # the same three symbols on three days, then two (SHORT's bars ended), then three again
+    for day in [DAYS[5], DAYS[40], DAYS[70], DAYS[-1], DAYS[6]]:
+        raw = wh.bars(None, "1d", day, day)
+        for mode, at in (("hfq", None), ("qfq", anchor)):
+            got = wh.bars(None, "1d", day, day, adjust=mode, anchor=at)
+            want = adjust_bars(raw, factors, mode, anchor=at, as_of=None)  # type: ignore[arg-type]
+            assert got.equals(want), (day, mode)
+        assert len(raw) == (2 if day == DAYS[-1] else 3)
+    assert wh._factors is not None
+    kept = wh._factors[1]._by_column
+    if (lake_root / "lake" / ".mirror").is_dir():  # a day from a mirror: one column
+        assert len(kept) == 2  # one entry per list of symbols seen
