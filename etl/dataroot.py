@@ -8,6 +8,7 @@
     <root>/lake/.locks/<dataset>/<partition>.lock           per-partition write locks
     <root>/lake/.schema/<dataset>/...                       zero-row schema anchors
     <root>/lake/.mirror/<dataset>/<k>=<v>/.../part-*.arrow  symbol-major copies (derived)
+    <root>/lake/.mirror/klines/freq=<f>/history.arrow  every year of <f>, a batch per symbol
     <root>/lake/.quarantine/<dataset>/<k>=<v>/.../part-*    damaged files taken out by verify
     <root>/state/<dataset>/...                              the warehouse's own datasets
     <root>/state/governor/  state/claims/  state/jobs/       rate state, fill claims, job locks
