@@ -96,10 +96,10 @@ class Attempt:
         if r is None:
             return f"{who}: {self.error}"
         why = f": {self.error}" if self.error and r.status == "failed" else ""
-        return (
-            f"{who} #{r.id} {r.status} {r.success_count}/{r.total_count} ok, "
-            f"{r.rows_written:,} rows, {r.error_count} errors{why}"
-        )
+        counts = r.counts()  # by category; a record from before items were counted: ok/total
+        items = counts.text() if counts else f"{r.success_count}/{r.total_count} ok"
+        tail = f"{r.rows_written:,} rows, {r.error_count} errors{why}"
+        return f"{who} #{r.id} {r.status} {items}, {tail}"
 
 
 @dataclass
@@ -216,11 +216,7 @@ def _run_chain(rt: JobRuntime, job: JobSpec, unit: Unit, result: JobResult) -> i
             if isinstance(exc, BadInputError | TaskConflict):
                 break  # the selection, not the vendor: the next one would fail alike
             continue
-        code = (
-            130
-            if record.status in ("interrupted", "cancelled")
-            else (1 if record.status == "failed" or record.error_count else 0)
-        )
+        code = record.exit_code()  # the same code the task's own command exits with
         result.attempts.append(Attempt(unit.label, vendor, record, record.error_message, code))
         codes.append(code)
         if code == 130:

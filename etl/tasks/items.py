@@ -13,9 +13,13 @@ An *item* is what a task is asked for one by one: a symbol (klines, statements),
   confirmed empty), with the reason;
 - ``not_reached``: the task stopped (Ctrl-C, cancel, a fatal error) before asking for it.
 
-Why the exit code is 1 for some reasons and 0 for others: "not complete yet" and "confirmed
-empty" ask nothing of the user (wait, or nothing exists); every other reason does (a failure
-to look at, another vendor to try, instruments to sync).
+Why the exit code is 1 for some reasons and 0 for others: "not complete yet", "confirmed
+empty" and "beyond depth" ask nothing of the user that a rerun would change (wait; nothing
+exists; the vendor's answer showed it keeps no older data: the summary says so, by item, and
+the gap ledger keeps the answer). Every other reason does: a failure to look at, a vendor
+that does not serve the item, instruments or a calendar to sync. (A shipped job such as
+``mdapi-1m`` asks on purpose for more than mdapi's 600-bar window: a healthy run of it says
+"partly done (beyond depth)" and exits 0.)
 """
 
 from __future__ import annotations
@@ -42,7 +46,10 @@ NOT_SERVED: Final = "not served"
 FAILED: Final = "failed"
 STOPPED: Final = "stopped"
 # Reasons that ask nothing of the user: the task did all it could.
-_PASSIVE: Final = frozenset({NOT_COMPLETE, CONFIRMED_EMPTY})
+# Reasons an item is still done for: nothing more exists yet, or at all.
+_COMPLETE: Final = frozenset({NOT_COMPLETE, CONFIRMED_EMPTY})
+# Reasons that ask nothing of the user (exit 0): those, and what the vendor keeps no more of.
+_PASSIVE: Final = _COMPLETE | {BEYOND_DEPTH}
 
 
 def classify(reason: str) -> str:
@@ -168,12 +175,8 @@ def count_items(noun: str, items: dict[str, Item]) -> ItemCounts:
                 counts.add("partly_done", STOPPED)
             else:
                 counts.add("not_reached", NOT_REACHED)
-        elif reasons := [r for r in dict.fromkeys(item.left) if actionable(r)]:
+        elif reasons := [r for r in dict.fromkeys(item.left) if r not in _COMPLETE]:
             counts.add("partly_done" if item.started else "unavailable", reasons[0])
         else:
-            counts.add("done", _passive(item.left))
+            counts.add("done", next(iter(item.left), None))
     return counts
-
-
-def _passive(left: tuple[str, ...]) -> str | None:
-    return next((r for r in left if not actionable(r)), None)
