@@ -30,7 +30,7 @@ def test_requests_add_up_over_a_ctrl_c_and_its_resume(tmp_path: Path) -> None:
     # (the stop is taken between pages: tests/integration/test_backfill_stop.py)
     symbols = sim_stocks("US", 12, dt.date(2020, 1, 1))
     args = ["backfill", "--vendor", "infoway", "--dataset", "klines", "--freq", "1m",
-            "--symbols", symbols, "--start", "2024-05-01", "--end", "2024-06-27",
+            "--symbols", symbols, "--start", "2024-06-03", "--end", "2024-06-27",
             "--json"]  # fmt: skip
     with spawn_emulate("infoway", "--now", "2024-06-28T12:00:00Z") as emulator:
         env = etl_env(tmp_path, ETL_INFOWAY_BASE_URL=emulator.base_url,
