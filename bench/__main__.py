@@ -9,7 +9,7 @@ import sys
 ALL = [
     "ingest", "ingest_json", "query", "detect", "layout",
     "amazingdata_rate", "infoway_rate", "infoway_cli", "stocktv_rate", "mdapi_rate", "serve",
-    "fastread", "digest", "record", "detect_memory", "backfill_commits",
+    "fastread", "digest", "record", "detect_memory", "backfill_commits", "startup",
 ]  # fmt: skip
 
 

@@ -14,6 +14,8 @@
     <root>/state/governor/  state/claims/  state/jobs/       rate state, fill claims, job locks
     <root>/state/plans/<vendor>.json                        the plan a vendor reported, dated
     <root>/state/depths/<vendor>.json                       depths learned from its answers
+    <root>/state/calendars/<calendar>.npz                   exchange calendars' schedules,
+                                                            built once a day (derived)
     <root>/state/scheduler.sqlite                           the scheduler's job store
     <root>/state/upstreams.json                             upstream configurations (secrets
                                                             encrypted under a key kept elsewhere)
@@ -275,6 +277,13 @@ class DataRoot:
 
     def vendor_depths_lock(self, vendor: str) -> Path:
         return self.state / "depths" / f"{_name(vendor)}.lock"
+
+    def calendar_sessions(self, calendar: str) -> Path:
+        """An exchange_calendars calendar's schedule (``XNYS``), as built today: derived, so
+        deleting it costs only a rebuild (:mod:`etl.calendars.sessions`)."""
+        if not _SAFE_VALUE.match(calendar):
+            raise LakeError(f"unsafe calendar name {calendar!r}")
+        return self.state / "calendars" / f"{calendar}.npz"
 
     @property
     def recorders(self) -> Path:

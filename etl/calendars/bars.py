@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from etl.calendars.markets import Segment, market_spec
 from etl.calendars.sessions import Sessions, sessions
@@ -71,10 +71,24 @@ def grid_from_sessions(found: Sessions, freq: Freq) -> BarGrid:
     elif freq.name == "1M":
         key = days.astype("datetime64[M]").astype("int64")
         days = days[_first_of_groups(key)]
-    tz = market_spec(found.market).tz
-    midnight = pd.DatetimeIndex(days.astype("datetime64[ns]")).tz_localize(tz).tz_convert("UTC")
-    ts = np.asarray(midnight.as_unit("us").asi8, dtype=np.int64)
-    return BarGrid(ts, days)
+    return BarGrid(local_midnights(days, market_spec(found.market).tz), days)
+
+
+def local_midnights(days: npt.NDArray[np.datetime64], tz: str) -> npt.NDArray[np.int64]:
+    """00:00 local time of each day in zone ``tz``, in UTC microseconds, as pandas'
+    ``tz_localize`` gives it for our markets (none moves its clocks at midnight). Without
+    pandas: a 1d grid is on the path to a command's first request (issue 10)."""
+    zone = ZoneInfo(tz)
+    day_numbers = days.astype("datetime64[D]").astype(np.int64)
+    out = np.empty(len(day_numbers), dtype=np.int64)
+    epoch = dt.date(1970, 1, 1).toordinal()
+    for i, number in enumerate(day_numbers.tolist()):
+        day = dt.date.fromordinal(epoch + number)
+        offset = dt.datetime(day.year, day.month, day.day, tzinfo=zone).utcoffset()
+        assert offset is not None
+        seconds = number * 86_400 - int(offset.total_seconds())
+        out[i] = seconds * 1_000_000
+    return out
 
 
 def _first_of_groups(key: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:

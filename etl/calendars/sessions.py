@@ -3,27 +3,43 @@
 Sessions come from exchange_calendars where it knows the exchange (opens, breaks, half
 days and early closes included), or from a day rule plus local hours (CFFEX, commodities,
 crypto, forex). Everything is returned in UTC microseconds, so callers never juggle zones.
+
+Building an exchange_calendars calendar costs 0.1-0.2 s, and importing it with pandas
+another 0.3 s: more than a command may spend before its first request (issue 10). So each
+calendar's schedule, once built, is kept as plain arrays in the data root
+(:mod:`etl.calendars.store` says where) and later processes read those: pandas and
+exchange_calendars are imported only when a schedule is built, at most once a day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
+from etl.calendars import store
 from etl.calendars.markets import MarketSpec, Segment, market_spec
 from etl.errors import BadInputError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["Sessions", "sessions", "trading_days"]
+
+log = logging.getLogger(__name__)
 
 # exchange_calendars builds calendars from this date on: earlier than any vendor's history.
 CALENDAR_START = "2005-01-01"
+NAT_US = np.iinfo(np.int64).min  # a missing time (no lunch break) in microseconds
 
 I64 = npt.NDArray[np.int64]
 Days = npt.NDArray[np.datetime64]
@@ -49,6 +65,46 @@ class Sessions:
         return len(self.days)
 
 
+_SCHEDULE_ARRAYS = ("days", "opens", "closes", "break_starts", "break_ends")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An exchange_calendars schedule as arrays: one row per session, times in UTC
+    microseconds (:data:`NAT_US` where a session has no lunch break)."""
+
+    days: Days
+    opens: I64
+    closes: I64
+    break_starts: I64
+    break_ends: I64
+
+    @property
+    def last(self) -> dt.date:
+        found: dt.date = self.days[-1].astype(dt.date)
+        return found
+
+
+def schedule_key(name: str, today: dt.date | None = None) -> dict[str, str]:
+    """What a built schedule depends on: exchange_calendars' version, the calendar, and the
+    range it is built over. The range ends where exchange_calendars' default does (a year
+    after today, local time: ``pd.Timestamp.now().floor("D") + pd.DateOffset(years=1)``), so
+    a kept schedule is good for the day it was built."""
+    from importlib.metadata import version
+
+    day = today or dt.datetime.now(dt.UTC).astimezone().date()  # local, as pandas' now()
+    try:
+        end = day.replace(year=day.year + 1)
+    except ValueError:  # 29 February: DateOffset(years=1) gives the 28th
+        end = day.replace(year=day.year + 1, day=28)
+    return {
+        "exchange_calendars": version("exchange_calendars"),
+        "calendar": name,
+        "start": CALENDAR_START,
+        "end": end.isoformat(),
+    }
+
+
 @cache
 def _xcal(name: str) -> Any:
     import warnings
@@ -62,13 +118,79 @@ def _xcal(name: str) -> Any:
         return xcals.get_calendar(name, start=CALENDAR_START)
 
 
+def build_schedule(name: str) -> Schedule:
+    """The schedule of exchange_calendars calendar ``name``, built (pandas and all)."""
+    frame = _xcal(name).schedule
+    return Schedule(
+        days=np.asarray(frame.index.values).astype("datetime64[D]"),
+        opens=_us(frame["open"]),
+        closes=_us(frame["close"]),
+        break_starts=_us(frame["break_start"]),
+        break_ends=_us(frame["break_end"]),
+    )
+
+
+@cache
+def _schedule(name: str) -> Schedule:
+    """The schedule of ``name``: the one kept in the data root if it was built for the same
+    key (:func:`schedule_key`), else built now and kept for the processes after this one."""
+    path = store.sessions_file(name)
+    if path is None:
+        return build_schedule(name)
+    key = schedule_key(name)
+    kept = read_schedule(path, key)
+    if kept is not None:
+        return kept
+    built = build_schedule(name)
+    write_schedule(path, key, built)
+    return built
+
+
+def read_schedule(path: Path, key: dict[str, str]) -> Schedule | None:
+    """The schedule kept at ``path`` if it was built for ``key``; None if there is none, it
+    was built for another key, or it cannot be read (a cache: rebuilt, never an error)."""
+    try:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as kept:
+            if json.loads(str(kept["key"])) != key:
+                return None
+            arrays = {name: kept[name] for name in _SCHEDULE_ARRAYS}
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # any damage to a cache file means rebuilding it
+        log.warning("calendar cache %s unreadable (%s); building the calendar again", path, exc)
+        return None
+    days = arrays.pop("days")
+    n = len(days)
+    if (
+        days.dtype != np.dtype("datetime64[D]")
+        or n == 0
+        or any(a.dtype != np.int64 or a.shape != (n,) for a in arrays.values())
+    ):
+        log.warning("calendar cache %s is malformed; building the calendar again", path)
+        return None
+    return Schedule(days=days, **arrays)
+
+
+def write_schedule(path: Path, key: dict[str, str], schedule: Schedule) -> None:
+    """Keep ``schedule`` at ``path`` (replaced atomically: readers see the old file or the
+    new one); a data root that cannot be written only costs the next process a rebuild."""
+    from etl.fsutil import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    arrays = {name: getattr(schedule, name) for name in _SCHEDULE_ARRAYS}
+    np.savez(buffer, key=np.array(json.dumps(key, sort_keys=True)), **arrays)
+    try:
+        atomic_write_bytes(path, buffer.getvalue(), durable=False)
+    except OSError as exc:
+        log.warning("calendar cache %s not written (%s)", path, exc)
+
+
 def _check_range(spec: MarketSpec, start: dt.date, end: dt.date) -> None:
     if start > end:
         raise BadInputError(f"start {start} is after end {end}")
     if spec.xcal or (spec.days or "").startswith("xcal:"):
         name = spec.xcal or (spec.days or "")[5:]
-        cal = _xcal(name)
-        last = cal.last_session.date()
+        last = _schedule(name).last
         if start > last:
             raise BadInputError(
                 f"{spec.market} sessions are known up to {last} (exchange_calendars {name}); "
@@ -123,14 +245,15 @@ def _day_rule(spec: MarketSpec, start: dt.date, end: dt.date) -> Days:
 
 
 def _xcal_days(name: str, start: dt.date, end: dt.date) -> Days:
-    schedule = _xcal(name).schedule
-    idx: Days = np.asarray(schedule.index.values).astype("datetime64[D]")
+    idx = _schedule(name).days
     lo, hi = np.datetime64(start, "D"), np.datetime64(end, "D")
     return idx[(idx >= lo) & (idx <= hi)]
 
 
 def _us(values: Any) -> I64:
     """pandas UTC datetimes (ns) -> int64 microseconds; NaT becomes INT64_MIN."""
+    import pandas as pd
+
     return np.asarray(pd.DatetimeIndex(values).as_unit("us").asi8, dtype=np.int64)
 
 
@@ -138,17 +261,15 @@ def _from_xcal(
     spec: MarketSpec, start: dt.date, end: dt.date, days: Sequence[dt.date] | None
 ) -> Sessions:
     assert spec.xcal is not None
-    schedule = _xcal(spec.xcal).schedule
-    idx = schedule.index.values.astype("datetime64[D]")
+    schedule = _schedule(spec.xcal)
+    idx = schedule.days
     mask = (idx >= np.datetime64(start, "D")) & (idx <= np.datetime64(end, "D"))
     if days is not None:
         mask &= np.isin(idx, np.array(list(days), dtype="datetime64[D]"))
-    part = schedule[mask]
     day_arr = idx[mask]
-    opens, closes = _us(part["open"]), _us(part["close"])
-    b_start, b_end = _us(part["break_start"]), _us(part["break_end"])
-    nat = np.iinfo(np.int64).min
-    has_break = b_start != nat
+    opens, closes = schedule.opens[mask], schedule.closes[mask]
+    b_start, b_end = schedule.break_starts[mask], schedule.break_ends[mask]
+    has_break = b_start != NAT_US
     n = len(day_arr)
     seg_day = np.concatenate([np.arange(n), np.flatnonzero(has_break)]).astype(np.int64)
     seg_start = np.concatenate([opens, b_end[has_break]])
@@ -176,6 +297,8 @@ def _regular_length(opens: I64, closes: I64, b_start: I64, b_end: I64, has_break
 
 
 def _from_template(spec: MarketSpec, day_arr: Days, segs: tuple[Segment, ...]) -> Sessions:
+    import pandas as pd
+
     n = len(day_arr)
     local_midnight = pd.DatetimeIndex(day_arr.astype("datetime64[ns]")).tz_localize(spec.tz)
     seg_day_parts, start_parts, end_parts = [], [], []

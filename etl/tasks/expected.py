@@ -27,6 +27,7 @@ from etl.calendars.markets import (
     market_of_symbol,
     market_spec,
 )
+from etl.calendars.store import keep_sessions_in
 from etl.dataroot import DataRoot
 from etl.errors import BadInputError
 
@@ -202,6 +203,7 @@ def market_symbols(root: Path, sel: Selection) -> list[str]:
 
 
 def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectation:
+    keep_sessions_in(DataRoot(root).calendar_sessions)  # calendars built once a day, per root
     listing = _listing(root)
     symbols = market_symbols(root, sel) if sel.market and not sel.symbols else list(sel.symbols)
     info = {r["symbol"]: r for r in listing.filter(pl.col("symbol").is_in(symbols)).to_dicts()}

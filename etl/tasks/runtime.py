@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the vendors (and the calendars they load) only when a task 
     from etl.tasks.records import TaskStore
     from etl.vendors.base import Capabilities, InstrumentMap, VendorAdapter
 
-__all__ = ["Runtime", "instrument_map"]
+__all__ = ["Runtime", "instrument_map", "keep_calendars"]
 
 Clock = Callable[[], dt.datetime]
 
@@ -98,6 +98,7 @@ class Runtime:
         from etl.vendors.plans import PlanCache
 
         if vendor not in self._adapters:
+            keep_calendars(self.root)
             self.check_configured(vendor)
             cls = adapter_class(vendor)
             context = VendorContext(
@@ -118,6 +119,7 @@ class Runtime:
         from etl.vendors.base import VendorContext
         from etl.vendors.plans import PlanCache
 
+        keep_calendars(self.root)
         out = {}
         for name, cls in ADAPTERS.items():
             context = VendorContext(
@@ -132,6 +134,16 @@ class Runtime:
         for adapter in self._adapters.values():
             await adapter.aclose()
         self._adapters.clear()
+
+
+def keep_calendars(root: Path) -> None:
+    """Keep the calendars this process builds in ``root`` for the processes after it, and
+    read those kept there: a command whose calendars are kept never loads pandas or
+    exchange_calendars (issue 10, start-up). Called where vendors or expected bars are about
+    to need calendars, not when a Runtime is made (``etl sql`` makes one and loads no numpy)."""
+    from etl.calendars.store import keep_sessions_in
+
+    keep_sessions_in(DataRoot(root).calendar_sessions)
 
 
 def instrument_map(root: Path, vendor: str) -> InstrumentMap:
