@@ -12,6 +12,7 @@ from etl.commands.common import (
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
+    catalog_after,
     emit_task,
     learn_plan,
     run_async,
@@ -115,7 +116,6 @@ def backfill_command(
     config_id: ConfigIdOpt = None,
 ) -> None:
     """Fetch a range from a vendor and store it (a resumable task)."""
-    from etl.catalog import ensure_catalog
     from etl.tasks.backfill import BackfillRequest, backfill, check_request, plan_backfill
 
     with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
@@ -153,8 +153,8 @@ def backfill_command(
                 ),
             )
             return
-        ensure_catalog(rt.root, now=rt.clock())
-        record = run_async(backfill(rt, req))
+        with catalog_after(rt):
+            record = run_async(backfill(rt, req))
         emit_task(out, record)
 
 

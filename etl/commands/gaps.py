@@ -13,6 +13,7 @@ from etl.commands.common import (
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
+    catalog_after,
     emit_task,
     learn_plan,
     run_async,
@@ -124,7 +125,6 @@ def fill_command(
     config_id: ConfigIdOpt = None,
 ) -> None:
     """Fetch only what detect-missing finds (a resumable task)."""
-    from etl.catalog import ensure_catalog
     from etl.tasks.fill import fill_missing, plan_only
 
     with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
@@ -142,8 +142,8 @@ def fill_command(
                 ),
             )
             return
-        ensure_catalog(rt.root, now=rt.clock())
-        record = run_async(fill_missing(rt, vendor, sel, recheck=recheck))
+        with catalog_after(rt):
+            record = run_async(fill_missing(rt, vendor, sel, recheck=recheck))
         emit_task(out, record)
 
 

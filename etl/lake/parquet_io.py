@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,7 +24,14 @@ from etl.errors import LakeError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["ROW_GROUP_ROWS", "digest_matches", "file_digest", "verify_file", "write_file"]
+__all__ = [
+    "ROW_GROUP_ROWS",
+    "digest_matches",
+    "file_digest",
+    "may_hold",
+    "verify_file",
+    "write_file",
+]
 
 ROW_GROUP_ROWS = 131_072
 COMPRESSION = "zstd"
@@ -62,6 +69,34 @@ _HASHERS: dict[str, Callable[[], _Hasher]] = {
     "xxh3_128": xxhash.xxh3_128,
     "sha256": hashlib.sha256,
 }
+
+
+def may_hold(path: Path, column: str, values: Collection[str]) -> bool:
+    """Whether the file may hold a row whose string ``column`` is one of ``values``: False
+    only when every row group's statistics (written with every file, :func:`write_file`)
+    show its range of ``column`` leaves all of them out. A file without them, or unreadable,
+    may hold anything. Reads the footer only: a cheap "nothing stored" before a full scan."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException):
+        return True
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if column not in names:
+        return True
+    index = names.index(column)
+    wanted = sorted(values)
+    for group in range(meta.num_row_groups):
+        if meta.row_group(group).num_rows == 0:
+            continue
+        stats = meta.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        low, high = stats.min, stats.max
+        if isinstance(low, bytes) or isinstance(high, bytes):
+            return True  # not decoded as strings: no claim made
+        if any(low <= value <= high for value in wanted):
+            return True
+    return False
 
 
 def file_digest(path: Path, algorithm: str = DIGEST_ALGORITHM) -> str:

@@ -18,11 +18,11 @@ import pyarrow as pa
 
 from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
+from etl.lake.parquet_io import may_hold
 from etl.names import parse_date
 from etl.normalize import Issue, validate, validate_klines
 from etl.tasks.depths import learn, learned
-from etl.tasks.detect import detect
-from etl.tasks.expected import Selection
+from etl.tasks.expected import Selection, build_expectation, expected_days, stored_files
 from etl.tasks.items import Item, ItemCounts, classify, count_items
 from etl.tasks.pipeline import Fetch, Fetched, PageCheck, PipelineResult, Unit, run_units
 from etl.tasks.plan import bars_between, range_requests, seconds_at
@@ -331,13 +331,7 @@ def _still_needed(rt: Runtime, req: BackfillRequest, units: list[Unit]) -> list[
     Regression: rerunning a finished backfill made every request again."""
     assert req.start is not None and req.end is not None
     sel = Selection("klines", req.start, req.end, req.freq, req.symbols)
-    report = detect(rt.root, sel, rt.clock(), keep_slots=True)
-    unjudged = {str(u["symbol"]) for u in report.unjudged}
-    absent = report.slots
-    days: dict[str, np.ndarray] = {
-        str(key[0]): np.sort(part["trade_date"].to_numpy())
-        for key, part in absent.partition_by("symbol", as_dict=True).items()
-    }
+    unjudged, days = _absent_days(rt, sel)
 
     def needed(unit: Unit) -> bool:
         for symbol in unit.symbols:
@@ -353,6 +347,26 @@ def _still_needed(rt: Runtime, req: BackfillRequest, units: list[Unit]) -> list[
         return False
 
     return [u for u in units if needed(u)]
+
+
+def _absent_days(rt: Runtime, sel: Selection) -> tuple[set[str], dict[str, np.ndarray]]:
+    """(the symbols no calendar judges, symbol -> sorted trade dates of its absent slots).
+
+    When no file of the range's partitions can hold a row of the selection's symbols (their
+    footers' statistics leave them out: a new symbol, a fresh data root), every expected
+    slot is absent, and the expectation alone answers: no detect, and no DuckDB, on the way
+    to the first request (issue 10, start-up). Otherwise detect-missing decides."""
+    if not any(may_hold(f, "symbol", sel.symbols) for f in stored_files(rt.root, sel)):
+        exp = build_expectation(rt.root, sel, rt.clock())
+        return {str(u["symbol"]) for u in exp.unjudged}, expected_days(exp)
+    from etl.tasks.detect import detect
+
+    report = detect(rt.root, sel, rt.clock(), keep_slots=True)
+    days: dict[str, np.ndarray] = {
+        str(key[0]): np.sort(part["trade_date"].to_numpy())
+        for key, part in report.slots.partition_by("symbol", as_dict=True).items()
+    }
+    return {str(u["symbol"]) for u in report.unjudged}, days
 
 
 async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:

@@ -34,6 +34,7 @@ from etl.tasks.expected import (
     Selection,
     build_expectation,
     expected_per_day,
+    stored_files,
 )
 from etl.timefmt import iso_utc
 
@@ -136,15 +137,7 @@ class DetectReport:
 
 
 def _files(root: Path, sel: Selection) -> list[Path]:
-    layout = DataRoot(root)
-    files: list[Path] = []
-    for year in range(sel.start.year, sel.end.year + 1):
-        if sel.dataset == "klines":
-            folder = layout.partition_of("klines", freq=sel.freq, year=year)
-        else:
-            folder = layout.partition_of(sel.dataset, year=year)
-        files += sorted(folder.glob("*.parquet"))
-    return files
+    return stored_files(root, sel)
 
 
 def _present_sql(root: Path, sel: Selection, *, only_judged: bool) -> str:

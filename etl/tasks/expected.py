@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from etl.calendars.bars import bar_grid
@@ -35,9 +36,11 @@ __all__ = [
     "Expectation",
     "Selection",
     "build_expectation",
+    "expected_days",
     "expected_per_day",
     "market_symbols",
     "statement_deadline",
+    "stored_files",
 ]
 
 STATEMENT_DATASETS = ("balance_sheet", "income", "cash_flow")
@@ -115,6 +118,38 @@ def expected_per_day(exp: Expectation) -> pl.DataFrame:
         .agg(pl.col("symbols").sum(), pl.col("expected").sum())
     )
     return out.filter(pl.col("expected") > 0).sort("market", "trade_date").cast(schema)
+
+
+def expected_days(exp: Expectation) -> dict[str, npt.NDArray[np.datetime64]]:
+    """Each judged symbol's expected trade dates, sorted, each once: its profile's grid days
+    within its listed life. Slices of one array per profile: nothing is built per slot."""
+    by_profile: dict[str, npt.NDArray[np.datetime64]] = {}
+    for (profile,), part in exp.grids.group_by(["profile"]):
+        by_profile[str(profile)] = np.unique(part["trade_date"].to_numpy())
+    none = np.zeros(0, dtype="datetime64[D]")
+    out: dict[str, npt.NDArray[np.datetime64]] = {}
+    for symbol, profile, first, last in exp.judged.select(
+        "symbol", "profile", "first_day", "last_day"
+    ).iter_rows():
+        days = by_profile.get(str(profile), none)
+        lo = np.searchsorted(days, np.datetime64(first, "D"), "left")
+        hi = np.searchsorted(days, np.datetime64(last, "D"), "right")
+        out[str(symbol)] = days[lo:hi]
+    return out
+
+
+def stored_files(root: Path, sel: Selection) -> list[Path]:
+    """The Parquet files of the partitions that may hold ``sel``'s rows (its dataset, and
+    frequency for klines, over the years of its range)."""
+    layout = DataRoot(root)
+    files: list[Path] = []
+    for year in range(sel.start.year, sel.end.year + 1):
+        if sel.dataset == "klines":
+            folder = layout.partition_of("klines", freq=sel.freq, year=year)
+        else:
+            folder = layout.partition_of(sel.dataset, year=year)
+        files += sorted(folder.glob("*.parquet"))
+    return files
 
 
 def statement_deadline(period: dt.date) -> dt.date:

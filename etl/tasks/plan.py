@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +124,7 @@ def plan_fill(
     caps: Capabilities,
     now: dt.datetime,
     *,
-    others: dict[str, Capabilities] | None = None,
+    others: Mapping[str, Capabilities] | None = None,
     depths: dict[str, Depth] | None = None,
 ) -> FillPlan:
     """``slots``: the absent slots to fill (symbol, ts, trade_date, state, reason).

@@ -7,7 +7,7 @@ nothing below reads the environment or the clock by itself.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -113,27 +113,58 @@ class Runtime:
             self._adapters[vendor] = cls(context)
         return self._adapters[vendor]
 
-    def capabilities(self) -> dict[str, Capabilities]:
-        """Every registered vendor's table (built without credentials or network)."""
-        from etl.vendors import ADAPTERS
+    def capabilities(self) -> Mapping[str, Capabilities]:
+        """Every registered vendor's table (built without credentials or network), each
+        built when first looked up: a task for one vendor imports only that vendor's adapter
+        unless it asks the others (to name the vendors that can serve what it cannot)."""
+        keep_calendars(self.root)
+        return _VendorTables(self)
+
+    def capability(self, vendor: str) -> Capabilities:
+        """One vendor's table, built without credentials or network (a cached plan's rate,
+        not a guess); a :class:`BadInputError` for an unknown vendor."""
+        from etl.vendors import adapter_class
         from etl.vendors.base import VendorContext
         from etl.vendors.plans import PlanCache
 
-        keep_calendars(self.root)
-        out = {}
-        for name, cls in ADAPTERS.items():
-            context = VendorContext(
-                settings=self.settings.vendor(name),
-                now=self.clock,
-                plans=PlanCache.of(self.root, name),  # a cached plan's rate, not a guess
-            )
-            out[name] = cls(context).capabilities()
-        return out
+        context = VendorContext(
+            settings=self.settings.vendor(vendor),
+            now=self.clock,
+            plans=PlanCache.of(self.root, vendor),  # a cached plan's rate, not a guess
+        )
+        return adapter_class(vendor)(context).capabilities()
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
             await adapter.aclose()
         self._adapters.clear()
+
+
+class _VendorTables(Mapping[str, "Capabilities"]):
+    """:meth:`Runtime.capabilities`: vendor name -> table, each built on first lookup."""
+
+    def __init__(self, rt: Runtime) -> None:
+        from etl.vendors import VENDOR_NAMES
+
+        self._rt = rt
+        self._names = VENDOR_NAMES
+        self._built: dict[str, Capabilities] = {}
+
+    def __getitem__(self, vendor: str) -> Capabilities:
+        if vendor not in self._names:
+            raise KeyError(vendor)
+        if vendor not in self._built:
+            self._built[vendor] = self._rt.capability(vendor)
+        return self._built[vendor]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, vendor: object) -> bool:
+        return vendor in self._names
 
 
 def keep_calendars(root: Path) -> None:
