@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from etl import schema as schemas
 from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
-from etl.lake.history import History, folder_identity, history_leading
+from etl.lake.history import History, RowViews, folder_identity, history_leading
 from etl.lake.merge import bucket_of_file
 from etl.lake.mirror import MIRRORED, MirrorCache
 from etl.schema import DatasetSchema
@@ -281,9 +281,12 @@ class LakeReader:
         schema = schemas.get(dataset)
         where = where or RowFilter()
         if dataset in MIRRORED and where.entities is not None and keys:
-            whole = self._from_history(schema, keys, where)
-            if whole is not None:
-                return whole
+            # one file opened on a cold start instead of one per year (etl.lake.history)
+            history = self._history(schema, keys)
+            if history is not None:
+                whole = history.select(where.entities, keys, where.date_column, where.lo, where.hi)
+                if whole is not None:
+                    return whole
         parts: list[pa.Table] = []
         mirrored = self._from_mirrors(schema, keys, where) if dataset in MIRRORED else {}
         for key in keys:
@@ -304,12 +307,31 @@ class LakeReader:
             return schema.arrow_schema.empty_table()
         return pa.concat_tables(parts)
 
-    def _from_history(
-        self, schema: DatasetSchema, keys: Sequence[PartitionKey], where: RowFilter
-    ) -> pa.Table | None:
-        """Some entities' rows from the history of the partitions' frequency
-        (etl.lake.history), None unless it holds every partition of ``keys`` as it is now:
-        one file opened on a cold start instead of one per year."""
+    def read_views(
+        self,
+        dataset: str,
+        keys: Sequence[PartitionKey],
+        where: RowFilter,
+        floats: tuple[str, ...],
+    ) -> tuple[pa.Table, RowViews | None]:
+        """:meth:`read` of the one entity ``where`` names, with numpy views of its rows'
+        ``where.date_column`` and float columns ``floats`` when they were read from a
+        history (etl.lake.history.RowViews), else None: the same rows either way."""
+        assert where.entities is not None and len(where.entities) == 1
+        assert where.date_column is not None
+        schema = schemas.get(dataset)
+        history = self._history(schema, keys) if dataset in MIRRORED and keys else None
+        if history is not None:
+            found = history.select_one(
+                where.entities[0], keys, where.date_column, where.lo, where.hi, floats
+            )
+            if found is not None:
+                return found
+        return self.read(dataset, keys, where), None
+
+    def _history(self, schema: DatasetSchema, keys: Sequence[PartitionKey]) -> History | None:
+        """The loaded history of the partitions' frequency if it holds every partition of
+        ``keys`` as it is now, else None."""
         leading = history_leading(schema, keys[0])
         if leading is None or any(k.items[:-1] != leading.items for k in keys):
             return None
@@ -332,8 +354,7 @@ class LakeReader:
         for key in keys:
             if not history.covers(key, folder_identity(self._folder(schema.name, key))):
                 return None
-        assert where.entities is not None
-        return history.select(where.entities, keys, where.date_column, where.lo, where.hi)
+        return history
 
     def _from_mirrors(
         self, schema: DatasetSchema, keys: Sequence[PartitionKey], where: RowFilter

@@ -22,8 +22,9 @@ import pyarrow.compute as pc
 from etl.dataroot import PartitionKey
 from etl.errors import BadInputError
 from etl.lake.reader import LakeReader, RowFilter
-from etl.warehouse.adjust import FactorIndex, adjust_table, scaled_in_parts
+from etl.warehouse.adjust import SCALED, FactorIndex, adjust_one, adjust_table, scaled_in_parts
 from etl.warehouse.args import (
+    Adjust,
     DateLike,
     check_adjust,
     check_date,
@@ -122,6 +123,8 @@ class Warehouse:
         mode = check_adjust(adjust)
         anchor_day = None if anchor is None else check_date(anchor, name="anchor")
         as_of_day = None if as_of is None else check_date(as_of, name="as_of")
+        if mode is not None and wanted is not None and len(wanted) == 1:
+            return self._adjusted_one(wanted[0], freq, first, last, mode, anchor_day, as_of_day)
         raw = self._bar_rows(wanted, freq, first, last)
         owned = False
         if raw.num_columns and raw.column(0).num_chunks > 1:
@@ -130,11 +133,36 @@ class Warehouse:
         if mode is not None and raw.num_rows:
             index = self._factor_index(wanted)
             # before the frame is built: one numpy pass per price column (adjust_table)
-            only = wanted[0] if wanted is not None and len(wanted) == 1 else None
-            raw = adjust_table(
-                raw, index, mode, anchor=anchor_day, as_of=as_of_day, only=only, owned=owned
-            )
+            raw = adjust_table(raw, index, mode, anchor=anchor_day, as_of=as_of_day, owned=owned)
         return raw
+
+    def _adjusted_one(
+        self,
+        symbol: str,
+        freq: str,
+        first: dt.date,
+        last: dt.date,
+        mode: Adjust,
+        anchor: dt.date | None,
+        as_of: dt.date | None,
+    ) -> pa.Table:
+        """One symbol's adjusted bars: from a history with numpy views of its columns
+        (adjust_one), else as any read (adjust_table)."""
+        keys = self._bar_keys(freq, first, last)
+        where = RowFilter(entities=(symbol,), date_column="trade_date", lo=first, hi=last)
+        raw, views = self._reader.read_views("klines", keys, where, SCALED)
+        index = self._factor_index((symbol,))
+        if views is not None:
+            factors = index.of_symbol(symbol)
+            return adjust_one(raw, views, factors, mode, anchor=anchor, as_of=as_of)
+        owned = False
+        if raw.num_columns and raw.column(0).num_chunks > 1:
+            owned = scaled_in_parts(raw)  # combined here: the copies are the read's own
+            raw = raw.combine_chunks()
+        if not raw.num_rows:
+            return raw
+        return adjust_table(raw, index, mode, anchor=anchor, as_of=as_of, only=symbol,
+                            owned=owned)  # fmt: skip
 
     def _factor_index(self, symbols: tuple[str, ...] | None) -> FactorIndex:
         """Every stored symbol's factors as one index, kept until ``adj_factors`` changes
@@ -161,13 +189,16 @@ class Warehouse:
     def _bar_rows(
         self, wanted: tuple[str, ...] | None, freq: str, first: dt.date, last: dt.date
     ) -> pa.Table:
-        keys = [
+        keys = self._bar_keys(freq, first, last)
+        where = RowFilter(entities=wanted, date_column="trade_date", lo=first, hi=last)
+        return self._reader.read("klines", keys, where)
+
+    def _bar_keys(self, freq: str, first: dt.date, last: dt.date) -> list[PartitionKey]:
+        return [
             key
             for key in self._reader.partition_keys("klines", freq=freq)
             if first.year <= int(key.values["year"]) <= last.year
         ]
-        where = RowFilter(entities=wanted, date_column="trade_date", lo=first, hi=last)
-        return self._reader.read("klines", keys, where)
 
     # -- reference data --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ reference. Two vendors' factors, the later sync chosen per symbol, on bars of th
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,13 @@ def _bars() -> pl.DataFrame:
         days = DAYS[:-20] if symbol == SHORT else DAYS
         frame = kline_rows([symbol], days)
         close = 10 * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
+        # settle: null throughout (the first symbol), on every bar (a price column with a
+        # view of its own), on some bars (no view: scaled as any read scales it)
+        settle: list[float | None] = [None] * len(days)
+        if symbol == SYMBOLS[1]:
+            settle = list(close * 1.001)
+        elif symbol == SYMBOLS[2]:
+            settle = [None if i % 3 else c for i, c in enumerate(close * 0.999)]
         frames.append(
             frame.with_columns(
                 pl.Series("open", close * (1 + rng.normal(0, 0.01, len(days)))),
@@ -53,9 +61,27 @@ def _bars() -> pl.DataFrame:
                 pl.Series("low", close * 0.98),
                 pl.Series("close", close),
                 pl.Series("volume", rng.integers(1_000, 90_000, len(days)).astype(float)),
+                pl.Series("settle", settle, dtype=pl.Float64),
             )
         )
     return pl.concat(frames)
+
+
+def _bar_hashes(root: Path) -> dict[str, str]:
+    """Every file of the bars: Parquet, manifests, mirrors and the history."""
+    lake = root / "lake"
+    folders = [lake / "klines", lake / ".manifest" / "klines", lake / ".mirror" / "klines"]
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _through_views(wh: etl.Warehouse) -> bool:
+    """The warehouse read some symbol's adjusted bars through a history's views."""
+    return any(h._views for h in wh._reader._histories.values())
 
 
 def _factors(vendor: str, symbols: list[str], ex_dates: list[dt.date], seed: int) -> pl.DataFrame:
@@ -111,6 +137,10 @@ def test_one_symbol_reads_equal_the_general_path(lake_root: Path, mode: str) -> 
                 assert year.equals(within), (symbol, anchor, as_of)
     adjusted = wh.bars(SYMBOLS, "1d", START, END, adjust=mode)
     assert not adjusted["close"].equals(raw["close"])  # the factors did something
+    assert not adjusted["settle"].equals(raw["settle"])
+    # a compacted lake answers one symbol through its history's views, the other from
+    # Parquet: both were compared above
+    assert _through_views(wh) == (lake_root / "lake" / ".mirror").is_dir()
     # scaling in place touched nothing stored: the raw rows read again are as before
     assert wh.bars(SYMBOLS, "1d", START, END).equals(raw)
     assert etl.Warehouse(lake_root).bars(SYMBOLS, "1d", START, END).equals(raw)
@@ -131,13 +161,17 @@ def test_a_new_factor_commit_is_seen_by_the_next_read(
     first = wh.bars(symbol, "1d", START, END, adjust="hfq")
     cached = wh._factors
     assert cached is not None  # the factors are cached: the next read must not trust it blindly
+    assert _through_views(wh)  # and where each factor applies among the symbol's bars
     assert wh.bars(symbol, "1d", START, END, adjust="hfq").equals(first)
     assert wh._factors is cached  # and the cache was used
+    before = _bar_hashes(data_root)
+    assert any(name.endswith("history.arrow") for name in before)
     # a later ex-date of the same vendor: the same partition, committed again
     exes = [dt.date(2021, 6, 10), dt.date(2023, 3, 1)]
     lake.write("adj_factors", _factors("infoway", SYMBOLS, exes, 1), now=NOW)
     after = wh.bars(symbol, "1d", START, END, adjust="hfq")
     assert after.equals(etl.Warehouse(data_root).bars(symbol, "1d", START, END, adjust="hfq"))
+    assert _bar_hashes(data_root) == before  # no bar file, mirror or history rewritten
     late = pl.col("trade_date") >= dt.date(2023, 3, 1)
     assert after.filter(~late).equals(first.filter(~late))
     stored = _factors("infoway", SYMBOLS, exes, 1).filter(pl.col("symbol") == symbol)
