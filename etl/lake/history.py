@@ -58,6 +58,7 @@ __all__ = [
     "Identity",
     "RowViews",
     "build_history",
+    "closed_years",
     "folder_identity",
     "history_leading",
 ]
@@ -100,6 +101,13 @@ def history_leading(schema: DatasetSchema, key: PartitionKey) -> PartitionKey | 
     if schema.bucket.granularity_for(key.values) != "year":
         return None
     return PartitionKey(key.items[:-1])
+
+
+def closed_years(schema: DatasetSchema, keys: Sequence[PartitionKey]) -> list[PartitionKey]:
+    """The partitions of ``keys`` (of one history) a history holds: every year but the
+    newest, which the day's commits keep changing (it is read from its yearly mirror)."""
+    ordered = sorted(keys, key=lambda k: _year(schema, k))
+    return ordered[:-1]
 
 
 def _pair(level: str) -> tuple[str, str]:

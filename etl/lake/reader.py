@@ -280,16 +280,29 @@ class LakeReader:
         lack are null). Each partition is read from one committed state."""
         schema = schemas.get(dataset)
         where = where or RowFilter()
+        history_rows: pa.Table | None = None
+        answered: frozenset[PartitionKey] = frozenset()
         if dataset in MIRRORED and where.entities is not None and keys:
-            # one file opened on a cold start instead of one per year (etl.lake.history)
-            history = self._history(schema, keys)
-            if history is not None:
-                whole = history.select(where.entities, keys, where.date_column, where.lo, where.hi)
-                if whole is not None:
-                    return whole
+            # the closed years from one file, opened once on a cold start instead of one
+            # file per year (etl.lake.history); the newest year from its own
+            held = self._history(schema, keys)
+            if held is not None:
+                history, covered = held
+                history_rows = history.select(where.entities, covered, where.date_column,
+                                              where.lo, where.hi)  # fmt: skip
+                if history_rows is not None and len(covered) == len(keys):
+                    return history_rows
+                if history_rows is not None:
+                    answered = frozenset(covered)
+        rest = [k for k in keys if k not in answered] if answered else keys
         parts: list[pa.Table] = []
-        mirrored = self._from_mirrors(schema, keys, where) if dataset in MIRRORED else {}
+        mirrored = self._from_mirrors(schema, rest, where) if dataset in MIRRORED else {}
         for key in keys:
+            if key in answered:  # the history's rows of every year it answered, in place
+                if history_rows is not None and history_rows.num_rows:
+                    parts.append(history_rows)
+                history_rows = None
+                continue
             found = mirrored.get(key)
             if found is not None:
                 parts += [t for t in found if t.num_rows]
@@ -320,18 +333,22 @@ class LakeReader:
         assert where.entities is not None and len(where.entities) == 1
         assert where.date_column is not None
         schema = schemas.get(dataset)
-        history = self._history(schema, keys) if dataset in MIRRORED and keys else None
-        if history is not None:
-            found = history.select_one(
+        held = self._history(schema, keys) if dataset in MIRRORED and keys else None
+        if held is not None and len(held[1]) == len(keys):
+            found = held[0].select_one(
                 where.entities[0], keys, where.date_column, where.lo, where.hi, floats
             )
             if found is not None:
                 return found
         return self.read(dataset, keys, where), None
 
-    def _history(self, schema: DatasetSchema, keys: Sequence[PartitionKey]) -> History | None:
-        """The loaded history of the partitions' frequency if it holds every partition of
-        ``keys`` as it is now, else None."""
+    def _history(
+        self, schema: DatasetSchema, keys: Sequence[PartitionKey]
+    ) -> tuple[History, Sequence[PartitionKey]] | None:
+        """The loaded history of the partitions' frequency and the partitions of ``keys``
+        it holds as they are now (``keys`` itself when it holds them all), or None when it
+        holds none, or when one it does not hold lies between two it does (the rows would
+        not follow one another by time)."""
         leading = history_leading(schema, keys[0])
         if leading is None or any(k.items[:-1] != leading.items for k in keys):
             return None
@@ -351,10 +368,22 @@ class LakeReader:
                 self._histories.pop(path, None)
                 return None
             self._histories[path] = history
-        for key in keys:
-            if not history.covers(key, folder_identity(self._folder(schema.name, key))):
-                return None
-        return history
+        missing = [
+            i
+            for i, key in enumerate(keys)
+            if not history.covers(key, folder_identity(self._folder(schema.name, key)))
+        ]
+        if not missing:
+            return history, keys
+        if len(missing) == len(keys):
+            return None
+        # a year read otherwise must lie before or after every year the history answers
+        covered = [k for i, k in enumerate(keys) if i not in missing]
+        years = [int(k.items[-1][1]) for k in covered]  # the year is the last level
+        low, high = min(years), max(years)
+        if any(low < int(keys[i].items[-1][1]) < high for i in missing):
+            return None
+        return history, covered
 
     def _from_mirrors(
         self, schema: DatasetSchema, keys: Sequence[PartitionKey], where: RowFilter

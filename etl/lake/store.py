@@ -35,7 +35,7 @@ from etl import schema as schemas
 from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
 from etl.fsutil import fsync_dir, remove_tree
-from etl.lake.history import build_history, history_leading
+from etl.lake.history import build_history, closed_years, history_leading
 from etl.lake.layout import iso, partition_frames
 from etl.lake.manifest import (
     CommitRecord,
@@ -211,8 +211,9 @@ class Lake:
         return results
 
     def _build_histories(self, schema: DatasetSchema) -> int:
-        """Each frequency's history across years (etl.lake.history), after its yearly
-        mirrors: rewritten only where a partition changed since the last one."""
+        """Each frequency's history of its closed years (etl.lake.history), after its
+        yearly mirrors: rewritten only where one of those partitions changed since the
+        last one, so not after the commits of the year being written."""
         groups: dict[PartitionKey, list[PartitionKey]] = {}
         for key in self.partitions(schema.name):
             leading = history_leading(schema, key)
@@ -223,7 +224,7 @@ class Lake:
             return file_lock(self.paths.lock(schema.name, key), self.lock_timeout)
 
         return sum(
-            build_history(self.paths, schema, leading, keys, lock)
+            build_history(self.paths, schema, leading, closed_years(schema, keys), lock)
             for leading, keys in sorted(groups.items())
         )
 

@@ -133,13 +133,20 @@ def test_one_symbol_reads_equal_the_general_path(lake_root: Path, mode: str) -> 
             within = many.filter(
                 (pl.col("symbol") == symbol) & (pl.col("trade_date").dt.year() == 2022)
             )
+            # the closed years: every row from the history, through its views
+            closed = wh.bars(symbol, "1d", START, "2022-12-31", adjust=mode, anchor=anchor,
+                             as_of=as_of)  # fmt: skip
+            before = many.filter(
+                (pl.col("symbol") == symbol) & (pl.col("trade_date").dt.year() <= 2022)
+            )
             if mode == "hfq" or anchor is not None:  # qfq's default anchor is the read's end
                 assert year.equals(within), (symbol, anchor, as_of)
+                assert closed.equals(before), (symbol, anchor, as_of)
     adjusted = wh.bars(SYMBOLS, "1d", START, END, adjust=mode)
     assert not adjusted["close"].equals(raw["close"])  # the factors did something
     assert not adjusted["settle"].equals(raw["settle"])
-    # a compacted lake answers one symbol through its history's views, the other from
-    # Parquet: both were compared above
+    # a compacted lake answers one symbol's closed years through its history's views (the
+    # newest year is not in the history), the other from Parquet: both were compared above
     assert _through_views(wh) == (lake_root / "lake" / ".mirror").is_dir()
     # scaling in place touched nothing stored: the raw rows read again are as before
     assert wh.bars(SYMBOLS, "1d", START, END).equals(raw)
@@ -158,21 +165,26 @@ def test_a_new_factor_commit_is_seen_by_the_next_read(
     lake.write("adj_factors", _factors("infoway", SYMBOLS, [dt.date(2021, 6, 10)], 1), now=NOW)
     lake.compact(None, now=NOW)
     wh = etl.Warehouse(data_root)
-    first = wh.bars(symbol, "1d", START, END, adjust="hfq")
+    end = dt.date(2022, 12, 31)  # the closed years: read from the history, with its views
+    first = wh.bars(symbol, "1d", START, end, adjust="hfq")
     cached = wh._factors
     assert cached is not None  # the factors are cached: the next read must not trust it blindly
     assert _through_views(wh)  # and where each factor applies among the symbol's bars
-    assert wh.bars(symbol, "1d", START, END, adjust="hfq").equals(first)
+    assert wh.bars(symbol, "1d", START, end, adjust="hfq").equals(first)
     assert wh._factors is cached  # and the cache was used
+    every_year = wh.bars(symbol, "1d", START, END, adjust="hfq")  # the newest year from its own
     before = _bar_hashes(data_root)
     assert any(name.endswith("history.arrow") for name in before)
     # a later ex-date of the same vendor: the same partition, committed again
-    exes = [dt.date(2021, 6, 10), dt.date(2023, 3, 1)]
+    exes = [dt.date(2021, 6, 10), dt.date(2022, 3, 1)]
     lake.write("adj_factors", _factors("infoway", SYMBOLS, exes, 1), now=NOW)
-    after = wh.bars(symbol, "1d", START, END, adjust="hfq")
-    assert after.equals(etl.Warehouse(data_root).bars(symbol, "1d", START, END, adjust="hfq"))
+    after = wh.bars(symbol, "1d", START, end, adjust="hfq")
+    assert after.equals(etl.Warehouse(data_root).bars(symbol, "1d", START, end, adjust="hfq"))
+    whole = wh.bars(symbol, "1d", START, END, adjust="hfq")
+    assert whole.equals(etl.Warehouse(data_root).bars(symbol, "1d", START, END, adjust="hfq"))
+    assert not whole.equals(every_year)
     assert _bar_hashes(data_root) == before  # no bar file, mirror or history rewritten
-    late = pl.col("trade_date") >= dt.date(2023, 3, 1)
+    late = pl.col("trade_date") >= dt.date(2022, 3, 1)
     assert after.filter(~late).equals(first.filter(~late))
     stored = _factors("infoway", SYMBOLS, exes, 1).filter(pl.col("symbol") == symbol)
     ratio = after.filter(late)["close"] / first.filter(late)["close"]
