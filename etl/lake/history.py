@@ -1,27 +1,30 @@
-"""Histories: one symbol-major file per frequency across its years, for a first read of one
-symbol's history that opens one file instead of one per year.
+"""Histories: one symbol-major file per frequency holding its closed years, for a first
+read of one symbol's history that opens one file (and the newest year's) instead of one per
+year.
 
 Why: the yearly mirrors (:mod:`etl.lake.mirror`) make a warm one-symbol read a few zero-copy
 slices, but a read on a cold page cache (a new process after a restart, a file evicted) pays
 each yearly file's metadata before any row: its inode, its head and its footer, and then a
 few pages of every column. Ten years of 1d were ten such rounds, 13-18 ms
-(BENCHMARKS.md). A history holds every year of the frequency in one Arrow IPC file with one
-record batch per symbol, so that symbol's rows are one contiguous byte range: one file's
-head and footer, then one read.
+(BENCHMARKS.md). A history holds every year of the frequency but the newest in one Arrow
+IPC file with one record batch per symbol, so that symbol's rows of those years are one
+contiguous byte range: one file's head and footer, then one read.
 
-What it costs: another uncompressed copy of those bars on disk (as much as the yearly
-mirrors), and compaction rewrites the whole file whenever any of its years changed. It is
-kept only for frequencies whose files are yearly (1d, 1w, 1M: few bars per symbol-year);
-a day's cross-section reads the yearly mirrors, where one day of every symbol is one
-filter, not five thousand batches.
+What it costs: another uncompressed copy of those bars on disk (as much as their yearly
+mirrors), and compaction rewrites the whole file whenever one of its years changed. That is
+why the newest year is left out (:func:`closed_years`): a day's commit changes it, and
+rewriting every year after each one cost 8-27 s a night instead of 2 s. It is kept only for
+frequencies whose files are yearly (1d, 1w, 1M: few bars per symbol-year); a day's
+cross-section reads the yearly mirrors, where one day of every symbol is one filter, not
+five thousand batches.
 
 Why it is safe: it records the identity (device, inode, ctime) of every partition folder it
 was built from, each taken under that partition's lock while listing its one file. A
 published partition folder is never modified in place (a commit swaps in a new folder), so
 while the folder at the partition's path has that identity, its files are the ones the
-history copies. A reader uses the history only when every partition it reads still has the
-recorded identity, else it reads the yearly mirrors (or the Parquet files) as before. The
-file is written to a temporary name, fsynced and renamed over the previous one.
+history copies. A reader takes from the history only the partitions that still have the
+recorded identity, and reads the others from the yearly mirrors (or the Parquet files) as
+before. The file is written to a temporary name, fsynced and renamed over the previous one.
 """
 
 from __future__ import annotations
