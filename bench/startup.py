@@ -5,16 +5,16 @@ expires a year from now and the cached plan stays fresh: no run asks for it agai
 *template* data root: one command run on it first caches the plan, the calendars and the
 catalog, and stores another symbol (MSFT.US) over the same range. Each timed run is a copy
 of that template put back at the same path, so each one finds the data root a user's second
-command finds, and
-its selection (AAPL.US over the last two months of 1d) is wholly missing, so it asks for
-klines. The figure is the time from ``Popen`` to the emulator's handling of the run's first
+command finds, and its selection (AAPL.US over the last two months of 1d) is wholly missing,
+so it asks for klines. The figure is the time from ``Popen`` to the emulator's handling of the run's first
 kline request (the emulator notes each request as it is parsed, path and time); a run that
 asked for anything before its first kline request (the plan, a login) says so.
 
 Cases: ``etl backfill`` and ``etl fill-missing`` against Infoway, and ``etl backfill``
 against StockTV (its template also holds the instruments map StockTV's calls need). An
 import-time breakdown (``python -X importtime``) of one backfill follows: the cumulative
-seconds of each top-level import.
+seconds of each top-level import, over the whole run (what comes after the first request
+included).
 
     python -m bench startup            # 7 timed runs a case
     ETL_BENCH_RUNS=15 python -m bench startup
@@ -210,7 +210,9 @@ def _import_times(server: Any, template: Path, root: Path) -> dict[str, Any]:
         "case": "import time, infoway backfill (-X importtime, top-level imports)",
         "total_s": round(sum(tops.values()), 3),
         "top": {name: round(s, 3) for name, s in biggest},
-        "loaded": {
+        # over the whole run, its first request and after: pandas comes with the first answer
+        # (pyarrow's Schema.empty_table), DuckDB with the catalog after the task
+        "loaded_in_the_run": {
             name: any(n == name or n.startswith(name + ".") for n in names)
             for name in ("pandas", "exchange_calendars", "polars", "pyarrow", "duckdb")
         },
