@@ -282,21 +282,34 @@ class LakeReader:
         where = where or RowFilter()
         history_rows: pa.Table | None = None
         answered: frozenset[PartitionKey] = frozenset()
+        mirrored: dict[PartitionKey, list[pa.Table]] = {}
         if dataset in MIRRORED and where.entities is not None and keys:
             # the closed years from one file, opened once on a cold start instead of one
             # file per year (etl.lake.history); the newest year from its own
             held = self._history(schema, keys)
-            if held is not None:
+            if held is not None and len(held[1]) == len(keys):
+                history_rows = held[0].select(where.entities, keys, where.date_column,
+                                              where.lo, where.hi)  # fmt: skip
+                if history_rows is not None:
+                    return history_rows
+                mirrored = self._from_mirrors(schema, keys, where)
+            elif held is not None:
                 history, covered = held
+                for entity in where.entities:  # its pages asked for, then the other files'
+                    history.rows(entity)  # (their disk reads overlap on a cold start)
+                rest = [k for k in keys if k not in covered]
+                mirrored = self._from_mirrors(schema, rest, where)
                 history_rows = history.select(where.entities, covered, where.date_column,
                                               where.lo, where.hi)  # fmt: skip
-                if history_rows is not None and len(covered) == len(keys):
-                    return history_rows
-                if history_rows is not None:
+                if history_rows is None:
+                    mirrored.update(self._from_mirrors(schema, covered, where))
+                else:
                     answered = frozenset(covered)
-        rest = [k for k in keys if k not in answered] if answered else keys
+            else:
+                mirrored = self._from_mirrors(schema, keys, where)
+        elif dataset in MIRRORED:
+            mirrored = self._from_mirrors(schema, keys, where)
         parts: list[pa.Table] = []
-        mirrored = self._from_mirrors(schema, rest, where) if dataset in MIRRORED else {}
         for key in keys:
             if key in answered:  # the history's rows of every year it answered, in place
                 if history_rows is not None and history_rows.num_rows:
