@@ -22,6 +22,7 @@
     <root>/state/server/users.json  instance.json           ``etl serve``'s accounts (hashed)
     <root>/tasks/<id>.json  <id>.lock  <id>.state  <id>.cancel   task records and their runs
     <root>/tasks/<id>.requests                              one byte per vendor request sent
+    <root>/tasks/<id>.plan                                  a fill's calls, as its first run planned
     <root>/logs/etl-error-*.log                             tracebacks of unexpected errors
 
 Nothing else builds a path under ``lake/``, ``state/`` or ``tasks/``: modules ask a
@@ -238,6 +239,11 @@ class DataRoot:
         """The task's request journal: one byte appended per vendor request, as it is sent
         (so a SIGKILLed run's requests are counted too)."""
         return self.tasks / f"{int(task_id)}.requests"
+
+    def task_plan(self, task_id: int) -> Path:
+        """The calls a task's first run planned (fill-missing), written once: a resumed run
+        runs those not done instead of planning anew over what a kill left."""
+        return self.tasks / f"{int(task_id)}.plan"
 
     @property
     def task_seq(self) -> Path:

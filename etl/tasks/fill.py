@@ -9,13 +9,16 @@
    what the vendor said: answered but empty, failed, or unavailable;
 4. detect again: the task's result says how many gaps closed and what is left, by state.
 
-Resuming re-runs the same steps: detection sees what earlier attempts committed, so nothing
-committed is fetched again.
+The calls are planned once, by the task's first run, and kept in its resume state: a resumed
+fill runs the calls its first run planned that are not done (as a backfill runs its units),
+so nothing committed is fetched again, and a hole is not cut anew (a plan made over the holes
+a kill left can start a window later and cut a hole into one call more).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import polars as pl
@@ -29,9 +32,9 @@ from etl.tasks.detect import DetectReport, detect
 from etl.tasks.expected import STATEMENT_DATASETS, Selection
 from etl.tasks.items import Item, ItemCounts, classify, count_items
 from etl.tasks.ledger import record_states
-from etl.tasks.outcomes import record_outcomes
+from etl.tasks.outcomes import ledger_outcomes
 from etl.tasks.pipeline import Fetch, Fetched, PipelineResult, Unit, run_units
-from etl.tasks.plan import FillPlan, plan_fill
+from etl.tasks.plan import FillPlan, PlannedCall, plan_fill
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
@@ -39,9 +42,10 @@ from etl.vendors.base import Paging
 
 __all__ = ["fill_missing", "plan_only", "selection_from_params"]
 
-# Workers wait for the committer after every call: units are planned about one vendor page
-# each, so a killed fill loses at most the calls in flight and the batch being committed,
-# and a resume asks for nothing it had already received.
+# Workers wait for the committer after every call (not for the gap ledger, written after
+# it): units are planned one vendor request each (a page, a span-limited window), so a killed
+# fill loses at most the calls in flight and the answer being committed, and a resume asks
+# for nothing it had already received.
 FILL_FLUSH_ROWS = 1
 FILL_FLUSH_SECONDS = 0.0
 
@@ -112,10 +116,8 @@ async def execute(
             )
             run.record.total_count = len(symbols)
             run.note(f"{plan.requests} requests planned for {plan.slots} slots")
-            units = [
-                Unit(c.symbols, c.start, c.end, label=f"fill:{sel.dataset}:{sel.freq}")
-                for c in plan.calls
-            ]
+            label = f"fill:{sel.dataset}:{sel.freq}"
+            units = [Unit(c.symbols, c.start, c.end, label=label) for c in _calls(rt, run.id, plan)]
             adapter = rt.adapter(vendor)
             sent = adapter.requests_sent()
             with run.stop_signals(asyncio.get_running_loop()):
@@ -126,7 +128,7 @@ async def execute(
                     units,
                     _fetcher(rt, vendor, sel),
                     concurrency=caps[vendor].rate.in_flight or 2,
-                    on_committed=lambda batch: record_outcomes(rt, vendor, sel, run.id, batch),
+                    outcomes=ledger_outcomes(rt, vendor, sel, run.id),
                     flush_rows=FILL_FLUSH_ROWS,
                     flush_seconds=FILL_FLUSH_SECONDS,
                     pace=adapter.pace,  # as many calls at once as keep the rate busy
@@ -137,6 +139,18 @@ async def execute(
         after = detect(rt.root, sel, rt.clock(), keep_slots=True)
         _summarise(run.record, plan, before, after, result.requests, caps[vendor], rt, vendor)
         run.record.items = _items(before, after, units, result).as_dict()
+
+
+def _calls(rt: Runtime, task_id: int, plan: FillPlan) -> list[PlannedCall]:
+    """The calls the task's first run planned (kept beside its record), else ``plan``'s,
+    kept for the runs that resume it."""
+    kept = rt.store.load_plan(task_id)
+    if kept is not None:
+        day = dt.date.fromisoformat
+        return [PlannedCall(tuple(s), day(a), day(b), 0, 0) for s, a, b in kept]
+    calls = [[list(c.symbols), c.start.isoformat(), c.end.isoformat()] for c in plan.calls]
+    rt.store.save_plan(task_id, calls)
+    return plan.calls
 
 
 def _fetcher(rt: Runtime, vendor: str, sel: Selection) -> Fetch:

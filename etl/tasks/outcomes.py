@@ -1,13 +1,16 @@
 """What the vendor's answers say about the slots a commit left absent, into the gap ledger.
 
-After each commit of a kline fetch (fill-missing and backfill alike), the slots of the
-committed calls that are still absent get the state the answers imply: answered but empty
-(``confirmed_empty``: a suspension, not asked again), failed (with the error), or
-unavailable (``unfillable``, with the vendor's reason). Detect-missing reads these states.
+After each commit of a fill-missing, the slots of the committed calls that are still absent
+get the state the answers imply: answered but empty (``confirmed_empty``: a suspension, not
+asked again), failed (with the error), or unavailable (``unfillable``, with the vendor's
+reason). Detect-missing reads these states. The answers' *facts* (symbol, range, state,
+reason) are kept in the task's resume state with the commit and written here afterwards
+(:class:`~etl.tasks.pipeline.Outcomes`), so a kill between the two loses nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import duckdb
@@ -16,16 +19,23 @@ import polars as pl
 from etl.tasks.detect import find_slots
 from etl.tasks.expected import Selection, build_expectation
 from etl.tasks.ledger import outcome_states, record_states
-from etl.tasks.pipeline import Fetched, Unit
+from etl.tasks.pipeline import Fetched, Outcomes, Unit
 from etl.tasks.runtime import Runtime
 
-__all__ = ["record_outcomes"]
+__all__ = ["answer_facts", "ledger_outcomes", "record_facts"]
 
 
-def record_outcomes(
-    rt: Runtime, vendor: str, sel: Selection, task_id: int, batch: list[tuple[Unit, Fetched]]
-) -> None:
-    """After a commit: give the batch's still-absent slots the state the vendor's answers imply."""
+def ledger_outcomes(rt: Runtime, vendor: str, sel: Selection, task_id: int) -> Outcomes:
+    """The pipeline's :class:`~etl.tasks.pipeline.Outcomes` for a fill: facts to the ledger."""
+    return Outcomes(
+        facts=answer_facts,
+        record=lambda facts: record_facts(rt, vendor, sel, task_id, facts),
+    )
+
+
+def answer_facts(batch: list[tuple[Unit, Fetched]]) -> list[Any]:
+    """What the answers of ``batch`` say, as JSON-able ``[symbol, start, end, state, reason]``
+    (ISO dates): kept in the task's resume state until :func:`record_facts` wrote them."""
     events: list[tuple[str, Any, Any, str, str | None]] = []
     for unit, fetched in batch:
         if fetched.error:
@@ -39,6 +49,17 @@ def record_outcomes(
                 events.append(
                     (issue.symbol, unit.start, unit.end, "failed", f"rows rejected: {issue.reason}")
                 )
+    return [[s, _iso(a), _iso(b), state, why] for s, a, b, state, why in events]
+
+
+def _iso(day: Any) -> str | None:
+    return day.isoformat() if isinstance(day, dt.date) else None
+
+
+def record_facts(rt: Runtime, vendor: str, sel: Selection, task_id: int, facts: list[Any]) -> None:
+    """Give the still-absent slots that ``facts`` cover the state they imply (idempotent)."""
+    day = dt.date.fromisoformat
+    events = [(s, day(a), day(b), state, why) for s, a, b, state, why in facts if a and b]
     if not events:
         return
     frame = pl.DataFrame(

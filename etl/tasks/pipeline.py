@@ -13,12 +13,19 @@ asks for nothing more. What was handed over is committed with its cursor, the un
 done, and the rest of its answer is discarded (a resume asks for it from the cursor).
 
 What is committed is remembered in the task's resume state in the same step: the units
-done, the cursors of units part-way, and ``rows_written``. Before each lake commit the state
-names it (an *intent*: a tag, its partitions, what it would mark done); a kill between the
-commit and the state's update is settled on resume from the lake's manifests, which carry
-the tag. So a resumed task never asks again for a unit (or page) whose rows were committed,
-and ``rows_written`` is what the lake received. At risk at a kill: the calls in flight, and
-the answers waiting for the commit that was running.
+done, the cursors of units part-way, ``rows_written``, and the answers' *facts*
+(:class:`Outcomes`: what fill-missing writes to the gap ledger, such as "answered, no bars").
+Before each lake commit the state names it (an *intent*: a tag, its partitions, what it
+would mark done, its facts); a kill between the commit and the state's update is settled on
+resume from the lake's manifests, which carry the tag. So a resumed task never asks again
+for a unit (or page) whose rows were committed, and ``rows_written`` is what the lake
+received. At risk at a kill: the calls in flight, and the answers waiting for the commit
+that was running.
+
+The facts are recorded (the gap ledger written) by a third task, after the commit that
+stored them in the state: a worker waits for its answer's commit, not for the ledger, so
+the ledger's cost stays out of a request's turn (and out of the pace). Facts a kill left
+unrecorded are recorded when the task resumes, before anything is fetched.
 
 How many units run at once is the vendor's *pace* when the caller gives one (``pace``: the
 governor's Little's-law figure, :meth:`~etl.vendors.governor.Governor.pace`), at most
@@ -47,7 +54,7 @@ from etl.tasks.runtime import Runtime
 from etl.vendors.base import Failure, Paging, Span, Unavailable
 from etl.vendors.governor import LANE, Lane
 
-__all__ = ["Fetch", "Fetched", "PageCheck", "Unit", "run_units"]
+__all__ = ["Fetch", "Fetched", "Outcomes", "PageCheck", "Unit", "run_units"]
 
 FLUSH_ROWS = 500_000  # pending rows above which workers wait for the committer
 FLUSH_SECONDS = 5.0  # kept for callers; commits no longer wait for a timer
@@ -88,7 +95,20 @@ class Fetched:
 Fetch = Callable[[Unit, Paging], Awaitable[Fetched]]
 # Turns one handed-over page (the adapter's rows) into validated rows: (frame, issues).
 PageCheck = Callable[[Unit, pa.Table], tuple[pl.DataFrame, list[Issue]]]
-OnCommitted = Callable[[list[tuple[Unit, Fetched]]], None]
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What committed answers say beyond their rows, and where it is written.
+
+    ``facts``: the final answers of a commit -> JSON-able facts, kept in the resume state
+    with the commit; ``record``: write facts (fill-missing: the gap ledger's states for the
+    slots the answers left absent; idempotent, since a kill can make it run twice)."""
+
+    facts: Callable[[list[tuple[Unit, Fetched]]], list[Any]]
+    record: Callable[[list[Any]], None]
+
+
 # How many units to run at once, given the most allowed (``concurrency``).
 Pace = Callable[[int], int]
 
@@ -134,10 +154,12 @@ class _Progress:
     # depths it learns need both, whichever run got them).
     touched: set[str] = field(default_factory=set)
     unavailable: list[Unavailable] = field(default_factory=list)
+    facts: list[Any] = field(default_factory=list)  # committed, not recorded yet
 
     @classmethod
     def load(cls, state: dict[str, Any], rows_written: int) -> _Progress:
-        known = ("done", "cursors", "rows_written", "seq", "intent", "touched", "unavailable")
+        known = ("done", "cursors", "rows_written", "seq", "intent", "touched", "unavailable",
+                 "facts")  # fmt: skip
         return cls(
             done=set(state.get("done", [])),
             cursors={u: dict(c) for u, c in (state.get("cursors") or {}).items()},
@@ -146,6 +168,7 @@ class _Progress:
             extra={k: v for k, v in state.items() if k not in known},
             touched=set(state.get("touched", [])),
             unavailable=[_unavailable_of(u) for u in state.get("unavailable", [])],
+            facts=list(state.get("facts", [])),
         )
 
     def doc(self, intent: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -157,6 +180,7 @@ class _Progress:
             "seq": self.seq,
             "touched": sorted(self.touched),
             "unavailable": [_unavailable_doc(u) for u in self.unavailable],
+            "facts": self.facts,
         }
         if intent is not None:
             out["intent"] = intent
@@ -187,16 +211,15 @@ def _symbols_of(frame: pl.DataFrame) -> set[str]:
     return {str(s) for s in frame["symbol"].unique().to_list() if s is not None}
 
 
-def _settle_intent(
-    rt: Runtime, dataset: str, progress: _Progress, intent: dict[str, Any], adopt: bool
-) -> None:
+def _settle_intent(rt: Runtime, dataset: str, progress: _Progress, intent: dict[str, Any]) -> None:
     """A commit the last run named but did not record: count the rows it wrote where it
-    reached the lake, and, when it reached every partition (and nothing else was to follow
-    it, ``adopt``), take its units and cursors as committed."""
+    reached the lake, and, when it reached every partition, take its units and cursors as
+    committed and its facts as still to record."""
     partitions = [str(p) for p in intent.get("partitions", [])]
     found = rt.lake.tagged(dataset, str(intent["tag"]), partitions)
     progress.rows_written += sum(c.rows_added + c.rows_replaced for c in found.values())
-    if adopt and partitions and set(found) == set(partitions):
+    if partitions and set(found) == set(partitions):
+        progress.facts += list(intent.get("facts", []))
         progress.apply(list(intent.get("done", [])), intent.get("cursors", {}))
 
 
@@ -208,7 +231,7 @@ async def run_units(
     fetch: Fetch,
     *,
     concurrency: int = 2,
-    on_committed: OnCommitted | None = None,
+    outcomes: Outcomes | None = None,
     page_check: PageCheck | None = None,
     flush_rows: int = FLUSH_ROWS,
     flush_seconds: float = FLUSH_SECONDS,
@@ -222,6 +245,7 @@ async def run_units(
     worker waits until each answer (or page) is committed before it asks for more: at a kill
     nothing beyond the calls in flight (one per unit running) is at risk, and the time a
     commit takes counts in the pace, so more units run at once when commits are slow.
+    ``outcomes``: the facts of each commit's answers and their recorder (see the module doc).
     ``pace``: how many units to run at once (see the module doc); all of ``concurrency``
     without it."""
     del flush_seconds  # commits follow each other as fast as they go (see the module doc)
@@ -230,7 +254,11 @@ async def run_units(
     progress = _Progress.load(state, run.record.rows_written)
     intent = state.get("intent")
     if isinstance(intent, dict) and intent.get("tag"):
-        _settle_intent(rt, dataset, progress, intent, adopt=on_committed is None)
+        _settle_intent(rt, dataset, progress, intent)
+        rt.store.save_state(run.id, progress.doc())
+    if progress.facts and outcomes is not None:  # a kill left them unrecorded
+        await asyncio.to_thread(outcomes.record, list(progress.facts))
+        progress.facts = []
         rt.store.save_state(run.id, progress.doc())
     run.record.rows_written = progress.rows_written
     todo = [u for u in units if u.id not in progress.done]
@@ -243,9 +271,11 @@ async def run_units(
         queue.put_nowait(unit)
     fatal: list[BaseException] = []
     wake = asyncio.Event()
+    noted = asyncio.Event()  # facts were committed: the recorder has work
     drained = asyncio.Event()
     drained.set()
     closing = False
+    finished = False  # the committer is done: the recorder ends once it has recorded all
     cap = max(1, concurrency)
     running = 0  # units being fetched
     turn = asyncio.Event()  # a unit ended or a page came: the pace may allow one more
@@ -259,13 +289,14 @@ async def run_units(
         for e in batch:
             if e.cursor is not None:
                 cursors.setdefault(e.unit.id, {})[e.cursor[0]] = e.cursor[1]
+        facts = outcomes.facts(finals) if outcomes is not None and finals else []
         if frames:
             rows = pl.concat(frames, how="vertical_relaxed")
             progress.seq += 1
             tag = f"task{run.id}.{progress.seq}"
             partitions = await asyncio.to_thread(rt.lake.partition_paths, dataset, rows)
             intent = {"tag": tag, "partitions": partitions, "done": newly_done,
-                      "cursors": cursors}  # fmt: skip
+                      "cursors": cursors, "facts": facts}  # fmt: skip
             rt.store.save_state(run.id, progress.doc(intent))
             written = await asyncio.to_thread(
                 rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id, tag=tag
@@ -274,17 +305,36 @@ async def run_units(
             result.rows_written += written.rows_written
             progress.rows_written += written.rows_written
             run.record.rows_written = progress.rows_written
-        if on_committed is not None and finals:  # e.g. the gap ledger: before units count
-            await asyncio.to_thread(on_committed, finals)
         for frame in frames:
             progress.touched |= _symbols_of(frame)
         progress.unavailable += [  # "not complete yet" is asked again by the next task anyway
             x for _, f in finals if f.clean for x in f.unavailable
             if classify(x.reason) != NOT_COMPLETE
         ]  # fmt: skip
+        progress.facts += facts  # recorded by the recorder, in the same state as the units
         progress.apply(newly_done, cursors)
         rt.store.save_state(run.id, progress.doc())
         run.save()
+        if facts:
+            noted.set()
+
+    async def recorder() -> None:
+        """Record committed facts (the gap ledger) off the workers' path, in order."""
+        assert outcomes is not None
+        while True:
+            await noted.wait()
+            noted.clear()
+            while progress.facts:
+                facts = list(progress.facts)
+                try:
+                    await asyncio.to_thread(outcomes.record, facts)
+                except BaseException as exc:
+                    fatal.append(exc)
+                    raise
+                del progress.facts[: len(facts)]
+                rt.store.save_state(run.id, progress.doc())
+            if finished:
+                return
 
     async def committer() -> None:
         nonlocal pending, pending_rows
@@ -387,6 +437,7 @@ async def run_units(
         return True
 
     committing = asyncio.create_task(committer())
+    recording = asyncio.create_task(recorder()) if outcomes is not None else None
     workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
     try:
         await asyncio.gather(*workers)
@@ -400,6 +451,15 @@ async def run_units(
         except BaseException:
             if not fatal:
                 raise
+        finally:
+            finished = True
+            noted.set()
+            if recording is not None:
+                try:
+                    await recording
+                except BaseException:
+                    if not fatal:
+                        raise
     if fatal:
         raise fatal[0]
     result.units_done = len(progress.done)

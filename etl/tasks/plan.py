@@ -257,7 +257,9 @@ def _calls(sel: Selection, fetch: pl.DataFrame, caps: Capabilities) -> list[Plan
                 n = int(counts.filter(pl.col("trade_date").is_between(w_start, w_end))["len"].sum())
                 if n:
                     market = market_of_symbol(symbols[0])
-                    cost = range_requests(cap, freq, w_start, w_end, market) * len(symbols)
+                    cost = range_requests(cap, freq, w_start, w_end, market) * (
+                        len(symbols) if cap.symbols_per_call == 1 else 1
+                    )
                     calls.append(PlannedCall(symbols, w_start, w_end, n, cost))
     return calls
 
@@ -273,11 +275,37 @@ def _windows(
     """Cut a range into windows of at most ``budget`` bars (per symbol).
 
     For a paging vendor the budget is one page: a killed or failed fill loses a page, and
-    progress and resume move page by page. Vendors that only serve their latest N bars are
-    not cut (every call would return the same N bars)."""
+    progress and resume move page by page. A vendor with a span limit (AmazingData: 31 days
+    of minute bars a request) gets windows of at most that span, so a call is one request
+    (regression: a half-year hole was one call of 6 requests, and a kill lost all it had
+    received). Vendors that only serve their latest N bars are not cut (every call would
+    return the same N bars)."""
     market = market_of_symbol(f"X.{exchange}")
     if not freq or cap.depth.get(freq) or market is None:
         return [(start, end)]
+    return _by_span(_by_bars(market, freq, start, end, budget), cap.span_days_per_call.get(freq))
+
+
+def _by_span(
+    windows: list[tuple[dt.date, dt.date]], span: int | None
+) -> list[tuple[dt.date, dt.date]]:
+    """Each window cut into windows of at most ``span`` calendar days (as the vendor cuts)."""
+    if not span:
+        return windows
+    out = []
+    for first, hi in windows:
+        lo = first
+        while lo <= hi:
+            last = min(hi, lo + dt.timedelta(days=span - 1))
+            out.append((lo, last))
+            lo = last + dt.timedelta(days=1)
+    return out
+
+
+def _by_bars(
+    market: str, freq: str, start: dt.date, end: dt.date, budget: int
+) -> list[tuple[dt.date, dt.date]]:
+    """``[start, end]`` cut at day boundaries into windows of at most ``budget`` bars."""
     grid = bar_grid(market, freq, start, end)
     if len(grid) <= budget:
         return [(start, end)]

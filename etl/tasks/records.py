@@ -229,6 +229,17 @@ class TaskStore:
     def save_state(self, task_id: int, state: dict[str, Any]) -> None:
         atomic_write_bytes(self.state_path(task_id), json.dumps(state).encode())
 
+    def load_plan(self, task_id: int) -> builtins.list[Any] | None:
+        """The calls the task's first run kept (:meth:`save_plan`), or None."""
+        try:
+            loaded = json.loads(self.layout.task_plan(task_id).read_bytes())
+            return loaded if isinstance(loaded, list) else None
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def save_plan(self, task_id: int, calls: builtins.list[Any]) -> None:
+        atomic_write_bytes(self.layout.task_plan(task_id), json.dumps(calls).encode())
+
     def running(self, kinds: Sequence[str] | None = None) -> builtins.list[TaskRecord]:
         return [
             r for r in self.list() if r.status == "running" and (kinds is None or r.kind in kinds)

@@ -143,3 +143,16 @@ def test_long_ranges_are_cut_into_pages_or_bounded_units() -> None:
         assert b.start == a.end + dt.timedelta(days=1)
     # a vendor serving only its latest bars is never cut: every call would return the same
     assert len(plan_fill(sel, slots(every_day), "v", caps(1, rows=20, depth=500), NOW).calls) == 1
+
+
+def test_a_span_limited_vendor_gets_one_request_per_call() -> None:
+    # 31 calendar days a request (AmazingData's minute bars): a 150-day hole is 5 calls of one
+    # request each, not one call of 5 requests (regression: a kill lost all 5's answers).
+    sel = Selection("klines", BASE, BASE + dt.timedelta(days=150), "1d", ("A.SH", "B.SH"))
+    every_day = [(s, d) for s in ("A.SH", "B.SH") for d in range(0, 151)]
+    plan = plan_fill(sel, slots(every_day), "v", caps(50, span=31), NOW)
+    assert [c.requests for c in plan.calls] == [1] * 5
+    assert all(c.symbols == ("A.SH", "B.SH") for c in plan.calls)
+    assert all((c.end - c.start).days < 31 for c in plan.calls)
+    assert plan.calls[0].start == BASE and plan.calls[-1].end == BASE + dt.timedelta(days=150)
+    assert plan.requests == 5  # as many as the vendor's own cut of the whole range

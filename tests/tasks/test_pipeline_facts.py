@@ -1,0 +1,130 @@
+"""The answers' facts (fill-missing's gap-ledger input) go into the resume state with their
+commit and are recorded off the workers' path: a worker does not wait for the ledger, and
+what a kill left unrecorded, or committed without recording the state, is recorded when the
+task resumes, with no call asked again. The vendor is the sim adapter, the lake real."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etl.config import load_settings
+from etl.normalize import validate_klines
+from etl.tasks.pipeline import Fetched, Outcomes, Unit, run_units
+from etl.tasks.records import TaskRecord
+from etl.tasks.runner import open_run
+from etl.tasks.runtime import Runtime
+from etl.vendors.base import Paging
+
+NOW = dt.datetime(2024, 6, 28, 12, tzinfo=dt.UTC)
+SYMBOL = "600000.SH"
+DAYS = [dt.date(2024, 6, d) for d in (24, 25, 26, 27)]
+UNITS = [Unit((SYMBOL,), d, d, label="fill:klines:1m") for d in DAYS]
+
+
+@pytest.fixture
+def rt(tmp_path: Path) -> Runtime:
+    return Runtime(load_settings(data_dir=tmp_path, env={}), clock=lambda: NOW, progress=False)
+
+
+def new_task(rt: Runtime) -> TaskRecord:
+    return rt.store.create("fill", {"vendor": "sim", "dataset": "klines"}, now=NOW)
+
+
+class Counted:
+    """The sim vendor's 1m bars for a unit's day, counting the calls."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.asked: list[dt.date] = []
+        self.all_asked = threading.Event()
+
+    async def __call__(self, unit: Unit, _paging: Paging) -> Fetched:
+        self.asked.append(unit.start)
+        if len(self.asked) == len(UNITS):
+            self.all_asked.set()
+        batch = await self.rt.adapter("sim").klines(list(unit.symbols), "1m", unit.start, unit.end)
+        checked = validate_klines(batch.table, freq="1m", start=unit.start, end=unit.end, now=NOW)
+        return Fetched(checked.frame, checked.issues, answered=list(batch.answered), requests=1)
+
+
+def facts_of(batch: list[tuple[Unit, Fetched]]) -> list[Any]:
+    return [[u.symbols[0], u.start.isoformat()] for u, f in batch]
+
+
+def run(rt: Runtime, record: TaskRecord, fetch: Counted, outcomes: Outcomes) -> Any:
+    async def go() -> Any:
+        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as task:
+            return await run_units(
+                rt, task, "klines", UNITS, fetch, concurrency=1, outcomes=outcomes, flush_rows=1
+            )
+
+    return asyncio.run(go())
+
+
+def test_workers_do_not_wait_for_the_ledger_and_every_fact_is_recorded_in_order(
+    rt: Runtime,
+) -> None:
+    fetch = Counted(rt)
+    recorded: list[Any] = []
+    # The recorder holds its first write until every call was made: were a worker to wait
+    # for the ledger, this would never end (the wait below fails instead).
+
+    def record(facts: list[Any]) -> None:
+        assert fetch.all_asked.wait(30), "the workers waited for the ledger"
+        recorded.extend(facts)
+
+    result = run(rt, new_task(rt), fetch, Outcomes(facts_of, record))
+    assert fetch.asked == DAYS
+    assert recorded == [[SYMBOL, d.isoformat()] for d in DAYS]
+    assert result.units_done == len(UNITS)
+    assert rt.store.load_state(1)["facts"] == []  # recorded, so no longer kept
+
+
+def test_facts_a_kill_left_unrecorded_are_recorded_on_resume_before_any_call(
+    rt: Runtime,
+) -> None:
+    record = new_task(rt)
+    left = [[SYMBOL, "2024-06-21"]]
+    rt.store.save_state(record.id, {"facts": left})
+    order: list[str] = []
+    fetch = Counted(rt)
+
+    def recorder(facts: list[Any]) -> None:
+        order.append(f"record {len(fetch.asked)} asked")
+        if facts == left:
+            order.append("left")
+
+    run(rt, record, fetch, Outcomes(facts_of, recorder))
+    assert order[:2] == ["record 0 asked", "left"]
+    assert fetch.asked == DAYS
+
+
+def test_a_commit_the_state_missed_is_adopted_with_its_facts(rt: Runtime) -> None:
+    """Killed after the lake commit, before the state said so: its unit is not asked again,
+    its facts are recorded, and its rows are counted once."""
+    record = new_task(rt)
+    first = UNITS[0]
+    got = asyncio.run(Counted(rt)(first, Paging()))
+    assert got.frame is not None
+    tag = f"task{record.id}.1"
+    partitions = rt.lake.partition_paths("klines", got.frame)
+    written = rt.lake.write("klines", got.frame, now=NOW, task_id=record.id, tag=tag)
+    facts = facts_of([(first, got)])
+    intent = {"tag": tag, "partitions": partitions, "done": [first.id], "cursors": {},
+              "facts": facts}  # fmt: skip
+    rt.store.save_state(record.id, {"seq": 1, "intent": intent})
+    recorded: list[Any] = []
+    fetch = Counted(rt)
+    result = run(rt, record, fetch, Outcomes(facts_of, recorded.extend))
+    assert fetch.asked == DAYS[1:]
+    assert recorded[:1] == facts and len(recorded) == len(DAYS)
+    assert result.units_done == len(UNITS)
+    per_day = got.frame.height
+    assert written.rows_written == per_day
+    assert rt.store.get(record.id).rows_written == per_day * len(DAYS)
