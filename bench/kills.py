@@ -13,14 +13,16 @@ counted (every process also asks for a plan, a login or a symbol list).
 - infoway: 1m pages of 500 bars, paged back from the newest (6 US stocks, 8 weeks);
 - stocktv: 1m pages of 1,000 bars, paged back by window (7 US stocks, 15 weeks);
 - amazingdata: 1m in 31-day windows, one call each (an SH and an SZ stock, 2013-2024);
-- mdapi: the latest 300 1h bars, one call per product (its 47 products: the emulator lists
-  no more, so 1.05x cannot be met there: each kill loses the call it lands on).
+- mdapi: the latest 300 1h bars, one call per product (its 47 products: a run of 28-55
+  calls, where 5 kills cannot stay within 1.05x: each kill loses the call it lands on);
+- mdapi-large: the same with 200 more (made-up) crypto pairs, the emulator's ``products``
+  option: a run of 200+ calls, as a user's larger universe would be.
 
 The fills run over a lake that already holds every other week (half-year for AmazingData,
 day for mdapi), so their holes are scattered; mdapi's fill asks each product once whatever
 its holes.
 
-    python -m bench kills            # every vendor; BENCH_KILLS=infoway,mdapi for some
+    python -m bench kills            # every case; BENCH_KILLS=infoway,mdapi-large for some
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Case:
     end: dt.date
     held: list[tuple[dt.date, dt.date]] = field(default_factory=list)  # the fill's lake
     sync: bool = False  # `instruments sync` first (the vendor's code map)
+    name: str = ""  # the case's name in the figures (default: the vendor's)
+    emulator: tuple[str, ...] = ()  # more `etl emulate` arguments
 
 
 def _weeks(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
@@ -87,10 +91,13 @@ def _sim(market: str, n: int) -> list[str]:
     return sorted(live)[:n]
 
 
-def _mdapi_symbols() -> list[str]:
-    from etl.emulators.mdapi_data import PRODUCTS
+MORE_MDAPI = 200  # mdapi-large: made-up pairs beyond the emulator's 47 products
 
-    return [p.symbol for p in PRODUCTS]
+
+def _mdapi_symbols(more: int = 0) -> list[str]:
+    from etl.emulators.mdapi_data import PRODUCTS, more_coins
+
+    return [p.symbol for p in (*PRODUCTS, *more_coins(more))]
 
 
 def cases() -> dict[str, Case]:
@@ -122,6 +129,12 @@ def cases() -> dict[str, Case]:
             "mdapi", lambda url: {"ETL_MDAPI_BASE_URL": url},
             "/redis.php", _mdapi_symbols(), "1h", *mdapi_range,
             held=_weeks(*mdapi_range, 1), sync=True,
+        ),
+        "mdapi-large": Case(
+            "mdapi", lambda url: {"ETL_MDAPI_BASE_URL": url},
+            "/redis.php", _mdapi_symbols(MORE_MDAPI), "1h", *mdapi_range,
+            held=_weeks(*mdapi_range, 1), sync=True, name="mdapi-large",
+            emulator=("--option", f"products={MORE_MDAPI}"),
         ),
     }  # fmt: skip
 
@@ -226,7 +239,7 @@ def _scenario(
     violations = fetch_stats(url)["violations"]
     want, got = _lake(calm, case.freq), _lake(rough, case.freq)
     return {
-        "case": f"{case.vendor} {kind}", "calls_uninterrupted": uninterrupted,
+        "case": f"{case.name or case.vendor} {kind}", "calls_uninterrupted": uninterrupted,
         "seconds_uninterrupted": round(seconds, 1), "kills": len(killed.at),
         "calls_with_kills": killed.calls,
         "ratio": round(killed.calls / uninterrupted, 3) if uninterrupted else None,
@@ -254,7 +267,7 @@ def _prepare(case: Case, url: str, tmp: Path) -> tuple[Path, Path]:
 
 def _run(case: Case) -> Iterator[dict[str, Any]]:
     rng = random.Random(10)
-    with spawn_emulate(case.vendor, "--now", NOW) as emulator, tempfile.TemporaryDirectory(
+    with spawn_emulate(case.vendor, "--now", NOW, *case.emulator) as emulator, tempfile.TemporaryDirectory(
         prefix=f"bench-kills-{case.vendor}-"
     ) as tmp:  # fmt: skip
         url = emulator.base_url

@@ -36,6 +36,7 @@ from etl.emulators.limits import Rate
 from etl.emulators.payload import apply_bar_faults, drift_row
 from etl.emulators.wire import Call, Reply, Request, Route, json_reply
 from etl.emulators.ws import ConnectionCount
+from etl.errors import BadInputError
 
 __all__ = ["MdapiEmulator"]
 
@@ -96,9 +97,18 @@ class MdapiEmulator(Emulator):
         )
     )  # fmt: skip
 
+    extra_options: ClassVar[Mapping[str, str]] = {
+        "products": "made-up crypto pairs listed and served over HTTP beyond the 47 (default 0)",
+    }
+
     def __init__(self, options: EmulatorOptions | None = None) -> None:
         super().__init__(options)
         self._ws_open = ConnectionCount()  # WebSocket connections per client address
+        more = str(self.options.extra.get("products", 0))
+        if not more.isascii() or not more.isdigit():
+            raise BadInputError(f"products must be a whole number, not {more!r}")
+        self.products = data.PRODUCTS + data.more_coins(int(more))
+        self.by_code = {p.code: p for p in self.products}
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -161,7 +171,7 @@ class MdapiEmulator(Emulator):
         if not category or page is None or size is None:
             return _error(400, MSG_PARAM)
         size = min(size, PAGE_SIZE_MAX)
-        listed = [p for p in data.PRODUCTS if p.category == category]
+        listed = [p for p in self.products if p.category == category]
         chunk = listed[(page - 1) * size : page * size]
         items = [{"code": p.code, "name": p.name} for p in chunk]
         return _ok({"total": len(listed), "list": items})
@@ -170,7 +180,7 @@ class MdapiEmulator(Emulator):
         code = call.param("code")
         if not code:
             return _error(400, MSG_PARAM)
-        product = data.BY_CODE.get(code)
+        product = self.by_code.get(code)
         if product is None:
             return _error(404, MSG_UNKNOWN)
         body = data.quote_body(product, self.now(), self.seed)
@@ -186,7 +196,7 @@ class MdapiEmulator(Emulator):
         rows = _whole(call.param("rows"), data.ROWS_MAX[freq])
         if rows is None:
             return _error(400, MSG_PARAM)
-        product = data.BY_CODE.get(code)
+        product = self.by_code.get(code)
         if product is None:
             return _error(404, MSG_UNKNOWN)
         rows = min(rows, data.ROWS_MAX[freq])

@@ -39,6 +39,7 @@ __all__ = [
     "encode_bar",
     "latest_bars",
     "local_text",
+    "more_coins",
     "quote_body",
 ]
 
@@ -106,6 +107,12 @@ PRODUCTS: Final = (
     _other("ZY_YM", "小道指", "7"), _other("TW_TXF", "台指期2512【日】", "7"),
 )  # fmt: skip
 BY_CODE: Final = {p.code: p for p in PRODUCTS}
+
+
+def more_coins(n: int) -> tuple[Product, ...]:
+    """``n`` made-up crypto pairs beyond the listed products (``C0001USDT.CC``...): the
+    emulator's ``products`` option, for a universe larger than the 47 mdapi lists here."""
+    return tuple(_cc(f"C{i:04d}") for i in range(1, n + 1))
 
 
 @lru_cache(maxsize=65_536)

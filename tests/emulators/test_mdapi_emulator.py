@@ -18,6 +18,7 @@ from etl.emulators.mdapi import MdapiEmulator
 from etl.emulators.server import EmulatorServer
 from etl.emulators.testing import options, running
 from etl.emulators.wire import Request
+from etl.errors import BadInputError
 from etl.synthetic import klines_for_any, spot_price
 
 UTC = dt.UTC
@@ -253,3 +254,18 @@ def test_schema_drift() -> None:
     assert "price" in quote["data"]["body"] and "Price" not in quote["data"]["body"]
     _, listed = Vendor("schema_drift:rename").get("/getCategory.php")
     assert listed["data"]["list"][0] == {"id": "1", "name": "外汇"}  # lists are not data
+
+
+def test_the_products_option_lists_and_serves_more_coins() -> None:
+    """``--option products=N`` (a larger universe for benchmarks): N more crypto pairs,
+    listed with the others and served like them; a bad N is refused."""
+    vendor = Vendor()
+    vendor.emulator = MdapiEmulator(options(now=NOW, products="3"))
+    status, body = vendor.get("/getSymbolList.php", category="4", pageSize=100)
+    codes = [item["code"] for item in body["data"]["list"]]
+    assert codes[-3:] == ["c0001usdt", "c0002usdt", "c0003usdt"] and len(codes) == 16 + 3
+    status, rows = vendor.get("/redis.php", code="c0003usdt", time="1h", rows=5)
+    assert status == 200 and len(rows) == 5
+    assert Vendor().get("/redis.php", code="c0003usdt", time="1h", rows=5)[1]["code"] == 404
+    with pytest.raises(BadInputError):
+        MdapiEmulator(options(now=NOW, products="many"))
