@@ -23,6 +23,7 @@
     <root>/tasks/<id>.json  <id>.lock  <id>.state  <id>.cancel   task records and their runs
     <root>/tasks/<id>.requests                              one byte per vendor request sent
     <root>/tasks/<id>.plan                                  a fill's calls, as its first run planned
+    <root>/tasks/<id>.spool/<n>.arrow                       answers received, not yet committed
     <root>/logs/etl-error-*.log                             tracebacks of unexpected errors
 
 Nothing else builds a path under ``lake/``, ``state/`` or ``tasks/``: modules ask a
@@ -244,6 +245,10 @@ class DataRoot:
         """The calls a task's first run planned (fill-missing), written once: a resumed run
         runs those not done instead of planning anew over what a kill left."""
         return self.tasks / f"{int(task_id)}.plan"
+
+    def task_spool(self, task_id: int) -> Path:
+        """A task's spool: each answer as it arrives (``<n>.arrow``), until committed."""
+        return self.tasks / f"{int(task_id)}.spool"
 
     @property
     def task_seq(self) -> Path:

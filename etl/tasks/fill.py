@@ -42,10 +42,9 @@ from etl.vendors.base import Paging
 
 __all__ = ["fill_missing", "plan_only", "selection_from_params"]
 
-# Workers wait for the committer after every call (not for the gap ledger, written after
-# it): units are planned one vendor request each (a page, a span-limited window), so a killed
-# fill loses at most the calls in flight and the answer being committed, and a resume asks
-# for nothing it had already received.
+# Each answer is spooled as it arrives (the pipeline's ``spool``), and units are planned one
+# vendor request each (a page, a span-limited window): a killed fill loses only the calls in
+# flight, and a resume asks for nothing it had already received.
 FILL_FLUSH_ROWS = 1
 FILL_FLUSH_SECONDS = 0.0
 
@@ -132,6 +131,7 @@ async def execute(
                     flush_rows=FILL_FLUSH_ROWS,
                     flush_seconds=FILL_FLUSH_SECONDS,
                     pace=adapter.pace,  # as many calls at once as keep the rate busy
+                    spool=True,  # an answer is safe once received, before its commit
                 )
             result.requests = adapter.requests_sent() - sent  # all it sent
             if sel.dataset == "klines":  # what the answers showed of the vendor's depth

@@ -22,6 +22,16 @@ for a unit (or page) whose rows were committed, and ``rows_written`` is what the
 received. At risk at a kill: the calls in flight, and the answers waiting for the commit
 that was running.
 
+With ``spool`` (fill-missing), each answer (or page) is first written to the task's spool
+(``tasks/<id>.spool/<n>.arrow``: its validated rows, and as metadata its unit, cursor,
+whether it makes its unit done, and its facts), atomically, as it arrives; the worker then
+asks for its next call without waiting for the commit, and commits group whatever has
+arrived. A commit's state says up to which spool entry it holds, and its entries are then
+deleted; a resumed run first commits the entries the state does not hold, in order, as if
+they had just arrived (rows already in the lake count nothing again: the lake writes only
+what changes). At risk at a kill: only the calls in flight. Without a spool a worker waits
+for its answer's commit, so a kill loses its call in flight and the answer being committed.
+
 The facts are recorded (the gap ledger written) by a third task, after the commit that
 stored them in the state, at most once a second: a worker waits for its answer's commit,
 not for the ledger, so the ledger's cost stays out of a request's turn (and out of the
@@ -42,6 +52,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,13 +146,80 @@ class PipelineResult:
 
 @dataclass
 class _Entry:
-    """An answer waiting for its commit: a unit's final answer, or one page of it."""
+    """An answer waiting for its commit: a unit's final answer, or one page of it, with
+    what its commit needs to know of it (all of it can be spooled and read back)."""
 
     unit: Unit
-    fetched: Fetched
+    frame: pl.DataFrame | None
     final: bool = True
     cursor: tuple[str, int] | None = None  # a page's (symbol, cursor after it)
+    clean: bool = False  # a final answer that makes its unit done
+    unavailable: list[Unavailable] = field(default_factory=list)  # of a clean final answer
+    facts: list[Any] = field(default_factory=list)  # see Outcomes
+    spooled: int | None = None  # its number in the task's spool
     committed: asyncio.Event | None = None  # set once committed (workers that wait for it)
+
+    @classmethod
+    def of(
+        cls,
+        unit: Unit,
+        fetched: Fetched,
+        outcomes: Outcomes | None,
+        *,
+        final: bool = True,
+        cursor: tuple[str, int] | None = None,
+    ) -> _Entry:
+        facts = outcomes.facts([(unit, fetched)]) if outcomes is not None and final else []
+        clean = final and fetched.clean
+        unavailable = list(fetched.unavailable) if clean else []
+        return cls(unit, fetched.frame, final, cursor, clean, unavailable, facts)
+
+    @property
+    def rows(self) -> int:
+        return self.frame.height if self.frame is not None else 0
+
+    def spool_bytes(self) -> bytes:
+        """The entry as an Arrow IPC file: its rows, and the rest as JSON in the metadata."""
+        u = self.unit
+        meta = {
+            "unit": [list(u.symbols), _iso(u.start), _iso(u.end), u.label],
+            "final": self.final,
+            "cursor": list(self.cursor) if self.cursor else None,
+            "clean": self.clean,
+            "unavailable": [_unavailable_doc(x) for x in self.unavailable],
+            "facts": self.facts,
+        }
+        table = self.frame.to_arrow() if self.frame is not None else pa.table({})
+        table = table.replace_schema_metadata({_SPOOL_META: json.dumps(meta).encode()})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return bytes(sink.getvalue().to_pybytes())
+
+    @classmethod
+    def from_spool(cls, data: bytes, number: int) -> _Entry:
+        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        meta = json.loads((table.schema.metadata or {})[_SPOOL_META])
+        table = table.replace_schema_metadata(None)
+        frame = pl.from_arrow(table) if table.num_columns else None
+        assert frame is None or isinstance(frame, pl.DataFrame)
+        symbols, start, end, label = meta["unit"]
+        day = dt.date.fromisoformat
+        unit = Unit(tuple(symbols), day(start) if start else None, day(end) if end else None,
+                    label)  # fmt: skip
+        cursor = meta["cursor"]
+        return cls(
+            unit, frame, bool(meta["final"]), (str(cursor[0]), int(cursor[1])) if cursor else None,
+            bool(meta["clean"]), [_unavailable_of(x) for x in meta["unavailable"]],
+            list(meta["facts"]), spooled=number,
+        )  # fmt: skip
+
+
+_SPOOL_META = b"etl.spool"
+
+
+def _iso(day: Any) -> str | None:
+    return day.isoformat() if isinstance(day, dt.date) else None
 
 
 @dataclass
@@ -159,11 +237,13 @@ class _Progress:
     touched: set[str] = field(default_factory=set)
     unavailable: list[Unavailable] = field(default_factory=list)
     facts: list[Any] = field(default_factory=list)  # committed, not recorded yet
+    spooled: int = 0  # spool entries up to this number are committed
+    spool_next: int = 0  # the last spool number given (not saved: the spool's own files say)
 
     @classmethod
     def load(cls, state: dict[str, Any], rows_written: int) -> _Progress:
         known = ("done", "cursors", "rows_written", "seq", "intent", "touched", "unavailable",
-                 "facts")  # fmt: skip
+                 "facts", "spooled")  # fmt: skip
         return cls(
             done=set(state.get("done", [])),
             cursors={u: dict(c) for u, c in (state.get("cursors") or {}).items()},
@@ -173,6 +253,7 @@ class _Progress:
             touched=set(state.get("touched", [])),
             unavailable=[_unavailable_of(u) for u in state.get("unavailable", [])],
             facts=list(state.get("facts", [])),
+            spooled=int(state.get("spooled", 0)),
         )
 
     def doc(self, intent: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -185,6 +266,7 @@ class _Progress:
             "touched": sorted(self.touched),
             "unavailable": [_unavailable_doc(u) for u in self.unavailable],
             "facts": self.facts,
+            "spooled": self.spooled,
         }
         if intent is not None:
             out["intent"] = intent
@@ -225,6 +307,7 @@ def _settle_intent(rt: Runtime, dataset: str, progress: _Progress, intent: dict[
     if partitions and set(found) == set(partitions):
         progress.facts += list(intent.get("facts", []))
         progress.apply(list(intent.get("done", [])), intent.get("cursors", {}))
+        progress.spooled = max(progress.spooled, int(intent.get("spooled") or 0))
 
 
 async def run_units(
@@ -240,6 +323,7 @@ async def run_units(
     flush_rows: int = FLUSH_ROWS,
     flush_seconds: float = FLUSH_SECONDS,
     pace: Pace | None = None,
+    spool: bool = False,
 ) -> PipelineResult:
     """Run ``units`` (skipping those done in an earlier attempt) and commit their rows.
 
@@ -249,9 +333,11 @@ async def run_units(
     worker waits until each answer (or page) is committed before it asks for more: at a kill
     nothing beyond the calls in flight (one per unit running) is at risk, and the time a
     commit takes counts in the pace, so more units run at once when commits are slow.
-    ``outcomes``: the facts of each commit's answers and their recorder (see the module doc).
     ``pace``: how many units to run at once (see the module doc); all of ``concurrency``
-    without it."""
+    without it. ``outcomes``: the facts of each commit's answers and their recorder (see the
+    module doc). ``spool``: each answer (or page) is written to the task's spool as it
+    arrives, and a worker goes on once it is there, not once it is committed (``flush_rows``
+    then only bounds memory); a resume commits what the spool holds before anything else."""
     del flush_seconds  # commits follow each other as fast as they go (see the module doc)
     strict = flush_rows <= 1  # each worker waits until its answers are committed
     state = rt.store.load_state(run.id)
@@ -265,14 +351,10 @@ async def run_units(
         progress.facts = []
         rt.store.save_state(run.id, progress.doc())
     run.record.rows_written = progress.rows_written
-    todo = [u for u in units if u.id not in progress.done]
-    run.begin(len(units), len(units) - len(todo), label=f"{run.record.kind} {dataset}")
     result = PipelineResult(unavailable=list(progress.unavailable))
     pending: list[_Entry] = []
     pending_rows = 0
     queue: asyncio.Queue[Unit] = asyncio.Queue()
-    for unit in todo:
-        queue.put_nowait(unit)
     fatal: list[BaseException] = []
     wake = asyncio.Event()
     noted = asyncio.Event()  # facts were committed: the recorder has work
@@ -286,22 +368,21 @@ async def run_units(
     turn = asyncio.Event()  # a unit ended or a page came: the pace may allow one more
 
     async def commit(batch: list[_Entry]) -> None:
-        frames = [e.fetched.frame for e in batch if e.fetched.frame is not None]
-        frames = [f for f in frames if f.height]
-        finals = [(e.unit, e.fetched) for e in batch if e.final]
-        newly_done = [u.id for u, f in finals if f.clean]
+        frames = [e.frame for e in batch if e.frame is not None and e.frame.height]
+        newly_done = [e.unit.id for e in batch if e.clean]
         cursors: dict[str, dict[str, int]] = {}
         for e in batch:
             if e.cursor is not None:
                 cursors.setdefault(e.unit.id, {})[e.cursor[0]] = e.cursor[1]
-        facts = outcomes.facts(finals) if outcomes is not None and finals else []
+        facts = [f for e in batch for f in e.facts]
+        spooled = max((e.spooled for e in batch if e.spooled is not None), default=None)
         if frames:
             rows = pl.concat(frames, how="vertical_relaxed")
             progress.seq += 1
             tag = f"task{run.id}.{progress.seq}"
             partitions = await asyncio.to_thread(rt.lake.partition_paths, dataset, rows)
             intent = {"tag": tag, "partitions": partitions, "done": newly_done,
-                      "cursors": cursors, "facts": facts}  # fmt: skip
+                      "cursors": cursors, "facts": facts, "spooled": spooled}  # fmt: skip
             rt.store.save_state(run.id, progress.doc(intent))
             written = await asyncio.to_thread(
                 rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id, tag=tag
@@ -313,13 +394,16 @@ async def run_units(
         for frame in frames:
             progress.touched |= _symbols_of(frame)
         progress.unavailable += [  # "not complete yet" is asked again by the next task anyway
-            x for _, f in finals if f.clean for x in f.unavailable
-            if classify(x.reason) != NOT_COMPLETE
+            x for e in batch for x in e.unavailable if classify(x.reason) != NOT_COMPLETE
         ]  # fmt: skip
         progress.facts += facts  # recorded by the recorder, in the same state as the units
         progress.apply(newly_done, cursors)
+        if spooled is not None:
+            progress.spooled = max(progress.spooled, spooled)
         rt.store.save_state(run.id, progress.doc())
         run.save()
+        if spooled is not None:  # committed, and the state says so: no longer needed
+            rt.store.spool_drop(run.id, spooled)
         if facts:
             noted.set()
 
@@ -369,14 +453,18 @@ async def run_units(
 
     async def enqueue(entry: _Entry) -> None:
         nonlocal pending_rows
-        if strict:  # a page too: the lane asks for its next page once this one is stored
+        if spool:  # stored before anything else happens to it: a kill no longer loses it
+            progress.spool_next += 1
+            entry.spooled = progress.spool_next
+            rt.store.spool_put(run.id, entry.spooled, entry.spool_bytes())
+        elif strict:  # a page too: the lane asks for its next page once this one is stored
             entry.committed = asyncio.Event()
         pending.append(entry)
-        pending_rows += entry.fetched.frame.height if entry.fetched.frame is not None else 0
+        pending_rows += entry.rows
         wake.set()
         if entry.committed is not None:
             await entry.committed.wait()  # the caller asked for a commit per call
-        elif pending_rows >= flush_rows and not fatal:
+        elif pending_rows >= (FLUSH_ROWS if spool else flush_rows) and not fatal:
             drained.clear()
             await drained.wait()  # back-pressure: the committer is behind
 
@@ -391,7 +479,7 @@ async def run_units(
             page = Fetched(frame, issues)
             _record_fetched(run, result, unit, page)
             turn.set()
-            await enqueue(_Entry(unit, page, final=False, cursor=(symbol, cursor)))
+            await enqueue(_Entry.of(unit, page, outcomes, final=False, cursor=(symbol, cursor)))
             if run.should_stop():  # between pages: this one is on its way to the lake
                 paging.stopped = True
             return not paging.stopped
@@ -434,7 +522,7 @@ async def run_units(
             return False
         except VendorError as exc:
             _record_unit_error(run, result, unit, str(exc))
-            await enqueue(_Entry(unit, Fetched(None, error=str(exc))))
+            await enqueue(_Entry.of(unit, Fetched(None, error=str(exc)), outcomes))
             run.advance(1, f"{_describe(unit)}: failed")
             return True
         if paging.stopped:  # cut short by a stop: its pages are enqueued with their
@@ -442,10 +530,21 @@ async def run_units(
             return False
         _record_fetched(run, result, unit, fetched)
         rows = fetched.frame.height if fetched.frame is not None else 0
-        await enqueue(_Entry(unit, fetched))
+        await enqueue(_Entry.of(unit, fetched, outcomes))
         run.advance(1, f"{_describe(unit)}: {rows} rows")
         return True
 
+    # Answers a killed run had spooled and not committed: committed first, as received.
+    held = rt.store.spool_list(run.id)
+    rt.store.spool_drop(run.id, progress.spooled)  # committed already (the state says so)
+    progress.spool_next = max([progress.spooled, *(n for n, _ in held)])
+    replay = [_Entry.from_spool(path.read_bytes(), n) for n, path in held if n > progress.spooled]
+    if replay:
+        await commit(replay)
+    todo = [u for u in units if u.id not in progress.done]
+    run.begin(len(units), len(units) - len(todo), label=f"{run.record.kind} {dataset}")
+    for unit in todo:
+        queue.put_nowait(unit)
     committing = asyncio.create_task(committer())
     recording = asyncio.create_task(recorder()) if outcomes is not None else None
     workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]

@@ -240,6 +240,28 @@ class TaskStore:
     def save_plan(self, task_id: int, calls: builtins.list[Any]) -> None:
         atomic_write_bytes(self.layout.task_plan(task_id), json.dumps(calls).encode())
 
+    def spool_put(self, task_id: int, number: int, data: bytes) -> None:
+        """Spool entry ``number`` of a task (an answer not yet committed), atomically."""
+        atomic_write_bytes(self.layout.task_spool(task_id) / f"{int(number)}.arrow", data)
+
+    def spool_list(self, task_id: int) -> builtins.list[tuple[int, Path]]:
+        """The task's spool entries, (number, path) in order."""
+        folder = self.layout.task_spool(task_id)
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.iterdir():
+            stem, _, ext = path.name.partition(".")
+            if ext == "arrow" and stem.isdigit():  # not a temporary ``.N.arrow.x.tmp``
+                found.append((int(stem), path))
+        return sorted(found)
+
+    def spool_drop(self, task_id: int, through: int) -> None:
+        """Remove the spool entries numbered ``through`` or less (committed)."""
+        for number, path in self.spool_list(task_id):
+            if number <= through:
+                path.unlink(missing_ok=True)
+
     def running(self, kinds: Sequence[str] | None = None) -> builtins.list[TaskRecord]:
         return [
             r for r in self.list() if r.status == "running" and (kinds is None or r.kind in kinds)

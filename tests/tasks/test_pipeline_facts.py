@@ -1,7 +1,9 @@
-"""The answers' facts (fill-missing's gap-ledger input) go into the resume state with their
-commit and are recorded off the workers' path: a worker does not wait for the ledger, and
-what a kill left unrecorded, or committed without recording the state, is recorded when the
-task resumes, with no call asked again. The vendor is the sim adapter, the lake real."""
+"""What a killed run had received is not asked again: the answers' facts (fill-missing's
+gap-ledger input) go into the resume state with their commit and are recorded off the
+workers' path (a worker does not wait for the ledger), and what a kill left unrecorded, or
+committed without recording the state, is recorded when the task resumes; with a spool, an
+answer received but not committed is committed by the resume, once. The vendor is the sim
+adapter, the lake real."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from etl.config import load_settings
 from etl.normalize import validate_klines
-from etl.tasks.pipeline import Fetched, Outcomes, Unit, run_units
+from etl.tasks.pipeline import Fetched, Outcomes, Unit, _Entry, run_units
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
@@ -57,12 +60,15 @@ def facts_of(batch: list[tuple[Unit, Fetched]]) -> list[Any]:
     return [[u.symbols[0], u.start.isoformat()] for u, f in batch]
 
 
-def run(rt: Runtime, record: TaskRecord, fetch: Counted, outcomes: Outcomes) -> Any:
+def run(
+    rt: Runtime, record: TaskRecord, fetch: Counted, outcomes: Outcomes, spool: bool = False
+) -> Any:
     async def go() -> Any:
         with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as task:
             return await run_units(
-                rt, task, "klines", UNITS, fetch, concurrency=1, outcomes=outcomes, flush_rows=1
-            )
+                rt, task, "klines", UNITS, fetch, concurrency=1, outcomes=outcomes, flush_rows=1,
+                spool=spool,
+            )  # fmt: skip
 
     return asyncio.run(go())
 
@@ -128,3 +134,45 @@ def test_a_commit_the_state_missed_is_adopted_with_its_facts(rt: Runtime) -> Non
     per_day = got.frame.height
     assert written.rows_written == per_day
     assert rt.store.get(record.id).rows_written == per_day * len(DAYS)
+
+
+def lake_rows(rt: Runtime) -> int:
+    files = sorted((rt.root / "lake" / "klines").rglob("*.parquet"))
+    return pl.read_parquet(files).height
+
+
+def test_answers_spooled_before_a_kill_are_committed_by_the_resume_not_asked_again(
+    rt: Runtime,
+) -> None:
+    record = new_task(rt)
+    outcomes_seen: list[Any] = []
+    outcomes = Outcomes(facts_of, outcomes_seen.extend)
+    got = [asyncio.run(Counted(rt)(u, Paging())) for u in UNITS[:2]]
+    for number, (unit, fetched) in enumerate(zip(UNITS[:2], got, strict=True), start=1):
+        rt.store.spool_put(record.id, number, _Entry.of(unit, fetched, outcomes).spool_bytes())
+    fetch = Counted(rt)
+    result = run(rt, record, fetch, outcomes, spool=True)
+    assert fetch.asked == DAYS[2:]  # the two spooled answers were not asked again
+    assert sorted(f[1] for f in outcomes_seen) == [d.isoformat() for d in DAYS]
+    assert result.units_done == len(UNITS)
+    per_day = got[0].frame.height if got[0].frame is not None else 0
+    assert rt.store.get(record.id).rows_written == per_day * len(DAYS) == lake_rows(rt)
+    assert rt.store.spool_list(record.id) == []  # all committed, so removed
+
+
+def test_a_spooled_answer_the_state_holds_is_not_committed_twice(rt: Runtime) -> None:
+    """Killed after the commit's state was saved, before its spool entry was removed."""
+    record = new_task(rt)
+    outcomes = Outcomes(facts_of, lambda facts: None)
+    first = UNITS[0]
+    got = asyncio.run(Counted(rt)(first, Paging()))
+    assert got.frame is not None
+    rt.lake.write("klines", got.frame, now=NOW, task_id=record.id)
+    rt.store.spool_put(record.id, 1, _Entry.of(first, got, outcomes).spool_bytes())
+    state = {"spooled": 1, "done": [first.id], "rows_written": got.frame.height}
+    rt.store.save_state(record.id, state)
+    fetch = Counted(rt)
+    run(rt, record, fetch, outcomes, spool=True)
+    assert fetch.asked == DAYS[1:]
+    assert rt.store.get(record.id).rows_written == got.frame.height * len(DAYS) == lake_rows(rt)
+    assert rt.store.spool_list(record.id) == []
