@@ -363,6 +363,9 @@ async def run_units(
     closing = False
     finished = False  # the committer is done: the recorder ends once it has recorded all
     ending = asyncio.Event()  # set with ``finished``
+    # The recorder reads the lake (which slots are still absent): not while a commit swaps
+    # the files it would read (regression: "Cannot open file ... part-….parquet").
+    lake_turn = asyncio.Lock()
     cap = max(1, concurrency)
     running = 0  # units being fetched
     turn = asyncio.Event()  # a unit ended or a page came: the pace may allow one more
@@ -384,9 +387,10 @@ async def run_units(
             intent = {"tag": tag, "partitions": partitions, "done": newly_done,
                       "cursors": cursors, "facts": facts, "spooled": spooled}  # fmt: skip
             rt.store.save_state(run.id, progress.doc(intent))
-            written = await asyncio.to_thread(
-                rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id, tag=tag
-            )
+            async with lake_turn:
+                written = await asyncio.to_thread(
+                    rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id, tag=tag
+                )
             result.commits += 1
             result.rows_written += written.rows_written
             progress.rows_written += written.rows_written
@@ -421,7 +425,8 @@ async def run_units(
             while progress.facts:
                 facts = list(progress.facts)
                 try:
-                    await asyncio.to_thread(outcomes.record, facts)
+                    async with lake_turn:  # it reads the files a commit replaces
+                        await asyncio.to_thread(outcomes.record, facts)
                 except BaseException as exc:
                     fatal.append(exc)
                     raise
