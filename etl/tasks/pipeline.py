@@ -33,11 +33,11 @@ what changes). At risk at a kill: only the calls in flight. Without a spool a wo
 for its answer's commit, so a kill loses its call in flight and the answer being committed.
 
 The facts are recorded (the gap ledger written) by a third task, after the commit that
-stored them in the state, at most once a second: a worker waits for its answer's commit,
-not for the ledger, so the ledger's cost stays out of a request's turn (and out of the
-pace), and one ledger write serves many answers (it cost ~110 ms, about one Infoway call's
-share of the rate, when written per answer). Facts a kill left unrecorded are recorded
-when the task resumes, before anything is fetched.
+stored them in the state, at most once a second: no worker waits for the ledger, so its
+cost stays out of a request's turn (and out of the pace), and one ledger write serves many
+answers (it cost ~110 ms, about one Infoway call's share of the rate, when written per
+answer). Facts a kill left unrecorded are recorded when the task resumes, before anything
+is fetched.
 
 How many units run at once is the vendor's *pace* when the caller gives one (``pace``: the
 governor's Little's-law figure, :meth:`~etl.vendors.governor.Governor.pace`), at most
