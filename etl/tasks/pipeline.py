@@ -156,6 +156,9 @@ class _Entry:
     clean: bool = False  # a final answer that makes its unit done
     unavailable: list[Unavailable] = field(default_factory=list)  # of a clean final answer
     facts: list[Any] = field(default_factory=list)  # see Outcomes
+    answered: list[Span] = field(default_factory=list)  # what the depths learned disprove
+    repaired: int = 0  # rows its validation repaired
+    dropped: int = 0  # rows its validation dropped (not rejected)
     spooled: int | None = None  # its number in the task's spool
     committed: asyncio.Event | None = None  # set once committed (workers that wait for it)
 
@@ -172,7 +175,10 @@ class _Entry:
         facts = outcomes.facts([(unit, fetched)]) if outcomes is not None and final else []
         clean = final and fetched.clean
         unavailable = list(fetched.unavailable) if clean else []
-        return cls(unit, fetched.frame, final, cursor, clean, unavailable, facts)
+        repaired = sum(i.count for i in fetched.issues if i.severity == "repaired")
+        dropped = sum(i.count for i in fetched.issues if i.severity not in ("repaired", "rejected"))
+        return cls(unit, fetched.frame, final, cursor, clean, unavailable, facts,
+                   list(fetched.answered), repaired, dropped)  # fmt: skip
 
     @property
     def rows(self) -> int:
@@ -188,6 +194,9 @@ class _Entry:
             "clean": self.clean,
             "unavailable": [_unavailable_doc(x) for x in self.unavailable],
             "facts": self.facts,
+            "answered": [[a.symbol, a.start.isoformat(), a.end.isoformat()] for a in self.answered],
+            "repaired": self.repaired,
+            "dropped": self.dropped,
         }
         table = self.frame.to_arrow() if self.frame is not None else pa.table({})
         table = table.replace_schema_metadata({_SPOOL_META: json.dumps(meta).encode()})
@@ -208,10 +217,12 @@ class _Entry:
         unit = Unit(tuple(symbols), day(start) if start else None, day(end) if end else None,
                     label)  # fmt: skip
         cursor = meta["cursor"]
+        answered = [Span(str(s), day(a), day(b)) for s, a, b in meta.get("answered", [])]
         return cls(
             unit, frame, bool(meta["final"]), (str(cursor[0]), int(cursor[1])) if cursor else None,
             bool(meta["clean"]), [_unavailable_of(x) for x in meta["unavailable"]],
-            list(meta["facts"]), spooled=number,
+            list(meta["facts"]), answered, int(meta.get("repaired", 0)),
+            int(meta.get("dropped", 0)), spooled=number,
         )  # fmt: skip
 
 
@@ -238,12 +249,14 @@ class _Progress:
     unavailable: list[Unavailable] = field(default_factory=list)
     facts: list[Any] = field(default_factory=list)  # committed, not recorded yet
     spooled: int = 0  # spool entries up to this number are committed
+    repaired: int = 0  # rows validation repaired, in what is committed (every run)
+    dropped: int = 0  # rows validation dropped, likewise
     spool_next: int = 0  # the last spool number given (not saved: the spool's own files say)
 
     @classmethod
     def load(cls, state: dict[str, Any], rows_written: int) -> _Progress:
         known = ("done", "cursors", "rows_written", "seq", "intent", "touched", "unavailable",
-                 "facts", "spooled")  # fmt: skip
+                 "facts", "spooled", "repaired", "dropped")  # fmt: skip
         return cls(
             done=set(state.get("done", [])),
             cursors={u: dict(c) for u, c in (state.get("cursors") or {}).items()},
@@ -254,6 +267,8 @@ class _Progress:
             unavailable=[_unavailable_of(u) for u in state.get("unavailable", [])],
             facts=list(state.get("facts", [])),
             spooled=int(state.get("spooled", 0)),
+            repaired=int(state.get("repaired", 0)),
+            dropped=int(state.get("dropped", 0)),
         )
 
     def doc(self, intent: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -267,6 +282,8 @@ class _Progress:
             "unavailable": [_unavailable_doc(u) for u in self.unavailable],
             "facts": self.facts,
             "spooled": self.spooled,
+            "repaired": self.repaired,
+            "dropped": self.dropped,
         }
         if intent is not None:
             out["intent"] = intent
@@ -308,6 +325,8 @@ def _settle_intent(rt: Runtime, dataset: str, progress: _Progress, intent: dict[
         progress.facts += list(intent.get("facts", []))
         progress.apply(list(intent.get("done", [])), intent.get("cursors", {}))
         progress.spooled = max(progress.spooled, int(intent.get("spooled") or 0))
+        progress.repaired += int(intent.get("repaired") or 0)
+        progress.dropped += int(intent.get("dropped") or 0)
 
 
 async def run_units(
@@ -379,13 +398,16 @@ async def run_units(
                 cursors.setdefault(e.unit.id, {})[e.cursor[0]] = e.cursor[1]
         facts = [f for e in batch for f in e.facts]
         spooled = max((e.spooled for e in batch if e.spooled is not None), default=None)
+        repaired = sum(e.repaired for e in batch)
+        dropped = sum(e.dropped for e in batch)
         if frames:
             rows = pl.concat(frames, how="vertical_relaxed")
             progress.seq += 1
             tag = f"task{run.id}.{progress.seq}"
             partitions = await asyncio.to_thread(rt.lake.partition_paths, dataset, rows)
             intent = {"tag": tag, "partitions": partitions, "done": newly_done,
-                      "cursors": cursors, "facts": facts, "spooled": spooled}  # fmt: skip
+                      "cursors": cursors, "facts": facts, "spooled": spooled,
+                      "repaired": repaired, "dropped": dropped}  # fmt: skip
             rt.store.save_state(run.id, progress.doc(intent))
             async with lake_turn:
                 written = await asyncio.to_thread(
@@ -402,6 +424,8 @@ async def run_units(
         ]  # fmt: skip
         progress.facts += facts  # recorded by the recorder, in the same state as the units
         progress.apply(newly_done, cursors)
+        progress.repaired += repaired
+        progress.dropped += dropped
         if spooled is not None:
             progress.spooled = max(progress.spooled, spooled)
         rt.store.save_state(run.id, progress.doc())
@@ -546,6 +570,9 @@ async def run_units(
     replay = [_Entry.from_spool(path.read_bytes(), n) for n, path in held if n > progress.spooled]
     if replay:
         await commit(replay)
+        for entry in replay:  # what the killed run had learned from them, for the depths
+            result.unavailable += entry.unavailable
+            result.answered += entry.answered
     todo = [u for u in units if u.id not in progress.done]
     run.begin(len(units), len(units) - len(todo), label=f"{run.record.kind} {dataset}")
     for unit in todo:
@@ -580,6 +607,7 @@ async def run_units(
     result.units_done = len(progress.done)
     result.done = set(progress.done)
     result.touched = set(progress.touched)
+    result.repaired, result.dropped = progress.repaired, progress.dropped  # every run's, committed
     return result
 
 
@@ -609,9 +637,5 @@ def _record_fetched(run: TaskRun, result: PipelineResult, unit: Unit, fetched: F
             run.error(
                 issue.symbol, issue.example, None, f"{issue.count} row(s) rejected: {issue.reason}"
             )
-        elif issue.severity == "repaired":
-            result.repaired += issue.count
-        else:
-            result.dropped += issue.count
     result.unavailable.extend(fetched.unavailable)
     result.answered.extend(fetched.answered)

@@ -17,12 +17,12 @@ import polars as pl
 import pytest
 
 from etl.config import load_settings
-from etl.normalize import validate_klines
+from etl.normalize import Issue, validate_klines
 from etl.tasks.pipeline import Fetched, Outcomes, Unit, _Entry, run_units
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import open_run
 from etl.tasks.runtime import Runtime
-from etl.vendors.base import Paging
+from etl.vendors.base import Paging, Unavailable
 
 NOW = dt.datetime(2024, 6, 28, 12, tzinfo=dt.UTC)
 SYMBOL = "600000.SH"
@@ -176,3 +176,29 @@ def test_a_spooled_answer_the_state_holds_is_not_committed_twice(rt: Runtime) ->
     assert fetch.asked == DAYS[1:]
     assert rt.store.get(record.id).rows_written == got.frame.height * len(DAYS) == lake_rows(rt)
     assert rt.store.spool_list(record.id) == []
+
+
+def test_a_replayed_answer_keeps_what_it_taught_and_what_validation_did(rt: Runtime) -> None:
+    """The spool holds more than rows: a replayed answer's spans (the depths learned from
+    it), its unavailable ranges and its repaired and dropped rows count as if received by
+    the resumed run, and the counts of every run's committed answers add up."""
+    record = new_task(rt)
+    outcomes = Outcomes(facts_of, lambda facts: None)
+    first = UNITS[0]
+    got = asyncio.run(Counted(rt)(first, Paging()))
+    assert got.frame is not None
+    gone = Unavailable(SYMBOL, dt.date(2024, 6, 20), dt.date(2024, 6, 21), "beyond depth")
+    got.unavailable = [gone]
+    got.issues = [Issue(SYMBOL, "high below close", 3, "repaired"),
+                  Issue(SYMBOL, "duplicate bar", 2, "dropped")]  # fmt: skip
+    assert got.answered, "the sim adapter says what it answered for"
+    rt.store.spool_put(record.id, 1, _Entry.of(first, got, outcomes).spool_bytes())
+    rt.store.save_state(record.id, {"repaired": 7, "dropped": 1})  # an earlier run's commits
+    fetch = Counted(rt)
+    result = run(rt, record, fetch, outcomes, spool=True)
+    assert fetch.asked == DAYS[1:]
+    assert gone in result.unavailable
+    assert set(got.answered) <= set(result.answered)
+    assert (result.repaired, result.dropped) == (7 + 3, 1 + 2)
+    state = rt.store.load_state(record.id)
+    assert (state["repaired"], state["dropped"]) == (10, 3)
