@@ -133,6 +133,9 @@ class Mirror:
     layouts: tuple[_Layout, ...] = ()
     # entities whose pages this process has asked for already (see prefetch)
     asked: bytearray = field(default_factory=bytearray)
+    # what a reader derives from this file's rows and keeps while it is loaded (the map is
+    # immutable): numpy views of an entity's rows, see etl.lake.reader.LakeReader.read_views
+    derived: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
     def runs(self, entities: Iterable[str]) -> list[tuple[int, int]]:
         """Row ranges of ``entities`` this process has not prefetched yet (marked asked)."""
@@ -221,6 +224,20 @@ class Mirror:
         if not parts:
             return self.table.slice(0, 0)
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+    def run(self, entity: str) -> tuple[int, int, int] | None:
+        """``entity``'s place in the index and its rows ``[first, last)``; None if it has
+        none here."""
+        at = bisect.bisect_left(self.entities, entity)
+        if at >= len(self.entities) or self.entities[at] != entity:
+            return None
+        return at, int(self.starts[at]), int(self.starts[at + 1])
+
+    def cut(
+        self, column: str, first: int, last: int, lo: dt.date | None, hi: dt.date | None
+    ) -> tuple[int, int]:
+        """``[first, last)`` (one entity's rows) narrowed to ``column`` in ``[lo, hi]``."""
+        return self._cut(column, first, last, lo, hi)
 
     def _cut(
         self, column: str, first: int, last: int, lo: dt.date | None, hi: dt.date | None

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +38,7 @@ from etl.dataroot import DataRoot, PartitionKey
 from etl.errors import LakeError
 from etl.lake.history import History, RowViews, folder_identity, history_leading
 from etl.lake.merge import bucket_of_file
-from etl.lake.mirror import MIRRORED, MirrorCache
+from etl.lake.mirror import MIRRORED, Mirror, MirrorCache
 from etl.schema import DatasetSchema
 
 __all__ = ["LakeReader", "PartitionSnapshot", "RowFilter", "bucket_span", "mirror_rows"]
@@ -339,21 +339,109 @@ class LakeReader:
         keys: Sequence[PartitionKey],
         where: RowFilter,
         floats: tuple[str, ...],
-    ) -> tuple[pa.Table, RowViews | None]:
+    ) -> tuple[pa.Table, list[RowViews] | None]:
         """:meth:`read` of the one entity ``where`` names, with numpy views of its rows'
-        ``where.date_column`` and float columns ``floats`` when they were read from a
-        history (etl.lake.history.RowViews), else None: the same rows either way."""
+        ``where.date_column`` and float columns ``floats`` (etl.lake.history.RowViews), one
+        per chunk of the table returned (its parts, in time order), when every part was read
+        from a history or a yearly mirror; else None: the same rows either way.
+
+        Why parts: a read of ten years takes the closed ones from the history and the newest
+        from its mirror; a computation over the rows (the adjusted prices) then writes both
+        into one new buffer as it goes, instead of combining them first and computing over
+        the copy (etl.warehouse.adjust.adjust_parts)."""
         assert where.entities is not None and len(where.entities) == 1
         assert where.date_column is not None
+        entity, column = where.entities[0], where.date_column
+        if dataset not in MIRRORED or not keys:
+            return self.read(dataset, keys, where), None
         schema = schemas.get(dataset)
-        held = self._history(schema, keys) if dataset in MIRRORED and keys else None
-        if held is not None and len(held[1]) == len(keys):
-            found = held[0].select_one(
-                where.entities[0], keys, where.date_column, where.lo, where.hi, floats
-            )
-            if found is not None:
-                return found
-        return self.read(dataset, keys, where), None
+        held = self._history(schema, keys)
+        if held is None:
+            parts = self._mirror_views(schema, keys, where, floats)
+            if parts is None:
+                return self.read(dataset, keys, where), None
+            return _joined(schema, [p for per_key in parts for p in per_key])
+        history, covered = held
+        if len(covered) == len(keys):  # every year from the history: one part
+            found = history.select_one(entity, keys, column, where.lo, where.hi, floats)
+            if found is None:
+                return self.read(dataset, keys, where), None
+            table, views = found
+            if not table.num_rows:
+                return table, []
+            return table, None if views is None else [views]
+        # the years the history holds are a run of ``keys`` (the same objects): the others
+        # lie before or after it (LakeReader._history)
+        at = next(i for i, k in enumerate(keys) if k is covered[0])
+        before, after = keys[:at], keys[at + len(covered) :]
+        history.rows(entity)  # its pages asked for before the other files' (cold start)
+        parts = self._mirror_views(schema, [*before, *after], where, floats)
+        if parts is None:
+            return self.read(dataset, keys, where), None
+        found = history.select_one(entity, covered, column, where.lo, where.hi, floats)
+        if found is None:
+            return self.read(dataset, keys, where), None
+        middle: list[tuple[pa.Table, RowViews]] = []
+        if found[0].num_rows:
+            if found[1] is None:
+                return self.read(dataset, keys, where), None
+            middle.append((found[0], found[1]))
+        ordered = [p for per_key in parts[: len(before)] for p in per_key]
+        ordered += middle
+        ordered += [p for per_key in parts[len(before) :] for p in per_key]
+        return _joined(schema, ordered)
+
+    def _mirror_views(
+        self,
+        schema: DatasetSchema,
+        keys: Sequence[PartitionKey],
+        where: RowFilter,
+        floats: tuple[str, ...],
+    ) -> list[list[tuple[pa.Table, RowViews]]] | None:
+        """The one entity's rows of each partition of ``keys`` (in that order, its files'
+        rows in theirs) from the files' mirrors, with their views (made once per entity and
+        loaded mirror, kept in ``Mirror.derived``); None when a file has no usable mirror
+        or no views (the caller reads otherwise)."""
+        assert where.entities is not None and where.date_column is not None
+        entity, column = where.entities[0], where.date_column
+        wanted: list[tuple[PartitionKey, list[Path]]] = []
+        for key in keys:
+            names = self._listing(schema.name, key)
+            paths = []
+            for name in _files_for(schema, names or [], where):  # None: no partition now
+                path = self._mirror_paths.get((schema.name, key, name))
+                if path is None:
+                    path = self.paths.mirror(schema.name, key, name)
+                    self._mirror_paths[(schema.name, key, name)] = path
+                paths.append(path)
+            wanted.append((key, paths))
+        every = self._mirrors.get_many(
+            [p for _, paths in wanted for p in paths], schema.arrow_schema
+        )
+        if any(m is None for m in every):
+            return None
+        pending = [(m, m.runs(where.entities)) for m in every if m is not None]
+        for mirror, runs in pending:
+            mirror.prefetch(runs)
+        for mirror, runs in pending:
+            mirror.prefetch_strings(runs)
+        out: list[list[tuple[pa.Table, RowViews]]] = []
+        at = 0
+        for _, paths in wanted:
+            found: list[tuple[pa.Table, RowViews]] = []
+            for loaded in every[at : at + len(paths)]:
+                assert loaded is not None
+                part = _mirror_part(loaded, entity, column, where.lo, where.hi, floats)
+                if part is None:
+                    return None
+                table, views = part
+                if table.num_rows:
+                    if views is None:
+                        return None
+                    found.append((table, views))
+            at += len(paths)
+            out.append(found)
+        return out
 
     def _history(
         self, schema: DatasetSchema, keys: Sequence[PartitionKey]
@@ -480,6 +568,50 @@ class LakeReader:
         for name in set(before) - set(names):
             path = self._mirror_paths.pop((dataset, key, name), None)
             self._mirrors.drop(path or self.paths.mirror(dataset, key, name))
+
+
+def _joined(
+    schema: DatasetSchema, parts: list[tuple[pa.Table, RowViews]]
+) -> tuple[pa.Table, list[RowViews]]:
+    """The parts' rows as one table (a chunk per part) and their views."""
+    if not parts:
+        return schema.arrow_schema.empty_table(), []
+    if len(parts) == 1:
+        return parts[0][0], [parts[0][1]]
+    return pa.concat_tables([t for t, _ in parts]), [v for _, v in parts]
+
+
+def _mirror_part(
+    mirror: Mirror,
+    entity: str,
+    column: str,
+    lo: dt.date | None,
+    hi: dt.date | None,
+    floats: tuple[str, ...],
+) -> tuple[pa.Table, RowViews | None] | None:
+    """``entity``'s rows of one mirror in ``[lo, hi]`` on ``column`` with their views (an
+    empty table and None when it has none); None when the mirror's rows are not one
+    record batch or the views cannot be made."""
+    run = mirror.run(entity)
+    if run is None:
+        return mirror.table.slice(0, 0), None
+    at, start, end = run
+    first, last = mirror.cut(column, start, end, lo, hi)
+    asked = ("views", at, column, floats)
+    views = cast("RowViews | None", mirror.derived.get(asked))
+    if views is None:
+        if asked in mirror.derived:
+            return None
+        if mirror.table.num_columns == 0 or mirror.table.column(0).num_chunks != 1:
+            return None
+        batch = mirror.table.to_batches()[0].slice(start, end - start)
+        views = RowViews.of(batch, column, floats)
+        mirror.derived[asked] = views
+        if views is None:
+            return None
+    if last <= first:
+        return mirror.table.slice(0, 0), None
+    return mirror.table.slice(first, last - first), views.sliced(first - start, last - start)
 
 
 def _pair(folder_name: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ __all__ = [
     "SymbolFactors",
     "adjust_bars",
     "adjust_one",
+    "adjust_parts",
     "adjust_table",
     "chosen_factors",
     "multiplier_of",
@@ -373,6 +374,54 @@ def _multiplier_rows(
     force on each of the entity's rows (its ex-date row indices, in effect), found once per
     loaded history and stored factors (kept in ``views.derived``): a read takes its slice
     of them instead of searching its days again."""
+    found = _multipliers([views], factors, mode, anchor=anchor, as_of=as_of)
+    return None if found is None else found[0]
+
+
+def _multipliers(
+    parts: list[RowViews],
+    factors: SymbolFactors,
+    mode: Adjust,
+    *,
+    anchor: dt.date | None,
+    as_of: dt.date | None,
+) -> list[np.ndarray] | None:
+    """The multiplier of each part's rows (one symbol's rows read in ``parts``, each with
+    its views), as :func:`_multiplier_days` of all their days at once would give them; None
+    when no ex-date is known (up to ``as_of``)."""
+    ex_days, in_force = factors.ex_days, factors.factors
+    limit = 0
+    known = len(ex_days)
+    if as_of is not None:
+        limit = (as_of - _EPOCH).days
+        known = int(ex_days.searchsorted(limit, "right"))
+        ex_days, in_force = ex_days[:known], in_force[: known + 1]
+    if not len(ex_days):
+        return None  # the factor before the first ex-date is 1
+    ats = []
+    latest = 0
+    for views in parts:
+        at_all, ascending = _in_force_rows(views, factors)
+        at = at_all[views.start : views.start + len(views.days)]
+        if known < len(factors.ex_days):
+            at = np.minimum(at, known)
+        if mode == "qfq" and anchor is None and len(at):  # the last bar's: the latest day's
+            latest = max(latest, int(at[-1] if ascending else at.max()))
+        ats.append(at)
+    if mode == "qfq":
+        if anchor is None:
+            in_force = in_force / in_force[latest]
+        else:
+            anchor_day = (anchor - _EPOCH).days
+            if as_of is not None:
+                anchor_day = min(anchor_day, limit)
+            in_force = in_force / in_force[ex_days.searchsorted(anchor_day, "right")]
+    return [np.asarray(in_force[at]) for at in ats]
+
+
+def _in_force_rows(views: RowViews, factors: SymbolFactors) -> tuple[np.ndarray, bool]:
+    """Which of ``factors`` is in force on each of the entity's rows, and whether its days
+    ascend: found once per loaded file and stored factors (kept in ``views.derived``)."""
     kept = cast("tuple[SymbolFactors, np.ndarray, bool] | None", views.derived.get("adjust"))
     if kept is None or kept[0] is not factors:  # the factors are replaced when they change
         whole = views.whole
@@ -380,27 +429,7 @@ def _multiplier_rows(
         ascending = len(whole) < 2 or bool((whole[1:] >= whole[:-1]).all())
         kept = (factors, at_all, ascending)
         views.derived["adjust"] = kept
-    _, at_all, ascending = kept
-    ex_days, in_force = factors.ex_days, factors.factors
-    at = at_all[views.start : views.start + len(views.days)]
-    limit = 0
-    if as_of is not None:
-        limit = (as_of - _EPOCH).days
-        known = int(ex_days.searchsorted(limit, "right"))
-        if known < len(ex_days):
-            ex_days, in_force = ex_days[:known], in_force[: known + 1]
-            at = np.minimum(at, known)
-    if not len(ex_days):
-        return None  # the factor before the first ex-date is 1
-    if mode == "qfq":
-        if anchor is None:  # the last bar's: the latest of the days' (as_of cut already)
-            in_force = in_force / in_force[at[-1] if ascending else at.max()]
-        else:
-            anchor_day = (anchor - _EPOCH).days
-            if as_of is not None:
-                anchor_day = min(anchor_day, limit)
-            in_force = in_force / in_force[ex_days.searchsorted(anchor_day, "right")]
-    return np.asarray(in_force[at])
+    return kept[1], kept[2]
 
 
 def adjust_one(
@@ -446,6 +475,89 @@ def adjust_one(
     for name in views.others:
         i = schema.get_field_index(name)
         column = _scaled(bars.column(i), multiplier, divide=name == "volume")
+        out = out.set_column(i, schema.field(i), column)
+    return out
+
+
+def adjust_parts(
+    bars: pa.Table,
+    parts: list[RowViews],
+    factors: SymbolFactors | None,
+    mode: Adjust,
+    *,
+    anchor: dt.date | None,
+    as_of: dt.date | None,
+) -> pa.Table:
+    """:func:`adjust_one` for one symbol's ``bars`` read in parts (one chunk per part, in
+    time order: the closed years from a history, the newest from its mirror), each with
+    its ``views``: the same values bit for bit, the scaled columns in one chunk each.
+
+    Why: the raw read combines the parts (a copy of every column) when its frame is made;
+    an adjusted read that combined them and then scaled the price columns of the copy
+    passed over those columns twice. Here each part's price columns are scaled straight
+    into one new buffer (the combined, scaled columns in one pass); the other columns are
+    left in their parts for the frame to combine, as the raw read's are."""
+    if len(parts) == 1:
+        return adjust_one(bars, parts[0], factors, mode, anchor=anchor, as_of=as_of)
+    if factors is None or bars.num_rows == 0:
+        return bars
+    multipliers = _multipliers(parts, factors, mode, anchor=anchor, as_of=as_of)
+    if multipliers is None:
+        return bars
+    first = parts[0]
+    same = all(
+        v.block_names == first.block_names
+        and v.singles.keys() == first.singles.keys()
+        and v.absent == first.absent
+        and v.others == first.others
+        for v in parts[1:]
+    )
+    if not same:  # a column with a view in one part and not in another: the general way
+        combined = bars.combine_chunks()
+        return _rescaled(combined, np.concatenate(multipliers), owned=True)
+    n = bars.num_rows
+    schema = bars.schema
+    scaled: dict[int, pa.Array | pa.ChunkedArray] = {}
+    if first.block is not None:
+        names = first.block_names
+        volume = names.index("volume") if "volume" in names else -1
+        block = np.empty((len(names), n))  # (columns, rows), one new buffer
+        at = 0
+        for views, multiplier in zip(parts, multipliers, strict=True):
+            assert views.block is not None
+            end = at + len(multiplier)
+            np.multiply(views.block, multiplier, out=block[:, at:end])
+            if volume >= 0:  # divided, not multiplied (written over its row)
+                np.divide(views.block[volume], multiplier, out=block[volume, at:end])
+            at = end
+        data = pa.py_buffer(block)
+        for j, name in enumerate(names):
+            scaled[schema.get_field_index(name)] = pa.Array.from_buffers(
+                _FLOAT64, n, [None, data], 0, j * n
+            )
+    for name in first.singles:
+        values = np.empty(n)
+        at = 0
+        for views, multiplier in zip(parts, multipliers, strict=True):
+            end = at + len(multiplier)
+            if name == "volume":
+                np.divide(views.singles[name], multiplier, out=values[at:end])
+            else:
+                np.multiply(views.singles[name], multiplier, out=values[at:end])
+            at = end
+        scaled[schema.get_field_index(name)] = pa.Array.from_buffers(
+            _FLOAT64, n, [None, pa.py_buffer(values)], 0
+        )
+    whole = np.concatenate(multipliers) if first.others else None
+    for name in first.others:
+        assert whole is not None
+        i = schema.get_field_index(name)
+        scaled[i] = _scaled(bars.column(i), whole, divide=name == "volume")
+    # the other columns stay in their parts: the frame's making combines them, as it
+    # does the raw read's (combining them here, column by column, cost more than the
+    # scaling itself)
+    out = bars
+    for i, column in scaled.items():
         out = out.set_column(i, schema.field(i), column)
     return out
 

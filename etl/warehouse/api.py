@@ -22,7 +22,13 @@ import pyarrow.compute as pc
 from etl.dataroot import PartitionKey
 from etl.errors import BadInputError
 from etl.lake.reader import LakeReader, RowFilter
-from etl.warehouse.adjust import SCALED, FactorIndex, adjust_one, adjust_table, scaled_in_parts
+from etl.warehouse.adjust import (
+    SCALED,
+    FactorIndex,
+    adjust_parts,
+    adjust_table,
+    scaled_in_parts,
+)
 from etl.warehouse.args import (
     Adjust,
     DateLike,
@@ -146,15 +152,15 @@ class Warehouse:
         anchor: dt.date | None,
         as_of: dt.date | None,
     ) -> pa.Table:
-        """One symbol's adjusted bars: from a history with numpy views of its columns
-        (adjust_one), else as any read (adjust_table)."""
+        """One symbol's adjusted bars: from a history and mirrors with numpy views of
+        their columns (adjust_parts), else as any read (adjust_table)."""
         keys = self._bar_keys(freq, first, last)
         where = RowFilter(entities=(symbol,), date_column="trade_date", lo=first, hi=last)
         raw, views = self._reader.read_views("klines", keys, where, SCALED)
         index = self._factor_index((symbol,))
         if views is not None:
             factors = index.of_symbol(symbol)
-            return adjust_one(raw, views, factors, mode, anchor=anchor, as_of=as_of)
+            return adjust_parts(raw, views, factors, mode, anchor=anchor, as_of=as_of)
         owned = False
         if raw.num_columns and raw.column(0).num_chunks > 1:
             owned = scaled_in_parts(raw)  # combined here: the copies are the read's own

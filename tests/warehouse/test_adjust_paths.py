@@ -22,7 +22,7 @@ import pytest
 import etl
 from etl.lake import Lake
 from etl.lake import reader as lake_reader
-from etl.warehouse.adjust import adjust_bars
+from etl.warehouse.adjust import SCALED, adjust_bars
 from tests.conftest import NOW, kline_rows
 
 SYMBOLS = ["000001.SZ", "300750.SZ", "600000.SH"]
@@ -84,6 +84,11 @@ def _through_views(wh: etl.Warehouse) -> bool:
     return any(h._views for h in wh._reader._histories.values())
 
 
+def _through_mirror_views(wh: etl.Warehouse) -> bool:
+    """The warehouse read some symbol's adjusted bars through a yearly mirror's views."""
+    return any(m.derived for m in wh._reader._mirrors._items.values())
+
+
 def _factors(vendor: str, symbols: list[str], ex_dates: list[dt.date], seed: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
@@ -139,15 +144,23 @@ def test_one_symbol_reads_equal_the_general_path(lake_root: Path, mode: str) -> 
             before = many.filter(
                 (pl.col("symbol") == symbol) & (pl.col("trade_date").dt.year() <= 2022)
             )
+            # the newest year: from its mirror alone, through the mirror's views
+            newest = wh.bars(symbol, "1d", "2023-01-01", END, adjust=mode, anchor=anchor,
+                             as_of=as_of)  # fmt: skip
+            last_year = many.filter(
+                (pl.col("symbol") == symbol) & (pl.col("trade_date").dt.year() == 2023)
+            )
             if mode == "hfq" or anchor is not None:  # qfq's default anchor is the read's end
                 assert year.equals(within), (symbol, anchor, as_of)
                 assert closed.equals(before), (symbol, anchor, as_of)
+                assert newest.equals(last_year), (symbol, anchor, as_of)
     adjusted = wh.bars(SYMBOLS, "1d", START, END, adjust=mode)
     assert not adjusted["close"].equals(raw["close"])  # the factors did something
     assert not adjusted["settle"].equals(raw["settle"])
     # a compacted lake answers one symbol's closed years through its history's views (the
     # newest year is not in the history), the other from Parquet: both were compared above
     assert _through_views(wh) == (lake_root / "lake" / ".mirror").is_dir()
+    assert _through_mirror_views(wh) == (lake_root / "lake" / ".mirror").is_dir()
     # scaling in place touched nothing stored: the raw rows read again are as before
     assert wh.bars(SYMBOLS, "1d", START, END).equals(raw)
     assert etl.Warehouse(lake_root).bars(SYMBOLS, "1d", START, END).equals(raw)
@@ -214,3 +227,63 @@ def test_cross_sections_reuse_symbol_codes_bit_for_bit(
     kept = wh._factors[1]._by_column
     if (lake_root / "lake" / ".mirror").is_dir():  # a day from a mirror: one column
         assert len(kept) == 2  # one entry per list of symbols seen
+
+
+@pytest.mark.parametrize("mode", ["qfq", "hfq"])
+def test_a_read_across_the_history_and_the_newest_year(data_root: Path, mode: str) -> None:
+    """Ten years read as two parts, the closed years from the history and the newest from
+    its mirror, each scaled through its views into one new buffer per column: equal to the
+    reference, whether the parts lay their columns out alike or not (a settle price only
+    from the newest year on has a view there and none in the history: the general way)."""
+    rng = np.random.default_rng(11)
+    days = [dt.date(year, month, 8) for year in range(2014, 2024) for month in (2, 5, 9, 12)]
+    symbols = ["000002.SZ", "600036.SH"]
+    frames = []
+    for symbol in symbols:
+        close = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
+        settle: list[float | None] = list(close * 1.001)
+        if symbol == symbols[1]:  # settled from the newest year on only
+            settle = [s if d.year == 2023 else None for d, s in zip(days, settle, strict=True)]
+        frames.append(
+            kline_rows([symbol], days).with_columns(
+                pl.Series("open", close * 1.01),
+                pl.Series("high", close * 1.03),
+                pl.Series("low", close * 0.97),
+                pl.Series("close", close),
+                pl.Series("volume", rng.integers(1_000, 90_000, len(days)).astype(float)),
+                pl.Series("settle", settle, dtype=pl.Float64),
+            )
+        )
+    lake = Lake(data_root)
+    lake.write("klines", pl.concat(frames), now=NOW)
+    exes = [dt.date(year, 6, 20) for year in range(2015, 2024)]
+    lake.write("adj_factors", _factors("infoway", symbols, exes, 5), now=NOW)
+    lake.compact(None, now=NOW)
+    wh = etl.Warehouse(data_root)
+    factors = wh.adj_factors()
+    first, last = days[0], days[-1]
+    keys = wh._bar_keys("1d", first, last)
+    for symbol in symbols:
+        where = lake_reader.RowFilter(entities=(symbol,), date_column="trade_date", lo=first,
+                                      hi=last)  # fmt: skip
+        _, views = wh._reader.read_views("klines", keys, where, SCALED)
+        assert views is not None and len(views) == 2  # the history's rows, then the mirror's
+        assert (views[1].absent != views[0].absent) == (symbol == symbols[1])
+        raw = wh.bars(symbol, "1d", first, last)
+        for anchor, as_of in [*CASES, (None, dt.date(2019, 3, 1)), (dt.date(2016, 1, 4), None)]:
+            got = wh.bars(symbol, "1d", first, last, adjust=mode, anchor=anchor, as_of=as_of)
+            want = adjust_bars(raw, factors, mode, anchor=anchor, as_of=as_of)  # type: ignore[arg-type]
+            assert got.equals(want), (symbol, anchor, as_of)
+            # and a range cut inside both parts
+            cut = wh.bars(symbol, "1d", "2016-03-01", "2023-06-30", adjust=mode, anchor=anchor,
+                          as_of=as_of)  # fmt: skip
+            inside = raw.filter(pl.col("trade_date").is_between(dt.date(2016, 3, 1),
+                                                                dt.date(2023, 6, 30)))  # fmt: skip
+            want = adjust_bars(inside, factors, mode, anchor=anchor, as_of=as_of)  # type: ignore[arg-type]
+            assert cut.equals(want), (symbol, anchor, as_of)
+        adjusted = wh.bars(symbol, "1d", first, last, adjust=mode)
+        assert not adjusted["close"].equals(raw["close"])
+        assert not adjusted["settle"].drop_nulls().equals(raw["settle"].drop_nulls())
+    assert _through_views(wh) and _through_mirror_views(wh)
+    assert wh.bars(symbols, "1d", first, last).equals(etl.Warehouse(data_root).bars(
+        symbols, "1d", first, last))  # fmt: skip
