@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import os
 import shutil
 import uuid
@@ -22,7 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["atomic_target", "atomic_write_bytes", "exchange_dirs", "fsync_dir", "remove_tree"]
+__all__ = [
+    "atomic_leftovers",
+    "atomic_target",
+    "atomic_write_bytes",
+    "exchange_dirs",
+    "fsync_dir",
+    "remove_tree",
+]
 
 _AT_FDCWD: Final = -100
 _RENAME_EXCHANGE: Final = 2
@@ -71,6 +79,15 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def atomic_leftovers(path: Path) -> list[Path]:
+    """The temporary siblings of ``path`` that writers killed mid-write left (the names
+    :func:`atomic_write_bytes` and :func:`atomic_target` give). Only the caller knows that
+    no live writer owns one (it holds the lock every writer of ``path`` takes)."""
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
 
 
 @contextmanager

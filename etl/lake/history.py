@@ -51,7 +51,7 @@ import pyarrow as pa
 from pyarrow import ipc
 
 from etl.dataroot import DataRoot, PartitionKey
-from etl.fsutil import atomic_target
+from etl.fsutil import atomic_leftovers, atomic_target
 from etl.lake.mirror import Mirror, columns_tag, map_file
 from etl.schema import DatasetSchema
 
@@ -419,8 +419,25 @@ def build_history(
     partitions), unless the one on disk already copies exactly their current folders;
     returns whether one was written. A partition holding more than one file or a file
     without a usable mirror means no history (an old one is removed: it would never be
-    used again and holds a full copy of the bars)."""
+    used again and holds a full copy of the bars).
+
+    One writer at a time (``lock(leading)``, a lock no commit takes): so what a writer
+    killed mid-write left beside the file (a full copy of the bars under a temporary name)
+    is known dead, and is removed here."""
     target = paths.history(schema.name, leading)
+    with lock(leading):
+        for leftover in atomic_leftovers(target):
+            leftover.unlink(missing_ok=True)
+        return _build_history(paths, schema, target, keys, lock)
+
+
+def _build_history(
+    paths: DataRoot,
+    schema: DatasetSchema,
+    target: Path,
+    keys: Sequence[PartitionKey],
+    lock: Callable[[PartitionKey], AbstractContextManager[object]],
+) -> bool:
     parts: list[tuple[PartitionKey, Identity, Mirror]] = []
     for key in sorted(keys, key=lambda k: _year(schema, k)):
         with lock(key):  # the folder's identity and its one file, as one committed state
