@@ -93,12 +93,17 @@ def served(job: JobSpec, caps: Capabilities, unit: Unit) -> bool:
 
 
 def resolve_symbols(rt: Runtime, job: JobSpec, unit: Unit) -> Unit:
-    """A backfill over a market needs its symbols: the market's instruments in the lake."""
-    if job.action != "backfill" or job.dataset in SNAPSHOTS or not unit.market:
+    """A backfill over a market needs its symbols: the market's instruments in the lake. A
+    fill over a market reads them itself; both fail first, as bad input naming the sync to
+    run with the job's own vendor, when the lake has none (a fresh data root)."""
+    if job.action not in ("backfill", "fill-missing") or job.dataset in SNAPSHOTS:
+        return unit
+    if not unit.market:
         return unit
     assert job.dataset is not None and unit.start is not None and unit.end is not None
     sel = Selection(job.dataset, unit.start, unit.end, job.freq, (), unit.market)
-    return replace(unit, symbols=tuple(market_symbols(rt.root, sel)))
+    symbols = tuple(market_symbols(rt.root, sel, vendor=job.vendors[0]))
+    return unit if job.action == "fill-missing" else replace(unit, symbols=symbols)
 
 
 async def attempt(rt: Runtime, job: JobSpec, vendor: str, unit: Unit) -> TaskRecord:

@@ -226,13 +226,14 @@ def _symbols_for_market(listing: pl.DataFrame, sel: Selection) -> list[str]:
     return sorted(frame["symbol"].to_list())
 
 
-def market_symbols(root: Path, sel: Selection) -> list[str]:
-    """The instruments of ``sel.market`` listed at some point of the range (from the lake)."""
+def market_symbols(root: Path, sel: Selection, vendor: str = "V") -> list[str]:
+    """The instruments of ``sel.market`` listed at some point of the range (from the lake);
+    none is bad input naming the sync to run (with ``vendor``, when the caller knows it)."""
     symbols = _symbols_for_market(_listing(root), sel)
     if not symbols:
         raise BadInputError(
             f"no instruments known for market {sel.market}: run "
-            f"`etl instruments sync --vendor V --market {sel.market}` first"
+            f"`etl instruments sync --vendor {vendor} --market {sel.market}` first"
         )
     return symbols
 

@@ -81,6 +81,7 @@ def test_exit_codes_for_configuration_and_bad_input(tmp_path: Path) -> None:
     bad = etl(data, "jobs", "run", "no-list", "--jobs-dir", str(jobs))
     assert bad.returncode == 2
     assert "no instruments known for market SZ" in bad.stderr
+    assert "etl instruments sync --vendor sim --market SZ" in bad.stderr  # the job's vendor
 
 
 @pytest.mark.slow

@@ -8,8 +8,11 @@ replacement is printed. Once the emulator is registered the job runs against it 
 One more change, for time: AmazingData completes each code of its lists with one ``info``
 request, and its emulator allows 5 requests/s, so the full weekly instruments job (SH, SZ, BJ
 and ~700 CFFEX contracts) takes about two minutes. Here it runs for BJ only (same code path,
-six codes); the SH and SZ lists the later jobs select from are synced from ``sim``, which
-serves the same synthetic universe as the emulator.
+six codes). The SH, SZ and BJ lists the later jobs select from are synced from ``sim`` (the
+same synthetic universe as the emulator) by the module fixture, so each job's test stands on
+its own: run alone, in any order, or on another worker than the instruments job's (regression:
+the statements jobs failed with "no instruments known for market BJ" unless the
+instruments-amazingdata test had run before them in the same process).
 """
 
 from __future__ import annotations
@@ -79,13 +82,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
         )
         settings = load_settings(data_dir=tmp / "data", env=env, cwd=tmp)
         rt = Runtime(settings=settings, clock=lambda: NOW, progress=False)
-        for market in ("SH", "SZ"):
+        for market in ("SH", "SZ", "BJ"):
             assert asyncio.run(sync_instruments(rt, "sim", market)).status == "completed"
         yield tmp, env
 
 
-# The jobs build on each other in ORDER (instruments before the fills over a market), so one
-# worker runs the whole file in order: make test distributes files, not tests (--dist loadfile).
+# ORDER is the order a fresh warehouse would run them in; each test needs only the fixture.
 @pytest.mark.parametrize("name", ORDER)
 def test_shipped_job_runs_once(setup: tuple[Path, dict[str, str]], name: str) -> None:
     tmp, env = setup
