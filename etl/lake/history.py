@@ -53,7 +53,7 @@ from pyarrow import ipc
 from etl.dataroot import DataRoot, PartitionKey
 from etl.fsutil import atomic_leftovers, atomic_target
 from etl.lake.mirror import Mirror, columns_tag, map_file
-from etl.schema import DatasetSchema
+from etl.schema import DatasetSchema, empty_table
 
 __all__ = [
     "SETTLE_NS",
@@ -228,7 +228,7 @@ class History:
                 batch, first, last = found
                 parts.append(batch.slice(first, last - first))
         if not parts:
-            return self.schema.arrow_schema.empty_table()
+            return empty_table(self.schema.arrow_schema)
         return pa.Table.from_batches(parts, schema=self.schema.arrow_schema)
 
     def select_one(
@@ -248,7 +248,7 @@ class History:
             return None
         found = self._run(entity, years, date_column, lo, hi)
         if found is None:
-            return self.schema.arrow_schema.empty_table(), None
+            return empty_table(self.schema.arrow_schema), None
         batch, first, last = found
         table = pa.Table.from_batches(
             [batch.slice(first, last - first)], schema=self.schema.arrow_schema

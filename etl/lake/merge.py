@@ -23,7 +23,7 @@ import pyarrow as pa
 from etl.dataroot import PartitionKey
 from etl.lake.layout import bucket_expr, iso
 from etl.lake.manifest import FileEntry, PartitionManifest
-from etl.schema import DatasetSchema
+from etl.schema import DatasetSchema, empty_table
 
 __all__ = ["NewFile", "PartitionPlan", "bucket_of_file", "plan_compaction", "plan_upsert"]
 
@@ -104,7 +104,7 @@ def conform(schema: DatasetSchema, frame: pl.DataFrame) -> pl.DataFrame:
 
 def polars_schema(arrow: pa.Schema) -> dict[str, pl.DataType]:
     """The polars dtypes of an Arrow schema (strings as polars strings)."""
-    frame = pl.from_arrow(arrow.empty_table())
+    frame = pl.from_arrow(empty_table(arrow))
     assert isinstance(frame, pl.DataFrame)
     return dict(frame.schema)
 

@@ -39,7 +39,7 @@ from etl.errors import LakeError
 from etl.lake.history import History, RowViews, folder_identity, history_leading
 from etl.lake.merge import bucket_of_file
 from etl.lake.mirror import MIRRORED, Mirror, MirrorCache
-from etl.schema import DatasetSchema
+from etl.schema import DatasetSchema, empty_table
 
 __all__ = ["LakeReader", "PartitionSnapshot", "RowFilter", "bucket_span", "mirror_rows"]
 
@@ -330,7 +330,7 @@ class LakeReader:
                     if table.num_rows:
                         parts.append(_conform(schema, key, table))
         if not parts:
-            return schema.arrow_schema.empty_table()
+            return empty_table(schema.arrow_schema)
         return pa.concat_tables(parts)
 
     def read_views(

@@ -13,25 +13,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
-import pyarrow as pa
 
 from etl.calendars.markets import market_of_symbol
 from etl.errors import BadInputError
 from etl.lake.parquet_io import may_hold
 from etl.names import parse_date
-from etl.normalize import Issue, validate, validate_klines
+from etl.tasks.costs import bars_between, range_requests, seconds_at
 from etl.tasks.depths import learn, learned
-from etl.tasks.expected import Selection, build_expectation, expected_days, stored_files
+from etl.tasks.expected import Selection, expected_days, stored_files
 from etl.tasks.items import Item, ItemCounts, classify, count_items
 from etl.tasks.pipeline import Fetch, Fetched, PageCheck, PipelineResult, Unit, run_units
-from etl.tasks.plan import bars_between, range_requests, seconds_at
 from etl.tasks.records import TaskRecord
 from etl.tasks.runner import TaskRun, open_run
 from etl.tasks.runtime import Runtime
 from etl.vendors.base import ADJ_FACTORS_SINCE, DatasetCapability, Paging, Unavailable
 
 if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+    from etl.normalize import Issue
     from etl.tasks.engine import TaskSpec
 
 __all__ = ["BackfillRequest", "backfill", "plan_backfill", "plan_units"]
@@ -166,6 +167,8 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
             )
             if req.closed_by is not None:  # the vendor's present, by the recorder's stream
                 now = min(now, req.closed_by)
+            from etl.normalize import validate_klines  # with polars, once answered: _page_check
+
             checked = validate_klines(
                 batch.table, freq=req.freq, start=unit.start, end=unit.end, now=now
             )
@@ -191,6 +194,8 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
             table = await adapter.main_contracts()
         else:
             raise BadInputError(f"backfill does not handle {req.dataset}")
+        from etl.normalize import validate
+
         checked = validate(req.dataset, table)
         return Fetched(checked.frame, checked.issues, requests=1)
 
@@ -198,9 +203,14 @@ def _fetcher(rt: Runtime, req: BackfillRequest) -> Fetch:
 
 
 def _page_check(rt: Runtime, req: BackfillRequest) -> PageCheck:
-    """Validate one page a paging vendor hands over, as its unit's rows would be."""
+    """Validate one page a paging vendor hands over, as its unit's rows would be.
+
+    The validator (and polars) is imported when an answer is checked, not with this module:
+    the first request does not wait for it (issue 10, start-up)."""
 
     def check(unit: Unit, table: pa.Table) -> tuple[pl.DataFrame, list[Issue]]:
+        from etl.normalize import validate_klines
+
         assert req.freq is not None
         now = rt.clock()
         if req.closed_by is not None:  # as the unit's own rows are judged
@@ -357,8 +367,8 @@ def _absent_days(rt: Runtime, sel: Selection) -> tuple[set[str], dict[str, np.nd
     slot is absent, and the expectation alone answers: no detect, and no DuckDB, on the way
     to the first request (issue 10, start-up). Otherwise detect-missing decides."""
     if not any(may_hold(f, "symbol", sel.symbols) for f in stored_files(rt.root, sel)):
-        exp = build_expectation(rt.root, sel, rt.clock())
-        return {str(u["symbol"]) for u in exp.unjudged}, expected_days(exp)
+        unjudged, expected = expected_days(rt.root, sel)
+        return {u["symbol"] for u in unjudged}, expected
     from etl.tasks.detect import detect
 
     report = detect(rt.root, sel, rt.clock(), keep_slots=True)

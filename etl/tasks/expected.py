@@ -9,6 +9,11 @@ Trading days come from the lake's ``calendar`` dataset when it covers the range 
 synced from a vendor), else from exchange_calendars. Products without a calendar (vendor-only
 ``.MDAPI`` / ``.INFOWAY`` codes) and intraday bars of markets whose sessions vary by product
 are *not judged*: detect-missing says so instead of guessing.
+
+Judging (:func:`judge`) and the bar grids (:func:`bar_grids`) are plain data, read with
+pyarrow alone; only the tables DuckDB joins are polars frames, and polars is imported where
+they are built. A backfill asks :func:`expected_days` on the way to its first request, which
+polars would delay by 0.15 s (issue 10, start-up).
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 
-from etl.calendars.bars import bar_grid
+from etl.calendars.bars import BarGrid, bar_grid
 from etl.calendars.markets import (
     CFE_TREASURY_SEGMENTS,
     CFE_TREASURY_VARIETIES,
@@ -31,13 +36,20 @@ from etl.calendars.markets import (
 from etl.calendars.store import keep_sessions_in
 from etl.dataroot import DataRoot
 from etl.errors import BadInputError
+from etl.lake.parquet_io import read_columns
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "Expectation",
+    "Judged",
     "Selection",
+    "bar_grids",
     "build_expectation",
     "expected_days",
     "expected_per_day",
+    "judge",
     "market_symbols",
     "statement_deadline",
     "stored_files",
@@ -80,12 +92,25 @@ class Expectation:
     )  # market -> lake|exchange_calendars
 
 
+@dataclass(frozen=True)
+class Judged:
+    """A symbol a calendar judges: its session profile and its listed life within the range."""
+
+    symbol: str
+    market: str
+    profile: str
+    first_day: dt.date
+    last_day: dt.date
+
+
 def expected_per_day(exp: Expectation) -> pl.DataFrame:
     """Expected slots per market and day, counted without building one row per slot.
 
     Per profile and day: bars in the grid that day x symbols whose listed life covers the day
     (two sorted arrays and a binary search, instead of a join of symbols x bars).
     """
+    import polars as pl
+
     schema = pl.Schema(
         {
             "market": pl.String(),
@@ -120,22 +145,22 @@ def expected_per_day(exp: Expectation) -> pl.DataFrame:
     return out.filter(pl.col("expected") > 0).sort("market", "trade_date").cast(schema)
 
 
-def expected_days(exp: Expectation) -> dict[str, npt.NDArray[np.datetime64]]:
-    """Each judged symbol's expected trade dates, sorted, each once: its profile's grid days
-    within its listed life. Slices of one array per profile: nothing is built per slot."""
-    by_profile: dict[str, npt.NDArray[np.datetime64]] = {}
-    for (profile,), part in exp.grids.group_by(["profile"]):
-        by_profile[str(profile)] = np.unique(part["trade_date"].to_numpy())
-    none = np.zeros(0, dtype="datetime64[D]")
+def expected_days(
+    root: Path, sel: Selection
+) -> tuple[list[dict[str, str]], dict[str, npt.NDArray[np.datetime64]]]:
+    """(the symbols no calendar judges, with why; each judged symbol's expected trade dates,
+    sorted, each once: its profile's grid days within its listed life), for a bars
+    selection. Slices of one array per profile: nothing is built per slot."""
+    judged, unjudged = judge(root, sel)
+    grids, _ = bar_grids(root, sorted({j.profile for j in judged}), sel)
+    by_profile = {p: np.unique(g.trade_date.astype("datetime64[D]")) for p, g in grids.items()}
     out: dict[str, npt.NDArray[np.datetime64]] = {}
-    for symbol, profile, first, last in exp.judged.select(
-        "symbol", "profile", "first_day", "last_day"
-    ).iter_rows():
-        days = by_profile.get(str(profile), none)
-        lo = np.searchsorted(days, np.datetime64(first, "D"), "left")
-        hi = np.searchsorted(days, np.datetime64(last, "D"), "right")
-        out[str(symbol)] = days[lo:hi]
-    return out
+    for j in judged:
+        days = by_profile[j.profile]
+        lo = np.searchsorted(days, np.datetime64(j.first_day, "D"), "left")
+        hi = np.searchsorted(days, np.datetime64(j.last_day, "D"), "right")
+        out[j.symbol] = days[lo:hi]
+    return unjudged, out
 
 
 def stored_files(root: Path, sel: Selection) -> list[Path]:
@@ -164,29 +189,23 @@ def statement_deadline(period: dt.date) -> dt.date:
     return dt.date(period.year + 1, 4, 30)
 
 
-def _listing(root: Path) -> pl.DataFrame:
-    """symbol -> market, type, list_date, delist_date, from every vendor's instruments."""
-    files = list(DataRoot(root).dataset("instruments").glob("*/*.parquet"))
-    empty = pl.DataFrame(
-        schema={
-            "symbol": pl.String,
-            "market": pl.String,
-            "type": pl.String,
-            "list_date": pl.Date,
-            "delist_date": pl.Date,
-        }
-    )
-    if not files:
-        return empty
-    frame = (
-        pl.scan_parquet(files, hive_partitioning=True, missing_columns="insert")
-        .select("symbol", "market", "type", "list_date", "delist_date")
-        .collect()
-    )
-    return frame.group_by("symbol").agg(
-        pl.col("market").first(), pl.col("type").first(),
-        pl.col("list_date").min(), pl.col("delist_date").max(),
-    )  # fmt: skip
+def _listing(root: Path) -> dict[str, dict[str, Any]]:
+    """symbol -> market, type, list_date, delist_date, from every vendor's instruments: the
+    first market and type seen, the earliest listing and the latest delisting."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(DataRoot(root).dataset("instruments").glob("*/*.parquet")):
+        market = path.parent.name.partition("=")[2]  # the Hive folder: market=<m>
+        found = read_columns(path, ("symbol", "type", "list_date", "delist_date"))
+        for symbol, kind, listed, delisted in zip(*found.values(), strict=True):
+            first = {"market": market, "type": kind, "list_date": listed, "delist_date": delisted}
+            seen = out.setdefault(symbol, first)
+            if listed is not None and (seen["list_date"] is None or listed < seen["list_date"]):
+                seen["list_date"] = listed
+            if delisted is not None and (
+                seen["delist_date"] is None or delisted > seen["delist_date"]
+            ):
+                seen["delist_date"] = delisted
+    return out
 
 
 def _profile(symbol: str, market: str) -> str:
@@ -201,29 +220,30 @@ def _profile(symbol: str, market: str) -> str:
 def _lake_days(root: Path, market: str, start: dt.date, end: dt.date) -> list[dt.date] | None:
     """Open days from the lake's calendar if it covers every day of the range, else None."""
     folder = DataRoot(root).partition_of("calendar", market=market)
-    files = list(folder.glob("*.parquet"))
+    files = sorted(folder.glob("*.parquet"))
     if not files:
         return None
-    frame = (
-        pl.scan_parquet(files)
-        .filter(pl.col("trade_date").is_between(start, end))
-        .select("trade_date", "is_open")
-        .collect()
-    )
-    if frame.height < (end - start).days + 1:
+    days: list[dt.date] = []
+    is_open: list[bool] = []
+    for path in files:
+        found = read_columns(path, ("trade_date", "is_open"))
+        days += found["trade_date"]
+        is_open += found["is_open"]
+    inside = [(d, o) for d, o in zip(days, is_open, strict=True) if start <= d <= end]
+    if len(inside) < (end - start).days + 1:
         return None
-    return frame.filter(pl.col("is_open"))["trade_date"].sort().to_list()
+    return sorted(d for d, o in inside if o)
 
 
-def _symbols_for_market(listing: pl.DataFrame, sel: Selection) -> list[str]:
-    frame = listing.filter(pl.col("market") == sel.market)
-    if sel.dataset in STATEMENT_DATASETS:
-        frame = frame.filter(pl.col("type") == "stock")
-    frame = frame.filter(
-        (pl.col("list_date").is_null() | (pl.col("list_date") <= sel.end))
-        & (pl.col("delist_date").is_null() | (pl.col("delist_date") >= sel.start))
+def _symbols_for_market(listing: dict[str, dict[str, Any]], sel: Selection) -> list[str]:
+    return sorted(
+        symbol
+        for symbol, meta in listing.items()
+        if meta["market"] == sel.market
+        and (sel.dataset not in STATEMENT_DATASETS or meta["type"] == "stock")
+        and (meta["list_date"] is None or meta["list_date"] <= sel.end)
+        and (meta["delist_date"] is None or meta["delist_date"] >= sel.start)
     )
-    return sorted(frame["symbol"].to_list())
 
 
 def market_symbols(root: Path, sel: Selection, vendor: str = "V") -> list[str]:
@@ -238,12 +258,14 @@ def market_symbols(root: Path, sel: Selection, vendor: str = "V") -> list[str]:
     return symbols
 
 
-def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectation:
-    keep_sessions_in(DataRoot(root).calendar_sessions)  # calendars built once a day, per root
+def judge(root: Path, sel: Selection) -> tuple[list[Judged], list[dict[str, str]]]:
+    """The symbols of ``sel`` (its market's, if it names none) a calendar judges, with their
+    listed life within the range (those not listed in it are left out: nothing is expected),
+    and those none judges, each with the reason."""
     listing = _listing(root)
     symbols = market_symbols(root, sel) if sel.market and not sel.symbols else list(sel.symbols)
-    info = {r["symbol"]: r for r in listing.filter(pl.col("symbol").is_in(symbols)).to_dicts()}
-    rows, unjudged = [], []
+    judged: list[Judged] = []
+    unjudged: list[dict[str, str]] = []
     for symbol in symbols:
         market = market_of_symbol(symbol)
         if market is None:
@@ -258,22 +280,40 @@ def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectati
                 {"symbol": symbol, "reason": f"{market} intraday sessions vary by product"}
             )
             continue
-        meta = info.get(symbol, {})
+        meta = listing.get(symbol, {})
         first = max(sel.start, meta.get("list_date") or sel.start)
         last = min(sel.end, meta.get("delist_date") or sel.end)
         if first > last:
             continue  # not listed in the range: nothing is expected
-        rows.append(
-            {
-                "symbol": symbol,
-                "market": market,
-                "profile": _profile(symbol, market),
-                "first_day": first,
-                "last_day": last,
-            }
-        )
+        judged.append(Judged(symbol, market, _profile(symbol, market), first, last))
+    return judged, unjudged
+
+
+def bar_grids(
+    root: Path, profiles: list[str], sel: Selection
+) -> tuple[dict[str, BarGrid], dict[str, str]]:
+    """(profile -> its expected bars over ``sel``'s range, market -> where its trading days
+    came from: ``lake`` or ``exchange_calendars``)."""
+    assert sel.freq is not None
+    keep_sessions_in(DataRoot(root).calendar_sessions)  # calendars built once a day, per root
+    grids: dict[str, BarGrid] = {}
+    sources: dict[str, str] = {}
+    for profile in profiles:
+        market = profile.split("/", 1)[0]
+        days = _lake_days(root, market, sel.start, sel.end)
+        sources[market] = "lake" if days is not None else "exchange_calendars"
+        segments = CFE_TREASURY_SEGMENTS if profile == "CFE/treasury" else None
+        grids[profile] = bar_grid(market, sel.freq, sel.start, sel.end, segments=segments,
+                                  days=days)  # fmt: skip
+    return grids, sources
+
+
+def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectation:
+    import polars as pl
+
+    rows, unjudged = judge(root, sel)
     judged = pl.DataFrame(
-        rows,
+        [(j.symbol, j.market, j.profile, j.first_day, j.last_day) for j in rows],
         schema={
             "symbol": pl.String,
             "market": pl.String,
@@ -281,45 +321,44 @@ def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectati
             "first_day": pl.Date,
             "last_day": pl.Date,
         },
+        orient="row",
     )
+    profiles = sorted({j.profile for j in rows})
     sources: dict[str, str] = {}
     if sel.dataset in STATEMENT_DATASETS:
-        grids = _statement_grid(judged, sel, now)
+        grids = _statement_grid(profiles, sel, now)
     else:
-        grids, sources = _bar_grids(root, judged, sel)
+        found, sources = bar_grids(root, profiles, sel)
+        grids = _grid_frame(found)
     return Expectation(judged=judged, grids=grids, unjudged=unjudged, calendar_sources=sources)
 
 
-def _bar_grids(
-    root: Path, judged: pl.DataFrame, sel: Selection
-) -> tuple[pl.DataFrame, dict[str, str]]:
-    assert sel.freq is not None
-    parts: list[pl.DataFrame] = []
-    sources: dict[str, str] = {}
-    for profile in sorted(set(judged["profile"].to_list())):
-        market = profile.split("/", 1)[0]
-        days = _lake_days(root, market, sel.start, sel.end)
-        sources[market] = "lake" if days is not None else "exchange_calendars"
-        segments = CFE_TREASURY_SEGMENTS if profile == "CFE/treasury" else None
-        grid = bar_grid(market, sel.freq, sel.start, sel.end, segments=segments, days=days)
-        parts.append(pl.DataFrame({
+def _grid_frame(grids: dict[str, BarGrid]) -> pl.DataFrame:
+    import polars as pl
+
+    parts = [
+        pl.DataFrame({
             "profile": [profile] * len(grid),
             "ts": pl.Series(grid.ts).cast(pl.Datetime("us", "UTC")),
             "trade_date": pl.Series(grid.trade_date.astype("datetime64[D]")).cast(pl.Date),
-        }))  # fmt: skip
-    if not parts:
-        return _empty_grid(), sources
-    return pl.concat(parts), sources
+        })
+        for profile, grid in grids.items()
+    ]  # fmt: skip
+    return pl.concat(parts) if parts else _empty_grid()
 
 
 def _empty_grid() -> pl.DataFrame:
+    import polars as pl
+
     return pl.DataFrame(
         schema={"profile": pl.String, "ts": pl.Datetime("us", "UTC"), "trade_date": pl.Date}
     )
 
 
-def _statement_grid(judged: pl.DataFrame, sel: Selection, now: dt.datetime) -> pl.DataFrame:
+def _statement_grid(profiles: list[str], sel: Selection, now: dt.datetime) -> pl.DataFrame:
     """Quarter ends in range whose publication deadline has passed (one grid for all)."""
+    import polars as pl
+
     today = now.astimezone(dt.UTC).date()
     periods = []
     year, month = sel.start.year, ((sel.start.month - 1) // 3 + 1) * 3
@@ -332,7 +371,6 @@ def _statement_grid(judged: pl.DataFrame, sel: Selection, now: dt.datetime) -> p
         month += 3
         if month > 12:
             year, month = year + 1, 3
-    profiles = sorted(set(judged["profile"].to_list())) if judged.height else []
     rows = [
         (p, dt.datetime.combine(d, dt.time(0), tzinfo=dt.UTC), d) for p in profiles for d in periods
     ]

@@ -44,6 +44,10 @@ governor's Little's-law figure, :meth:`~etl.vendors.governor.Governor.pace`), at
 ``concurrency``: only as many as keep the rate busy, since every unit in progress has a call
 in flight (and, paging, a page's shift) that a kill loses. Each worker is a governor
 :class:`~etl.vendors.governor.Lane`, so what it does between requests counts in the pace.
+
+polars, the validator and the lake's writer are imported when the first answer is handled,
+not with this module: a task's first request does not wait for them (issue 10, start-up;
+``tests/tasks/test_first_request.py``).
 """
 
 from __future__ import annotations
@@ -55,18 +59,21 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 
 from etl.errors import AuthError, ConfigError, QuotaExhausted, VendorError
-from etl.normalize import Issue
 from etl.tasks.items import NOT_COMPLETE, classify
 from etl.tasks.runner import TaskRun
 from etl.tasks.runtime import Runtime
 from etl.vendors.base import Failure, Paging, Span, Unavailable
 from etl.vendors.governor import LANE, Lane
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from etl.normalize import Issue
 
 __all__ = ["Fetch", "Fetched", "Outcomes", "PageCheck", "Unit", "run_units"]
 
@@ -109,7 +116,7 @@ class Fetched:
 # that does not page ignores it.
 Fetch = Callable[[Unit, Paging], Awaitable[Fetched]]
 # Turns one handed-over page (the adapter's rows) into validated rows: (frame, issues).
-PageCheck = Callable[[Unit, pa.Table], tuple[pl.DataFrame, list[Issue]]]
+PageCheck = Callable[[Unit, pa.Table], "tuple[pl.DataFrame, list[Issue]]"]
 
 
 @dataclass(frozen=True)
@@ -210,6 +217,8 @@ class _Entry:
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
         meta = json.loads((table.schema.metadata or {})[_SPOOL_META])
         table = table.replace_schema_metadata(None)
+        import polars as pl  # see the module doc's last paragraph
+
         frame = pl.from_arrow(table) if table.num_columns else None
         assert frame is None or isinstance(frame, pl.DataFrame)
         symbols, start, end, label = meta["unit"]
@@ -401,6 +410,8 @@ async def run_units(
         repaired = sum(e.repaired for e in batch)
         dropped = sum(e.dropped for e in batch)
         if frames:
+            import polars as pl  # see the module doc's last paragraph
+
             rows = pl.concat(frames, how="vertical_relaxed")
             progress.seq += 1
             tag = f"task{run.id}.{progress.seq}"

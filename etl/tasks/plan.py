@@ -11,8 +11,6 @@ same range share calls up to the vendor's symbols-per-call.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import math
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,17 +21,16 @@ import polars as pl
 
 from etl.calendars.bars import bar_grid
 from etl.calendars.markets import market_of_symbol
+from etl.tasks.costs import range_requests, seconds_at
 from etl.tasks.depths import Depth
 from etl.tasks.expected import Selection
 from etl.vendors.base import Capabilities, DatasetCapability
 
-__all__ = ["FillPlan", "PlannedCall", "bars_between", "plan_fill", "range_requests", "seconds_at"]
+__all__ = ["FillPlan", "PlannedCall", "plan_fill"]
 
 MAX_SYMBOLS_PER_UNIT = 50
 MAX_UNIT_BARS = 1_000_000
 RUN_BREAK_DAYS = 7
-BARS_PER_SESSION = {"1m": 240, "5m": 48, "15m": 16, "30m": 8, "1h": 4, "1d": 1, "1w": 0.2,
-                    "1M": 0.05}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,38 +80,6 @@ class FillPlan:
                 for c in self.calls[:1000]
             ],
         }
-
-
-def seconds_at(requests: int, caps: Capabilities, rate: float | None) -> tuple[float, float]:
-    """(requests per second, seconds) that ``requests`` take at the vendor's limits (``rate``:
-    the configured override, else the table's per-second and per-minute limits)."""
-    per_second = rate or caps.rate.per_second
-    seconds = requests / per_second if per_second else 0.0
-    if caps.rate.per_minute:
-        seconds = max(seconds, requests / caps.rate.per_minute * 60)
-    return per_second, seconds
-
-
-def range_requests(
-    cap: DatasetCapability, freq: str, start: dt.date, end: dt.date, market: str | None = None
-) -> int:
-    """Requests for one symbol over ``[start, end]``: the span limit, and pages of
-    ``rows_per_call`` bars counted on the market's calendar (estimated without one)."""
-    days = (end - start).days + 1
-    span = cap.span_days_per_call.get(freq)
-    calls = math.ceil(days / span) if span else 1
-    if cap.rows_per_call:
-        if market is not None and freq in BARS_PER_SESSION:
-            bars = bars_between(market, freq, start, end)
-        else:
-            bars = int(BARS_PER_SESSION.get(freq, 1) * max(1, round(days * 5 / 7)))
-        calls = max(calls, math.ceil(bars / cap.rows_per_call))
-    return max(1, calls)
-
-
-@functools.lru_cache(maxsize=4096)
-def bars_between(market: str, freq: str, start: dt.date, end: dt.date) -> int:
-    return len(bar_grid(market, freq, start, end))
 
 
 def plan_fill(

@@ -179,30 +179,25 @@ def keep_calendars(root: Path) -> None:
 
 def instrument_map(root: Path, vendor: str) -> InstrumentMap:
     """The vendor's code map from the lake's ``instruments`` dataset (empty if never synced)."""
-    import polars as pl
+    import json
 
+    from etl.lake.parquet_io import read_columns
     from etl.vendors.base import InstrumentMap
 
     folder = DataRoot(root).dataset("instruments")
-    files = list(folder.glob("*/*.parquet")) if folder.is_dir() else []
-    if not files:
-        return InstrumentMap()
-    frame = (
-        pl.scan_parquet(files, missing_columns="insert")
-        .filter(pl.col("vendor") == vendor)
-        .select("symbol", "vendor_code", "vendor_id", "vendor_extra")
-        .collect()
-    )
-    import json
-
+    files = sorted(folder.glob("*/*.parquet")) if folder.is_dir() else []
     codes, ids, extra = {}, {}, {}
-    for sym, code, vid, vextra in frame.iter_rows():
-        codes[sym] = code
-        if vid is not None:
-            ids[sym] = vid
-        if vextra:
-            try:
-                extra[sym] = json.loads(vextra)
-            except ValueError:
+    for path in files:
+        found = read_columns(path, ("vendor", "symbol", "vendor_code", "vendor_id", "vendor_extra"))
+        for who, sym, code, vid, vextra in zip(*found.values(), strict=True):
+            if who != vendor:
                 continue
+            codes[sym] = code
+            if vid is not None:
+                ids[sym] = vid
+            if vextra:
+                try:
+                    extra[sym] = json.loads(vextra)
+                except ValueError:
+                    continue
     return InstrumentMap(codes=codes, ids=ids, extra=extra)

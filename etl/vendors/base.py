@@ -17,6 +17,7 @@ from typing import ClassVar, Final, Literal
 
 import pyarrow as pa
 
+from etl import schema
 from etl.config import VendorSettings
 from etl.errors import CapabilityError
 from etl.vendors.plans import PlanCache
@@ -36,9 +37,24 @@ __all__ = [
     "VendorAdapter",
     "VendorContext",
     "fetch_through",
+    "no_rows",
+    "target_schema",
 ]
 
 Clock = Callable[[], dt.datetime]
+
+
+def target_schema(dataset: str) -> pa.Schema:
+    """The columns an adapter returns for ``dataset``: all but ``ingested_at`` (the lake
+    stamps it)."""
+    full = schema.get(dataset).arrow_schema
+    return full.remove(full.get_field_index("ingested_at"))
+
+
+def no_rows(dataset: str) -> pa.Table:
+    """An answer of no rows for ``dataset`` (see :func:`etl.schema.empty_table`)."""
+    return schema.empty_table(target_schema(dataset))
+
 
 # Before any listing a vendor carries: where a symbol's adjustment factors are asked from, so
 # that its cumulative backward factor counts from the listing.

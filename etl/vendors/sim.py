@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from etl import schema
 from etl.calendars import sessions
 from etl.calendars.markets import CFE_TREASURY_VARIETIES
 from etl.errors import BadInputError, CapabilityError, ConfigError, PermanentVendorError
 from etl.names import FREQS, MARKETS, parse_freq, parse_market
+from etl.schema import empty_table
 from etl.synthetic import (
     DAILY_ONLY_MARKETS,
     STATEMENT_DATASETS,
@@ -48,6 +48,8 @@ from etl.vendors.base import (
     Span,
     Unavailable,
     VendorAdapter,
+    no_rows,
+    target_schema,
 )
 
 __all__ = ["SimAdapter"]
@@ -60,12 +62,6 @@ _CN_STOCK_MARKETS: Final = frozenset({"SH", "SZ", "BJ"})
 _FACTOR_MARKETS: Final = frozenset({"SH", "SZ", "BJ", "HK", "US"})
 _PRICE_COLUMNS: Final = ("open", "high", "low", "close")
 _NULLABLE_COLUMNS: Final = ("volume", "amount", "settle", "open_interest")
-
-
-def _arrow_schema(dataset: str) -> pa.Schema:
-    """The dataset's columns minus ``ingested_at`` (the lake stamps it)."""
-    full = schema.get(dataset).arrow_schema
-    return full.remove(full.get_field_index("ingested_at"))
 
 
 class SimAdapter(VendorAdapter):
@@ -149,7 +145,7 @@ class SimAdapter(VendorAdapter):
             }
             for i in found
         ]
-        return pa.Table.from_pylist(rows, schema=_arrow_schema("instruments"))
+        return pa.Table.from_pylist(rows, schema=target_schema("instruments"))
 
     async def calendar(self, market: str, start: dt.date, end: dt.date) -> pa.Table:
         market = parse_market(market)
@@ -166,7 +162,7 @@ class SimAdapter(VendorAdapter):
             "is_half_day": pa.array(half, pa.bool_()),
             "vendor": pa.array([self.name] * len(every), pa.string()),
         }
-        return pa.Table.from_pydict(columns, schema=_arrow_schema("calendar"))
+        return pa.Table.from_pydict(columns, schema=target_schema("calendar"))
 
     async def klines(
         self,
@@ -193,7 +189,7 @@ class SimAdapter(VendorAdapter):
         caps = self.capabilities()
         for inst in known:  # refuse the whole call before generating anything
             caps.require("klines", inst.market, f)
-        batch = KlineBatch(table=_arrow_schema("klines").empty_table(), failures=failures)
+        batch = KlineBatch(table=no_rows("klines"), failures=failures)
         batch.requests = 1
         bars: list[Bars] = []
         first = max(start, SINCE)
@@ -262,7 +258,7 @@ class SimAdapter(VendorAdapter):
             for row in statements(dataset, symbol, now, seed=seed, start=start, end=end):
                 row["vendor"] = self.name
                 rows.append(row)
-        return pa.Table.from_pylist(rows, schema=_arrow_schema(dataset))
+        return pa.Table.from_pylist(rows, schema=target_schema(dataset))
 
     async def adj_factors(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pa.Table:
         """The synthetic corporate actions of the known symbols with ex-dates in
@@ -282,14 +278,14 @@ class SimAdapter(VendorAdapter):
                  "vendor": self.name}
                 for i in acts.between(start, last)
             ]  # fmt: skip
-        return pa.Table.from_pylist(rows, schema=_arrow_schema("adj_factors"))
+        return pa.Table.from_pylist(rows, schema=target_schema("adj_factors"))
 
     async def future_varieties(self) -> pa.Table:
         rows = [
             {"variety": v.code, "exchange": v.exchange, "name": v.name, "vendor": self.name}
             for v in VARIETIES
         ]
-        return pa.Table.from_pylist(rows, schema=_arrow_schema("future_varieties"))
+        return pa.Table.from_pylist(rows, schema=target_schema("future_varieties"))
 
     async def main_contracts(self) -> pa.Table:
         """Today's main contract of every variety already trading; ``trade_date`` is today
@@ -310,14 +306,14 @@ class SimAdapter(VendorAdapter):
             for v in VARIETIES
             if v.start <= trade_date
         ]
-        return pa.Table.from_pylist(rows, schema=_arrow_schema("main_contracts"))
+        return pa.Table.from_pylist(rows, schema=target_schema("main_contracts"))
 
 
 def _klines_table(bars: list[Bars], vendor: str, request_id: str) -> pa.Table:
-    target = _arrow_schema("klines")
+    target = target_schema("klines")
     bars = [b for b in bars if len(b)]
     if not bars:
-        return target.empty_table()
+        return empty_table(target)
     counts = [len(b) for b in bars]
     total = sum(counts)
     columns: dict[str, pa.Array] = {

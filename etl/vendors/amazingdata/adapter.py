@@ -65,7 +65,6 @@ from etl.vendors.amazingdata.wire import (
     parse_envelope,
     parse_login,
     statements_table,
-    target_schema,
     ymd,
 )
 from etl.vendors.base import (
@@ -77,6 +76,8 @@ from etl.vendors.base import (
     Span,
     Unavailable,
     VendorAdapter,
+    no_rows,
+    target_schema,
 )
 from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
@@ -233,7 +234,7 @@ class AmazingDataAdapter(VendorAdapter):
         lo = max(start, cap.since or start)
         hi = min(end, dt.date(self._today().year, 12, 31))
         if lo > hi:
-            return target_schema("calendar").empty_table()
+            return no_rows("calendar")
         wire_market = "SH" if market == "BJ" else market  # BSE keeps SSE's days
         params = {"market": wire_market, "start_date": ymd(lo), "end_date": ymd(hi)}
         return calendar_table(market, lo, hi, await self._get("/base/calendar", params))
@@ -258,7 +259,7 @@ class AmazingDataAdapter(VendorAdapter):
             exchange = parse_symbol(symbol).exchange
             caps.require("klines", exchange, f)
             groups["/future/kline" if exchange in FUTURE_MARKETS else "/stock/kline"].append(symbol)
-        batch = KlineBatch(table=target_schema("klines").empty_table())
+        batch = KlineBatch(table=no_rows("klines"))
         tally, tables = Tally(), []
         done = complete_through(f, self.context.now().astimezone(ZONE))
         for path, codes in groups.items():
@@ -303,7 +304,7 @@ class AmazingDataAdapter(VendorAdapter):
             data = await self._get(path, params, tally=tally)
         except UnknownCode as exc:  # not one of the codes is known
             batch.failures += [Failure(c, first, last, exc.bare_message) for c in codes]
-            return target_schema("klines").empty_table()
+            return no_rows("klines")
         if not isinstance(data, dict):
             raise SchemaError(f"{path} answered {type(data).__name__}, not an object")
         for code in codes:
@@ -348,7 +349,7 @@ class AmazingDataAdapter(VendorAdapter):
             raise PermanentVendorError(
                 "代码不存在: no code is known", vendor=self.name, symbol=",".join(wanted[:5])
             )
-        return pa.concat_tables(tables) if tables else target_schema(dataset).empty_table()
+        return pa.concat_tables(tables) if tables else no_rows(dataset)
 
     async def adj_factors(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pa.Table:
         """The backward factors of ``symbols`` for ex-dates in ``[start, end]`` (cumulative
@@ -366,7 +367,7 @@ class AmazingDataAdapter(VendorAdapter):
                     f"{ADJ_FACTOR_PATH} answered {type(data).__name__}, not an object"
                 )
             tables.append(factors_table(data, chunk))
-        return pa.concat_tables(tables) if tables else target_schema("adj_factors").empty_table()
+        return pa.concat_tables(tables) if tables else no_rows("adj_factors")
 
     async def future_varieties(self) -> pa.Table:
         data = await self._get("/cache/future-varieties")

@@ -18,9 +18,7 @@ from typing import Any, Final
 
 import httpx
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from etl import schema
 from etl.errors import (
     AuthError,
     PermanentVendorError,
@@ -28,7 +26,9 @@ from etl.errors import (
     SchemaError,
     TransientVendorError,
 )
+from etl.schema import empty_table
 from etl.vendors.amazingdata import api
+from etl.vendors.base import target_schema
 from etl.vendors.http import SessionExpired
 
 __all__ = [
@@ -140,12 +140,6 @@ def parse_login(response: httpx.Response) -> str:
     return token
 
 
-def target_schema(dataset: str) -> pa.Schema:
-    """The dataset's columns minus ``ingested_at`` (the lake stamps it)."""
-    full = schema.get(dataset).arrow_schema
-    return full.remove(full.get_field_index("ingested_at"))
-
-
 def _column(rows: Sequence[Mapping[str, Any]], field: str, code: str) -> list[Any]:
     try:
         return [row[field] for row in rows]
@@ -177,6 +171,8 @@ def bars_table(
     ``trade_date`` is a bar start in Asia/Shanghai for minute periods (``2024-01-02 09:30:00``
     → 01:30Z), a day otherwise (→ 00:00 Asia/Shanghai, 16:00Z the day before).
     """
+    import pyarrow.compute as pc  # with the answer: not on the way to the first request
+
     target = target_schema("klines")
     parts: list[pa.Table] = []
     minute = PERIODS[freq].startswith("min")
@@ -211,7 +207,7 @@ def bars_table(
         for name in ("amount", "settle", "open_interest"):
             columns.setdefault(name, pa.nulls(n, pa.float64()))
         parts.append(pa.Table.from_pydict({f.name: columns[f.name] for f in target}, target))
-    return pa.concat_tables(parts) if parts else target.empty_table()
+    return pa.concat_tables(parts) if parts else empty_table(target)
 
 
 def _text(value: object) -> str | None:

@@ -43,6 +43,8 @@ from etl.vendors.base import (
     VendorAdapter,
     VendorContext,
     fetch_through,
+    no_rows,
+    target_schema,
 )
 from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
@@ -59,7 +61,6 @@ from etl.vendors.infoway.wire import (
     instrument_row,
     parse_answer,
     path_market,
-    target_schema,
     vendor_code,
     ymd,
 )
@@ -194,7 +195,7 @@ class InfowayAdapter(VendorAdapter):
         today = self.context.now().astimezone(p.zone_of(market)).date()
         hi = min(end, dt.date(today.year, 12, 31))
         if start > hi:
-            return target_schema("calendar").empty_table()
+            return no_rows("calendar")
         await self._ensure_plan()
         params = {
             "market": "CN" if market in ("SH", "SZ") else market,
@@ -225,7 +226,7 @@ class InfowayAdapter(VendorAdapter):
                 "GET", "/common/basic/symbols/adjustment_factors", params=params
             )
             tables.append(factors_table(symbol, answer.data, start, end))
-        return pa.concat_tables(tables) if tables else target_schema("adj_factors").empty_table()
+        return pa.concat_tables(tables) if tables else no_rows("adj_factors")
 
     async def klines(
         self,
@@ -257,7 +258,7 @@ class InfowayAdapter(VendorAdapter):
                 )
 
         done = await asyncio.gather(*(one(s) for s in wanted))
-        batch = KlineBatch(table=target_schema("klines").empty_table(), requests=tally.requests)
+        batch = KlineBatch(table=no_rows("klines"), requests=tally.requests)
         tables = []
         for symbol, out in done:
             exchange = parse_symbol(symbol).exchange

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pyarrow as pa
 
-from etl import schema
 from etl.errors import (
     AuthError,
     PermanentVendorError,
@@ -30,6 +29,7 @@ from etl.errors import (
     SchemaError,
     TransientVendorError,
 )
+from etl.vendors.base import target_schema
 
 __all__ = [
     "KLINE_TYPES",
@@ -102,12 +102,6 @@ class Bar:
 
 def ymd(day: dt.date) -> str:
     return day.strftime("%Y%m%d")
-
-
-def target_schema(dataset: str) -> pa.Schema:
-    """The dataset's columns minus ``ingested_at`` (the lake stamps it)."""
-    full = schema.get(dataset).arrow_schema
-    return full.remove(full.get_field_index("ingested_at"))
 
 
 # -- answers --------------------------------------------------------------------------------

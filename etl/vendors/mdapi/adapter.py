@@ -39,6 +39,8 @@ from etl.vendors.base import (
     Paging,
     VendorAdapter,
     VendorContext,
+    no_rows,
+    target_schema,
 )
 from etl.vendors.http import Tally, VendorHttp
 from etl.vendors.mdapi.window import (
@@ -59,7 +61,6 @@ from etl.vendors.mdapi.wire import (
     parse_bars,
     parse_envelope,
     parse_quote,
-    target_schema,
 )
 
 __all__ = ["MdapiAdapter"]
@@ -199,7 +200,7 @@ class MdapiAdapter(VendorAdapter):
         wanted = list(dict.fromkeys(symbols))
         for symbol in wanted:  # refuse the whole call before any request
             caps.require("klines", parse_symbol(symbol).exchange, f)
-        batch = KlineBatch(table=target_schema("klines").empty_table())
+        batch = KlineBatch(table=no_rows("klines"))
         tally = Tally()
         tables: dict[str, pa.Table] = {}
 

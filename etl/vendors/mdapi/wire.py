@@ -23,7 +23,6 @@ import httpx
 import numpy as np
 import pyarrow as pa
 
-from etl import schema
 from etl.errors import (
     AuthError,
     PermanentVendorError,
@@ -32,6 +31,8 @@ from etl.errors import (
     TransientVendorError,
     VendorError,
 )
+from etl.schema import empty_table
+from etl.vendors.base import target_schema
 from etl.vendors.mdapi.window import bar_ends_ms, epoch_days, epoch_ms
 
 __all__ = [
@@ -244,12 +245,6 @@ def decode_bars(rows: Sequence[Any], code: str, *, volume: bool) -> list[Bar]:
     ]
 
 
-def target_schema(dataset: str) -> pa.Schema:
-    """The dataset's columns minus ``ingested_at`` (the lake stamps it)."""
-    full = schema.get(dataset).arrow_schema
-    return full.remove(full.get_field_index("ingested_at"))
-
-
 def bars_table(
     bars: Sequence[Bar],
     symbol: str,
@@ -267,7 +262,7 @@ def bars_table(
     unique = list(dict.fromkeys(sorted(bars, key=itemgetter(0))))  # exact copies once
     target = target_schema("klines")
     if not unique:
-        return target.empty_table()
+        return empty_table(target)
     ms_, open_, high, low, close, volume = zip(*unique, strict=True)
     ms = np.array(ms_, dtype=np.int64)
     days = epoch_days(ms)

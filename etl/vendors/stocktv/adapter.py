@@ -52,6 +52,8 @@ from etl.vendors.base import (
     VendorAdapter,
     VendorContext,
     fetch_through,
+    no_rows,
+    target_schema,
 )
 from etl.vendors.governor import limits_for
 from etl.vendors.http import Tally, VendorHttp
@@ -74,7 +76,6 @@ from etl.vendors.stocktv.wire import (
     index_row,
     parse_envelope,
     stock_row,
-    target_schema,
 )
 
 __all__ = ["StockTVAdapter"]
@@ -210,7 +211,7 @@ class StockTVAdapter(VendorAdapter):
         wanted = list(dict.fromkeys(symbols))
         for symbol in wanted:  # refuse the whole call before any request
             caps.require("klines", parse_symbol(symbol).exchange, f)
-        batch = KlineBatch(table=target_schema("klines").empty_table())
+        batch = KlineBatch(table=no_rows("klines"))
         tally, tables = Tally(), []
         for symbol in wanted:
             if paging is not None and paging.stopped:
@@ -261,7 +262,7 @@ class StockTVAdapter(VendorAdapter):
         # with closed_by, the day in session too: its closed bars (it stays unanswered)
         last = fetch_through(done, end, closed_by, market_spec(market).zone)
         if last < first:
-            return target_schema("klines").empty_table()
+            return no_rows("klines")
         lo_ms, hi_ms = day_bounds_ms(market, first, last)
         request_id = f"stocktv-{INTERVALS[freq]}-{first:%Y%m%d}-{last:%Y%m%d}"
         emit = None
@@ -284,12 +285,12 @@ class StockTVAdapter(VendorAdapter):
             hint = f" (pid {pid}: the instrument may be gone; {_SYNC_HINT})"
             extra = hint if isinstance(exc, UnknownPid) else ""
             batch.failures.append(Failure(symbol, first, end, exc.bare_message + extra))
-            return target_schema("klines").empty_table()
+            return no_rows("klines")
         # Paging stopped at a short (or empty) page. Where the exchange still traded between
         # the requested start and the oldest bar, StockTV has nothing older (its depth is
         # unknown): that part is unavailable, never confirmed empty.
         if paging is not None and paging.stopped:
-            return target_schema("klines").empty_table()  # held-back rows dropped
+            return no_rows("klines")  # held-back rows dropped
         answered_from = first
         gap_end = missing_before(market, freq, first, oldest)
         if gap_end is not None:

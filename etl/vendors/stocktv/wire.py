@@ -21,9 +21,7 @@ from typing import Any, Final
 
 import httpx
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from etl import schema
 from etl.errors import (
     AuthError,
     PermanentVendorError,
@@ -31,6 +29,8 @@ from etl.errors import (
     SchemaError,
     TransientVendorError,
 )
+from etl.schema import empty_table
+from etl.vendors.base import target_schema
 
 __all__ = [
     "COUNTRIES",
@@ -80,12 +80,6 @@ COUNTRIES: Final = {
 
 class UnknownPid(PermanentVendorError):
     """Code 404 ``数据不存在``: the pid is not (or no longer) known; re-sync instruments."""
-
-
-def target_schema(dataset: str) -> pa.Schema:
-    """The dataset's columns minus ``ingested_at`` (the lake stamps it)."""
-    full = schema.get(dataset).arrow_schema
-    return full.remove(full.get_field_index("ingested_at"))
 
 
 def canonical(symbol: str, suffix: str) -> str | None:
@@ -244,7 +238,7 @@ def bars_table(
     times = bar_times(list(bars), symbol)
     n = len(times)
     if n == 0:
-        return target.empty_table()
+        return empty_table(target)
     cols: dict[str, pa.Array] = {}
     for field in _BAR_PRICES:
         try:
@@ -253,6 +247,8 @@ def bars_table(
             raise SchemaError(f"a bar of {symbol} lacks {field!r}", vendor=VENDOR) from None
     turnover = [b.get("vo") for b in bars]
     amount = _numbers([None if v == 0 else v for v in turnover], "vo", symbol)
+    import pyarrow.compute as pc  # with the answer: not on the way to the first request
+
     ts = pc.multiply(pa.array(times, pa.int64()), 1000).cast(pa.timestamp("us", tz="UTC"))
     local = pc.local_timestamp(ts.cast(pa.timestamp("us", tz=zone)))
     columns: dict[str, Any] = {
