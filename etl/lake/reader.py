@@ -575,7 +575,7 @@ def _joined(
 ) -> tuple[pa.Table, list[RowViews]]:
     """The parts' rows as one table (a chunk per part) and their views."""
     if not parts:
-        return schema.arrow_schema.empty_table(), []
+        return empty_table(schema.arrow_schema), []
     if len(parts) == 1:
         return parts[0][0], [parts[0][1]]
     return pa.concat_tables([t for t, _ in parts]), [v for _, v in parts]
