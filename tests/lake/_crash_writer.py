@@ -1,8 +1,9 @@
 """A lake writer for the crash test: commits forever, printing each finished commit.
 
-Run as ``python tests/lake/_crash_writer.py ROOT FIRST``; the test SIGKILLs it at random
-moments. Commit ``i`` writes close = i for a window of keys that overlaps its neighbours, so
-every commit both adds and replaces rows, and small buckets are compacted along the way.
+Run as ``python tests/lake/_crash_writer.py ROOT FIRST``; it prints ``ready`` once started,
+and the test SIGKILLs it at a random moment after that. Commit ``i`` writes close = i for a
+window of keys that overlaps its neighbours, so every commit both adds and replaces rows, and
+small buckets are compacted along the way.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def main() -> None:
 
     root, first = Path(sys.argv[1]), int(sys.argv[2])
     lake = Lake(root, compact_min_files=3)
+    commit_rows(first)  # the row builder's imports too: what follows "ready" is commits
+    print("ready", flush=True)
     i = first
     while True:
         now = dt.datetime(2024, 6, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i)

@@ -67,7 +67,14 @@ def test_sigkill_at_random_moments_leaves_a_clean_lake(data_root: Path) -> None:
             env=env,
             cwd=ROOT_DIR,
         )
-        time.sleep(rng.uniform(0.8, 2.5))  # start-up takes ~0.7 s; then commits run
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()  # the event: imports done, the next line is a commit's
+        assert ready == "ready\n", f"the writer did not start: {ready!r}"
+        # The kill's moment, not a wait for anything: commits take ~25 ms (compactions every
+        # 5th), so 0-0.6 s lands at any phase of a commit or compaction, or before the first.
+        # (Regression: sleeping 0.8-2.5 s from the spawn guessed a 0.7 s start-up and spent
+        # ~1 s of commits a kill: 39 s for the 24 kills.)
+        time.sleep(rng.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
         finished = [int(line.split()[1]) for line in out.splitlines() if line.startswith("done")]
