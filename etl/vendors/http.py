@@ -26,6 +26,11 @@ Retries: at most ``retries`` (3) after the first attempt, backoff ``base`` Ã— 2â
 ``cap`` (1, 2, 4, 8 s) plus up to 10 % jitter, never shorter than ``Retry-After``. Every
 attempt counts in :attr:`VendorHttp.requests` (and the caller's :class:`Tally`).
 
+TLS: an https base URL is verified against certifi's roots (httpx's default). A plain-http
+base (an emulator on loopback) gets a context that trusts no root at all: nothing of it is
+used, an https URL sent through that client fails verification rather than going unchecked,
+and the 20-40 ms of loading the roots stays off a task's first request (issue 10, start-up).
+
 Secrets: settings' secrets and any registered later (:meth:`VendorHttp.add_secret`, e.g. a
 session token) are redacted from every URL, log line and exception this layer emits, and a
 :class:`~etl.vendors.redact.RedactingFilter` on httpx's loggers does the same for theirs.
@@ -36,11 +41,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from json import JSONDecodeError
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -81,6 +88,13 @@ class Tally:
     """Requests made on behalf of one logical operation (``KlineBatch.requests``)."""
 
     requests: int = 0
+
+
+def _verification(base_url: str) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a client of ``base_url`` (see the module doc, "TLS")."""
+    if urlsplit(base_url).scheme == "http":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, against no roots
+    return True
 
 
 class VendorHttp:
@@ -189,6 +203,7 @@ class VendorHttp:
                 limits=self._limits,
                 transport=self._transport,
                 follow_redirects=False,
+                verify=_verification(self.base_url),
             )
             self._loop = loop
         return self._client

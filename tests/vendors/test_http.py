@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -306,3 +307,17 @@ def test_settings() -> None:
         VendorHttp.from_settings(VendorSettings(name="stocktv"), public_url=None)
     with pytest.raises(ConfigError, match="backoff_base"):
         RetryPolicy.from_settings(VendorSettings(name="x", extra={"backoff_base": "fast"}))
+
+
+def test_tls_is_verified_and_a_plain_http_client_trusts_no_root() -> None:
+    """An https base is verified against certifi's roots (httpx's default, ``True``); a
+    plain-http base (an emulator on loopback) skips loading them (20-40 ms of a task's
+    start-up) with a context that still verifies, against no root: an https URL sent
+    through it fails instead of going unchecked."""
+    from etl.vendors.http import _verification
+
+    assert _verification("https://api.example.com/v1") is True
+    plain = _verification("http://127.0.0.1:8080")
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.get_ca_certs() == []
