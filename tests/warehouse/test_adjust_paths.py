@@ -230,11 +230,16 @@ def test_cross_sections_reuse_symbol_codes_bit_for_bit(
 
 
 @pytest.mark.parametrize("mode", ["qfq", "hfq"])
-def test_a_read_across_the_history_and_the_newest_year(data_root: Path, mode: str) -> None:
+def test_a_read_across_the_history_and_the_newest_year(
+    data_root: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ten years read as two parts, the closed years from the history and the newest from
     its mirror, each scaled through its views into one new buffer per column: equal to the
     reference, whether the parts lay their columns out alike or not (a settle price only
-    from the newest year on has a view there and none in the history: the general way)."""
+    from the newest year on has a view there and none in the history: the general way).
+    The multipliers of each part's rows are kept per (as_of, anchor): a later read of
+    other rows of the same parts slices them."""
+    monkeypatch.setattr(lake_reader, "_SETTLE_NS", 0)  # the factor index is kept at once
     rng = np.random.default_rng(11)
     days = [dt.date(year, month, 8) for year in range(2014, 2024) for month in (2, 5, 9, 12)]
     symbols = ["000002.SZ", "600036.SH"]
@@ -285,5 +290,9 @@ def test_a_read_across_the_history_and_the_newest_year(data_root: Path, mode: st
         assert not adjusted["close"].equals(raw["close"])
         assert not adjusted["settle"].drop_nulls().equals(raw["settle"].drop_nulls())
     assert _through_views(wh) and _through_mirror_views(wh)
+    assert wh._factors is not None
+    kept = wh._factors[1]._multiplied._items
+    # per symbol and part (2 x 2), one entry per (as_of, anchor) seen
+    assert 4 <= len(kept) <= 4 * (len(CASES) + 2)
     assert wh.bars(symbols, "1d", first, last).equals(etl.Warehouse(data_root).bars(
         symbols, "1d", first, last))  # fmt: skip
