@@ -59,7 +59,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -79,6 +79,7 @@ __all__ = ["Fetch", "Fetched", "Outcomes", "PageCheck", "Unit", "run_units"]
 
 FLUSH_ROWS = 500_000  # pending rows above which workers wait for the committer
 FLUSH_SECONDS = 5.0  # kept for callers; commits no longer wait for a timer
+_T = TypeVar("_T")
 RECORD_SECONDS = 1.0  # committed facts are recorded (the gap ledger) at most this often
 
 
@@ -375,7 +376,7 @@ async def run_units(
         _settle_intent(rt, dataset, progress, intent)
         rt.store.save_state(run.id, progress.doc())
     if progress.facts and outcomes is not None:  # a kill left them unrecorded
-        await asyncio.to_thread(outcomes.record, list(progress.facts))
+        await _shielded(run, outcomes.record, list(progress.facts))
         progress.facts = []
         rt.store.save_state(run.id, progress.doc())
     run.record.rows_written = progress.rows_written
@@ -415,14 +416,14 @@ async def run_units(
             rows = pl.concat(frames, how="vertical_relaxed")
             progress.seq += 1
             tag = f"task{run.id}.{progress.seq}"
-            partitions = await asyncio.to_thread(rt.lake.partition_paths, dataset, rows)
+            partitions = await _shielded(run, rt.lake.partition_paths, dataset, rows)
             intent = {"tag": tag, "partitions": partitions, "done": newly_done,
                       "cursors": cursors, "facts": facts, "spooled": spooled,
                       "repaired": repaired, "dropped": dropped}  # fmt: skip
             rt.store.save_state(run.id, progress.doc(intent))
             async with lake_turn:
-                written = await asyncio.to_thread(
-                    rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id, tag=tag
+                written = await _shielded(
+                    run, rt.lake.write, dataset, rows, now=rt.clock(), task_id=run.id, tag=tag
                 )
             result.commits += 1
             result.rows_written += written.rows_written
@@ -461,7 +462,7 @@ async def run_units(
                 facts = list(progress.facts)
                 try:
                     async with lake_turn:  # it reads the files a commit replaces
-                        await asyncio.to_thread(outcomes.record, facts)
+                        await _shielded(run, outcomes.record, facts)
                 except BaseException as exc:
                     fatal.append(exc)
                     raise
@@ -620,6 +621,20 @@ async def run_units(
     result.touched = set(progress.touched)
     result.repaired, result.dropped = progress.repaired, progress.dropped  # every run's, committed
     return result
+
+
+async def _shielded(run: TaskRun, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``func`` in a worker thread, seen through to its end. Why: polars handles SIGINT
+    itself while it runs a query and raises KeyboardInterrupt in the thread running it; a
+    Ctrl-C landing in a commit's Parquet read then escaped the run as a bare
+    KeyboardInterrupt (``--json`` printed an error, not the task document). Here it is the
+    run's stop request, as a Ctrl-C anywhere else is, and ``func`` (a lake commit, which is
+    atomic, or the ledger's write, which is idempotent) is called again."""
+    while True:
+        try:
+            return await asyncio.to_thread(func, *args, **kwargs)
+        except KeyboardInterrupt:
+            run.request_stop()
 
 
 def _describe(unit: Unit) -> str:

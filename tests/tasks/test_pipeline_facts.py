@@ -202,3 +202,27 @@ def test_a_replayed_answer_keeps_what_it_taught_and_what_validation_did(rt: Runt
     assert (result.repaired, result.dropped) == (7 + 3, 1 + 2)
     state = rt.store.load_state(record.id)
     assert (state["repaired"], state["dropped"]) == (10, 3)
+
+
+def test_a_ctrl_c_inside_a_commit_thread_is_the_runs_stop_not_an_escape(rt: Runtime) -> None:
+    """polars raises KeyboardInterrupt in the thread running its query when SIGINT comes
+    (seen: a Ctrl-C during a commit's Parquet read ended ``backfill --json`` with an error
+    document). The commit is seen through, and the run stops at its next safe point with
+    its record saying so."""
+    record = new_task(rt)
+    fetch = Counted(rt)
+    write = rt.lake.write
+    interrupted: list[int] = []
+
+    def write_once_interrupted(*args: Any, **kwargs: Any) -> Any:
+        if not interrupted:
+            interrupted.append(1)
+            raise KeyboardInterrupt  # as polars raises it, inside the thread
+        return write(*args, **kwargs)
+
+    rt.lake.write = write_once_interrupted  # type: ignore[method-assign]
+    run(rt, record, fetch, Outcomes(facts_of, lambda facts: None))
+    done = rt.store.get(record.id)
+    assert interrupted and done.status == "interrupted"
+    assert 0 < len(fetch.asked) < len(DAYS)  # stopped at the next safe point, not at once
+    assert done.rows_written == lake_rows(rt) > 0  # the interrupted commit went through
