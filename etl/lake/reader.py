@@ -391,6 +391,13 @@ class LakeReader:
         ordered += [p for per_key in parts[len(before) :] for p in per_key]
         return _joined(schema, ordered)
 
+    def _mirror_path(self, dataset: str, key: PartitionKey, name: str) -> Path:
+        """Where a file's mirror is (remembered: a one-symbol read asks for it every time)."""
+        path = self._mirror_paths.get((dataset, key, name))
+        if path is None:
+            path = self._mirror_paths[(dataset, key, name)] = self.paths.mirror(dataset, key, name)
+        return path
+
     def _mirror_views(
         self,
         schema: DatasetSchema,
@@ -409,11 +416,7 @@ class LakeReader:
             names = self._listing(schema.name, key)
             paths = []
             for name in _files_for(schema, names or [], where):  # None: no partition now
-                path = self._mirror_paths.get((schema.name, key, name))
-                if path is None:
-                    path = self.paths.mirror(schema.name, key, name)
-                    self._mirror_paths[(schema.name, key, name)] = path
-                paths.append(path)
+                paths.append(self._mirror_path(schema.name, key, name))
             wanted.append((key, paths))
         every = self._mirrors.get_many(
             [p for _, paths in wanted for p in paths], schema.arrow_schema
@@ -500,11 +503,7 @@ class LakeReader:
                 continue
             paths = []
             for name in _files_for(schema, names, where):
-                path = self._mirror_paths.get((schema.name, key, name))
-                if path is None:
-                    path = self.paths.mirror(schema.name, key, name)
-                    self._mirror_paths[(schema.name, key, name)] = path
-                paths.append(path)
+                paths.append(self._mirror_path(schema.name, key, name))
             wanted.append((key, paths))
         every = self._mirrors.get_many(
             [p for _, paths in wanted for p in paths], schema.arrow_schema
