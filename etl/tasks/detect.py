@@ -12,6 +12,11 @@ absent slots are folded into small aggregates (per symbol, per day, gap runs, re
 go, and the stored keys are read for the chunk's symbol range only (row groups of sorted files
 outside it are skipped). Only callers that need every absent slot (fill plans, backfill's
 skip test, the coverage page) ask for them with ``keep_slots``.
+
+When no stored file and no gap-ledger file can hold a row of the judged symbols (their
+footers' statistics leave them all out: a new symbol, a fresh data root), every expected slot
+is absent and ``missing``; the report is then built from the expectation alone, without
+DuckDB (0.1 s to import; a fill-missing runs detect on the way to its first request).
 """
 
 from __future__ import annotations
@@ -20,14 +25,13 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import polars as pl
 
-from etl.catalog.ddl import quote_path
 from etl.dataroot import DataRoot
+from etl.lake.parquet_io import may_hold
 from etl.tasks.expected import (
     STATEMENT_DATASETS,
     Expectation,
@@ -37,6 +41,9 @@ from etl.tasks.expected import (
     stored_files,
 )
 from etl.timefmt import iso_utc
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["DetectReport", "detect", "find_slots"]
 
@@ -140,6 +147,17 @@ def _files(root: Path, sel: Selection) -> list[Path]:
     return stored_files(root, sel)
 
 
+def _ledger_files(root: Path, sel: Selection) -> list[Path]:
+    folder = DataRoot(root).partition_of("gap_ledger", dataset=sel.dataset, freq=sel.slot_freq)
+    return sorted(folder.glob("*.parquet"))
+
+
+def _listing(files: list[Path]) -> str:
+    from etl.catalog.ddl import quote_path
+
+    return "[" + ", ".join(quote_path(f) for f in files) + "]"
+
+
 def _present_sql(root: Path, sel: Selection, *, only_judged: bool) -> str:
     """Stored keys of the selection's range, within the judged symbols' range ($lo..$hi: a
     filter Parquet statistics answer per row group). Without ``only_judged`` other symbols'
@@ -148,7 +166,7 @@ def _present_sql(root: Path, sel: Selection, *, only_judged: bool) -> str:
     files = _files(root, sel)
     if not files:
         return "SELECT NULL::VARCHAR AS symbol, NULL::TIMESTAMPTZ AS ts WHERE false"
-    listing = "[" + ", ".join(quote_path(f) for f in files) + "]"
+    listing = _listing(files)
     judged = " AND symbol BETWEEN $lo AND $hi"
     judged += " AND symbol IN (SELECT symbol FROM judged)" if only_judged else ""
     if sel.dataset in STATEMENT_DATASETS:
@@ -164,14 +182,13 @@ def _present_sql(root: Path, sel: Selection, *, only_judged: bool) -> str:
 
 
 def _ledger_sql(root: Path, sel: Selection) -> str:
-    folder = DataRoot(root).partition_of("gap_ledger", dataset=sel.dataset, freq=sel.slot_freq)
-    files = sorted(folder.glob("*.parquet"))
+    files = _ledger_files(root, sel)
     if not files:
         return (
             "SELECT NULL::VARCHAR AS symbol, NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS state, "
             "NULL::VARCHAR AS reason WHERE false"
         )
-    listing = "[" + ", ".join(quote_path(f) for f in files) + "]"
+    listing = _listing(files)
     return (
         f"SELECT symbol, ts, state, reason FROM read_parquet({listing}, union_by_name = true) "
         "WHERE trade_date BETWEEN $start AND $end AND symbol IN (SELECT symbol FROM judged)"
@@ -272,30 +289,52 @@ class _Folded:
     slots: list[pl.DataFrame] = field(default_factory=list)
 
     def add(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Fold the temp table ``slots`` of ``con`` (one chunk's absent slots)."""
         counts = ", ".join(f"count_if(state = '{s}')::BIGINT AS {s}" for s in STATES)
-        self.per_symbol.append(_frame(con, f"SELECT symbol, {counts} FROM slots GROUP BY symbol"))
-        daily = _frame(
-            con,
-            f"SELECT market, trade_date, count(*)::BIGINT AS absent, {counts} FROM slots "
-            "GROUP BY ALL",
+        room = MAX_GAPS_IN_DOCUMENT - self.gaps_kept
+        self.take(
+            per_symbol=_frame(con, f"SELECT symbol, {counts} FROM slots GROUP BY symbol"),
+            daily=_frame(
+                con,
+                f"SELECT market, trade_date, count(*)::BIGINT AS absent, {counts} FROM slots "
+                "GROUP BY ALL",
+            ),
+            # symbols are distinct across chunks, so per-chunk distinct counts add up
+            reasons=_frame(
+                con,
+                "SELECT state, reason, count(*)::BIGINT AS slots, "
+                "count(DISTINCT symbol)::BIGINT AS symbols FROM slots "
+                "WHERE state IN ('missing', 'failed', 'unfillable') GROUP BY ALL",
+            ),
+            gaps_total=_scalar(con, f"SELECT count(*) FROM ({GAP_RUNS})"),
+            gaps=_frame(con, f"{GAP_RUNS} ORDER BY symbol, start LIMIT {room}") if room else None,
+            slots=(
+                _frame(con, f"SELECT {SLOT_COLUMNS} FROM slots ORDER BY symbol, ts")
+                if self.keep_slots
+                else None
+            ),
         )
+
+    def take(
+        self,
+        *,
+        per_symbol: pl.DataFrame,
+        daily: pl.DataFrame,
+        reasons: pl.DataFrame,
+        gaps_total: int,
+        gaps: pl.DataFrame | None,
+        slots: pl.DataFrame | None,
+    ) -> None:
+        self.per_symbol.append(per_symbol)
         self.absent += int(daily["absent"].sum()) if daily.height else 0
         self.daily.append(daily)
-        # symbols are distinct across chunks, so per-chunk distinct counts add up
-        self.reasons.append(_frame(
-            con,
-            "SELECT state, reason, count(*)::BIGINT AS slots, "
-            "count(DISTINCT symbol)::BIGINT AS symbols FROM slots "
-            "WHERE state IN ('missing', 'failed', 'unfillable') GROUP BY ALL",
-        ))  # fmt: skip
-        self.gaps_total += _scalar(con, f"SELECT count(*) FROM ({GAP_RUNS})")
-        room = MAX_GAPS_IN_DOCUMENT - self.gaps_kept
-        if room > 0:
-            gaps = _frame(con, f"{GAP_RUNS} ORDER BY symbol, start LIMIT {room}")
-            self.gaps.append(gaps.cast(GAP_SCHEMA))
-            self.gaps_kept += gaps.height
-        if self.keep_slots:
-            self.slots.append(_frame(con, f"SELECT {SLOT_COLUMNS} FROM slots ORDER BY symbol, ts"))
+        self.reasons.append(reasons)
+        self.gaps_total += gaps_total
+        if gaps is not None:
+            self.gaps.append(gaps.head(MAX_GAPS_IN_DOCUMENT - self.gaps_kept).cast(GAP_SCHEMA))
+            self.gaps_kept += self.gaps[-1].height
+        if self.keep_slots and slots is not None:
+            self.slots.append(slots)
 
 
 def detect(
@@ -305,13 +344,18 @@ def detect(
     (memory grows with them); without it only aggregates and the first gap runs are kept."""
     exp = build_expectation(root, sel, now)
     folded = _Folded(keep_slots)
+    if _nothing_stored(root, sel, exp):
+        _fold_all_absent(exp, folded)
+        return _report(sel, exp, folded, stored=0)
+    import duckdb
+
     con = duckdb.connect()
     try:
         for part in _chunks(exp):
             find_slots(root, sel, part, con)
             folded.add(con)
             con.execute("DROP TABLE slots")
-        return _report(root, con, sel, exp, folded)
+        return _report(sel, exp, folded, stored=_stored(root, con, sel, exp))
     except RuntimeError as exc:
         # A Ctrl-C or SIGTERM handler that raises KeyboardInterrupt while DuckDB runs a query
         # comes back as DuckDB's own "Query interrupted": give the caller the interrupt, so
@@ -321,6 +365,66 @@ def detect(
         raise
     finally:
         con.close()
+
+
+def _nothing_stored(root: Path, sel: Selection, exp: Expectation) -> bool:
+    """Whether no stored file and no ledger file of the range can hold a row of the judged
+    symbols, for an expectation small enough (one chunk) to be built as rows."""
+    if exp.judged.height == 0 or _expected_slots(exp) > SLOT_BUDGET:
+        return False
+    symbols = exp.judged["symbol"].to_list()
+    files = [*_files(root, sel), *_ledger_files(root, sel)]
+    return not any(may_hold(f, "symbol", symbols) for f in files)
+
+
+def _expected_slots(exp: Expectation) -> int:
+    """An upper bound of the expected slots: each judged symbol's whole grid."""
+    per_profile = dict(exp.grids.group_by("profile").len().iter_rows())
+    return sum(per_profile.get(p, 0) for p in exp.judged["profile"].to_list())
+
+
+def _fold_all_absent(exp: Expectation, folded: _Folded) -> None:
+    """Fold every expected slot of ``exp`` as absent and ``missing``: what :func:`find_slots`
+    and :meth:`_Folded.add` give when nothing is stored and the ledger knows nothing. A
+    symbol's slots are its grid clipped to its listed life, so they form one gap run."""
+    slots = (
+        exp.judged.join(exp.grids, on="profile")
+        .filter(pl.col("trade_date").is_between(pl.col("first_day"), pl.col("last_day")))
+        .select(
+            "symbol", "market", pl.col("ts").cast(pl.Datetime("us", "UTC")), "trade_date",
+            pl.lit("missing").alias("state"), pl.lit(None, pl.String).alias("reason"),
+        )
+        .sort("symbol", "ts")
+    )  # fmt: skip
+    zero = [pl.lit(0, pl.Int64).alias(s) for s in STATES if s != "missing"]
+    gaps = slots.group_by("symbol", maintain_order=True).agg(
+        pl.lit("missing").alias("state"), pl.col("ts").min().alias("start"),
+        pl.col("ts").max().alias("end"), pl.len().cast(pl.Int64).alias("bars"),
+    )  # fmt: skip
+    reasons = slots.group_by("state", "reason").agg(
+        pl.len().cast(pl.Int64).alias("slots"),
+        pl.col("symbol").n_unique().cast(pl.Int64).alias("symbols"),
+    )
+    folded.take(
+        per_symbol=gaps.select("symbol", pl.col("bars").alias("missing"), *zero),
+        daily=slots.group_by("market", "trade_date").agg(
+            pl.len().cast(pl.Int64).alias("absent"), pl.len().cast(pl.Int64).alias("missing"), *zero
+        ),
+        reasons=reasons,
+        gaps_total=gaps.height,
+        gaps=gaps,
+        slots=slots,
+    )
+
+
+def _stored(root: Path, con: duckdb.DuckDBPyConnection, sel: Selection, exp: Expectation) -> int:
+    """Rows stored for the judged symbols over the range (expected or not)."""
+    if not exp.judged.height:
+        return 0
+    con.register("judged", exp.judged.to_arrow())
+    present_sql = _present_sql(root, sel, only_judged=True)
+    used = {k: v for k, v in _params(sel, exp).items() if f"${k}" in present_sql}
+    return int(con.execute(f"SELECT count(*) FROM ({present_sql})", used or None).fetchall()[0][0])
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -339,18 +443,10 @@ def _concat(frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(frames) if frames else empty
 
 
-def _report(
-    root: Path, con: duckdb.DuckDBPyConnection, sel: Selection, exp: Expectation, folded: _Folded
-) -> DetectReport:
+def _report(sel: Selection, exp: Expectation, folded: _Folded, *, stored: int) -> DetectReport:
     per_day = expected_per_day(exp)
     expected_rows = int(per_day["expected"].sum()) if per_day.height else 0
     present_rows = expected_rows - folded.absent
-    stored = 0
-    if exp.judged.height:
-        con.register("judged", exp.judged.to_arrow())
-        present_sql = _present_sql(root, sel, only_judged=True)
-        used = {k: v for k, v in _params(sel, exp).items() if f"${k}" in present_sql}
-        stored = con.execute(f"SELECT count(*) FROM ({present_sql})", used or None).fetchall()[0][0]
     state_cols = {s: pl.Int64() for s in STATES}
     per_symbol = _concat(
         folded.per_symbol, pl.DataFrame(schema={"symbol": pl.String(), **state_cols})

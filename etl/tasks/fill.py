@@ -25,7 +25,6 @@ import polars as pl
 
 from etl.errors import BadInputError
 from etl.names import parse_date
-from etl.normalize import validate, validate_klines
 from etl.tasks.claims import claim
 from etl.tasks.depths import learn, learned
 from etl.tasks.detect import DetectReport, detect
@@ -110,9 +109,10 @@ async def execute(
                 sel, _to_fetch(before, recheck), vendor, caps[vendor], rt.clock(), others=caps,
                 depths=None if recheck else learned(rt.root, vendor, sel.freq),
             )  # fmt: skip
-            record_states(
-                rt.lake, sel, plan.unfillable, vendor=vendor, task_id=run.id, now=rt.clock()
-            )
+            if plan.unfillable.height:  # (the lake's writer loads only when it writes)
+                record_states(
+                    rt.lake, sel, plan.unfillable, vendor=vendor, task_id=run.id, now=rt.clock()
+                )
             run.record.total_count = len(symbols)
             run.note(f"{plan.requests} requests planned for {plan.slots} slots")
             label = f"fill:{sel.dataset}:{sel.freq}"
@@ -157,6 +157,8 @@ def _fetcher(rt: Runtime, vendor: str, sel: Selection) -> Fetch:
     adapter = rt.adapter(vendor)
 
     async def fetch(unit: Unit, _paging: Paging) -> Fetched:
+        from etl.normalize import validate, validate_klines  # with the first answer
+
         # Fill calls are planned about a page each: nothing to gain from following pages.
         if sel.dataset == "klines":
             assert sel.freq is not None

@@ -15,11 +15,14 @@ updates are atomic, idempotent and readable from SQL while a fill runs.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from etl.lake import Lake
 from etl.tasks.expected import Selection
+
+if TYPE_CHECKING:
+    from etl.lake import Lake  # the lake is handed in; its writer loads when it first writes
 
 __all__ = ["outcome_states", "record_states"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from etl.tasks.detect import find_slots
@@ -76,6 +75,8 @@ def record_facts(rt: Runtime, vendor: str, sel: Selection, task_id: int, facts: 
     symbols = tuple(sorted(set(frame["symbol"].to_list())))
     sub = Selection(sel.dataset, min(frame["start"]), max(frame["end"]), sel.freq, symbols)
     exp = build_expectation(rt.root, sub, rt.clock())
+    import duckdb  # after the first answer: not on the way to the first request
+
     con = duckdb.connect()
     try:
         find_slots(rt.root, sub, exp, con)

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 __all__ = ["ProgressUI"]
 
 
 class ProgressUI:
-    """A rich progress bar on stderr; silent when disabled (tests, --quiet, not a terminal)."""
+    """A rich progress bar on stderr; silent when disabled (tests, --quiet, not a terminal).
+
+    rich is imported only for a bar that may be drawn: a task run with no terminal (cron,
+    ``--json`` piped, a server) reaches its first request without it (issue 10, start-up)."""
 
     def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-        self.enabled = enabled and self.console.is_terminal
+        if console is None and enabled:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+        self.console = console
+        self.enabled = enabled and console is not None and console.is_terminal
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         # The task run this bar belongs to hears of rate-limit waits through here (a run is
@@ -44,6 +45,15 @@ class ProgressUI:
         if not self.enabled:
             return
         if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

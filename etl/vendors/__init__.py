@@ -10,6 +10,7 @@ as :mod:`etl.vendors.redact` are needed by commands that never touch a vendor.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     ADAPTERS: dict[str, type[VendorAdapter]]
 
 __all__ = ["ADAPTERS", "VENDOR_NAMES", "adapter_class"]
+
+# httpx's package imports its command-line client (``httpx._main``) whenever click and rich
+# are installed (typer brings both), and with them pygments: 0.06 s of every vendor command's
+# start-up for a program we never run (issue 10: first request within 0.5 s). A ``None`` in
+# ``sys.modules`` makes that import fail, and httpx falls back to a stub ``main`` of its own.
+# Set here, before any adapter or wire module imports httpx; a process that already holds
+# httpx's client keeps it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def _sim() -> type[VendorAdapter]:

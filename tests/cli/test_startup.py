@@ -109,7 +109,7 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-heavy = sorted({m.split(".")[0] for m in sys.modules} & set(FORBIDDEN))
+heavy = sorted({m.split(".")[0] for m, v in sys.modules.items() if v is not None} & set(FORBIDDEN))
 sys.stderr.write("\\n" + json.dumps({"code": code, "heavy": heavy}) + "\\n")
 """
 

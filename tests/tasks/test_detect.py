@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from etl.calendars import bar_grid
 from etl.lake import Lake
+from etl.tasks import detect as detect_module
 from etl.tasks.detect import detect
 from etl.tasks.expected import Selection
 from etl.tasks.ledger import outcome_states, record_states
@@ -196,3 +197,56 @@ def test_gap_runs_beyond_the_document_cap_are_counted(
     assert report.gaps_total == runs
     assert [g["start"] for g in doc["gaps"]] == sorted(g["start"] for g in doc["gaps"])
     assert doc["present_rows"] == rows.height - runs
+
+
+@pytest.mark.parametrize("freq", ["1d", "1h"])
+def test_nothing_stored_reports_as_duckdb_does(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch, freq: str
+) -> None:
+    """Symbols no stored or ledger file can hold get their report from the expectation
+    alone (no DuckDB): the same report, slot for slot, as the DuckDB path's. One of them
+    listed mid-range, so its slots are its grid clipped to its listed life."""
+    Lake(data_root).write("klines", grid_rows("600000.SH", freq), now=NOW)
+    late = dt.date(2024, 2, 5)
+    Lake(data_root).write(
+        "instruments",
+        pl.DataFrame({
+            "symbol": ["600004.SH"], "market": ["SH"], "type": ["stock"], "vendor": ["test"],
+            "vendor_code": ["600004"],
+            "list_date": [late], "delist_date": [None],
+        }, schema_overrides={"delist_date": pl.Date}),
+        now=NOW,
+    )  # fmt: skip
+    sel = Selection("klines", START, END, freq, ("600004.SH", "600009.SH", "000001.SZ"))
+    taken: list[bool] = []
+    real = detect_module._nothing_stored
+
+    def spy(*args: object) -> bool:
+        taken.append(real(*args))  # type: ignore[arg-type]
+        return taken[-1]
+
+    monkeypatch.setattr(detect_module, "_nothing_stored", spy)
+    fast = detect(data_root, sel, NOW, keep_slots=True)
+    assert taken == [True]
+    monkeypatch.setattr(detect_module, "_nothing_stored", lambda *a: False)
+    slow = detect(data_root, sel, NOW, keep_slots=True)
+    assert fast.document(1, "completed") == slow.document(1, "completed")
+    for name in ("slots", "per_symbol", "daily", "gaps"):
+        assert getattr(fast, name).equals(getattr(slow, name)), name
+    assert fast.reasons.sort("state").equals(slow.reasons.sort("state"))
+    assert fast.slots.filter(pl.col("symbol") == "600004.SH")["trade_date"].min() == late
+    assert fast.gaps.height == 3 and fast.present_rows == 0 and fast.expected_rows > 0
+
+
+def test_a_ledger_entry_goes_through_duckdb(data_root: Path) -> None:
+    """A symbol with nothing stored but a state in the gap ledger is not "all missing"."""
+    sel = Selection("klines", START, END, "1d", ("600000.SH",))
+    day = bar_grid("SH", "1d", START, START)
+    states = pl.DataFrame({
+        "symbol": ["600000.SH"], "ts": pl.Series(day.ts).cast(pl.Datetime("us", "UTC")),
+        "trade_date": [START], "state": ["confirmed_empty"], "reason": ["answered, no bars"],
+    })  # fmt: skip
+    record_states(Lake(data_root), sel, states, vendor="test", task_id=1, now=NOW)
+    report = detect(data_root, sel, NOW)
+    assert report.state_counts()["confirmed_empty"] == 1
+    assert report.state_counts()["missing"] == report.expected_rows - 1
