@@ -380,7 +380,9 @@ def _absent_days(rt: Runtime, sel: Selection) -> tuple[set[str], dict[str, np.nd
 
 
 async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
-    units = [unit for unit, _ in _units(req, check_request(rt, req))]
+    pairs = _units(req, check_request(rt, req))
+    cap_of = {unit.symbols: cap for unit, cap in pairs}  # a unit cut to a depth keeps its
+    units = [unit for unit, _ in pairs]  # symbols, so its market's capability
     beyond: list[Unavailable] = []
     if req.dataset == "klines" and not req.refetch:
         units, beyond = _within_depth(rt, req, units)
@@ -401,6 +403,8 @@ async def _run(rt: Runtime, run: TaskRun, req: BackfillRequest) -> None:
             page_check=_page_check(rt, req) if req.dataset == "klines" else None,
             flush_rows=1,  # each answer (page) stored before the unit asks for more
             pace=adapter.pace,  # as many units at once as keep the rate busy, no more
+            # the progress counts requests (pages), as --dry-run estimates them
+            weight=lambda unit: _unit_cost(req, unit, cap_of[unit.symbols])[0],
         )
     # every request the adapter sent for this run (pages, logins, retries), not one per call
     result.requests = adapter.requests_sent() - sent

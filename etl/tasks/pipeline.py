@@ -45,6 +45,18 @@ governor's Little's-law figure, :meth:`~etl.vendors.governor.Governor.pace`), at
 in flight (and, paging, a page's shift) that a kill loses. Each worker is a governor
 :class:`~etl.vendors.governor.Lane`, so what it does between requests counts in the pace.
 
+The task's progress counts estimated requests, not units (a unit of a paging vendor can take
+dozens of calls): each unit weighs what the caller estimates it costs (``weight``, the
+planners' :mod:`etl.tasks.costs` figures), a done unit counts its whole weight, and a unit
+part-way one per page committed, at most all but its last estimated request (half of a
+one-request unit), so it never counts as finished before its final answer is committed. The
+counts move with the commits and are kept in the resume state (``work``: done and total;
+``pages``: the pages committed of units part-way), so the progress the record shows is what
+is committed, and a resumed task starts from the fraction its last run reached and spreads
+what is left over the rest (it never goes back). A unit whose answer failed is not done (a
+resume asks again) and counts nothing. Regression: an interrupted Infoway backfill of three
+symbols had committed 14 pages (6,240 rows) and said 0%.
+
 polars, the validator and the lake's writer are imported when the first answer is handled,
 not with this module: a task's first request does not wait for them (issue 10, start-up;
 ``tests/tasks/test_first_request.py``).
@@ -134,6 +146,8 @@ class Outcomes:
 
 # How many units to run at once, given the most allowed (``concurrency``).
 Pace = Callable[[int], int]
+# A unit's share of the task's progress: the requests it is estimated to take.
+Weight = Callable[[Unit], float]
 
 
 @dataclass
@@ -262,11 +276,14 @@ class _Progress:
     repaired: int = 0  # rows validation repaired, in what is committed (every run)
     dropped: int = 0  # rows validation dropped, likewise
     spool_next: int = 0  # the last spool number given (not saved: the spool's own files say)
+    pages: dict[str, int] = field(default_factory=dict)  # unit id -> pages committed, part-way
+    work: tuple[float, float] | None = None  # the task's progress as committed: (done, total)
 
     @classmethod
     def load(cls, state: dict[str, Any], rows_written: int) -> _Progress:
         known = ("done", "cursors", "rows_written", "seq", "intent", "touched", "unavailable",
-                 "facts", "spooled", "repaired", "dropped")  # fmt: skip
+                 "facts", "spooled", "repaired", "dropped", "pages", "work")  # fmt: skip
+        work = state.get("work")
         return cls(
             done=set(state.get("done", [])),
             cursors={u: dict(c) for u, c in (state.get("cursors") or {}).items()},
@@ -279,6 +296,8 @@ class _Progress:
             spooled=int(state.get("spooled", 0)),
             repaired=int(state.get("repaired", 0)),
             dropped=int(state.get("dropped", 0)),
+            pages={u: int(n) for u, n in (state.get("pages") or {}).items()},
+            work=(float(work[0]), float(work[1])) if work else None,
         )
 
     def doc(self, intent: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -294,17 +313,46 @@ class _Progress:
             "spooled": self.spooled,
             "repaired": self.repaired,
             "dropped": self.dropped,
+            "pages": self.pages,
+            "work": list(self.work) if self.work is not None else None,
         }
         if intent is not None:
             out["intent"] = intent
         return out
 
-    def apply(self, done: list[str], cursors: dict[str, dict[str, int]]) -> None:
+    def apply(
+        self, done: list[str], cursors: dict[str, dict[str, int]], pages: dict[str, int]
+    ) -> None:
         for unit_id, per in cursors.items():
             self.cursors.setdefault(unit_id, {}).update(per)
+        for unit_id, n in pages.items():
+            self.pages[unit_id] = self.pages.get(unit_id, 0) + n
         for unit_id in done:
             self.done.add(unit_id)
             self.cursors.pop(unit_id, None)
+            self.pages.pop(unit_id, None)
+
+    def credit(self, unit_id: str, weight: float) -> float:
+        """A unit's share of the work done: its weight once done; else a page each, at most
+        all but its last estimated request (half of a one-request unit)."""
+        if unit_id in self.done:
+            return weight
+        return min(float(self.pages.get(unit_id, 0)), max(weight - 1, weight / 2))
+
+    def start_work(self, weights: dict[str, float]) -> tuple[float, float]:
+        """(done, total) at the start of a run over the units ``weights`` names: a resumed
+        task goes on from the fraction its last commit reached, with what is left now (the
+        units not done, less their pages) as the rest; otherwise the units' credits over
+        their weights (a first run: nothing done yet)."""
+        left = sum(w - self.credit(u, w) for u, w in weights.items())
+        if self.work is not None and self.work[1] > 0 and left > 0:
+            reached = self.work[0] / self.work[1]
+            if 0 <= reached < 1:
+                total = left / (1 - reached)
+                self.work = (total - left, total)
+                return self.work
+        self.work = (sum(self.credit(u, w) for u, w in weights.items()), sum(weights.values()))
+        return self.work
 
 
 def _unavailable_doc(u: Unavailable) -> list[Any]:
@@ -333,7 +381,9 @@ def _settle_intent(rt: Runtime, dataset: str, progress: _Progress, intent: dict[
     progress.rows_written += sum(c.rows_added + c.rows_replaced for c in found.values())
     if partitions and set(found) == set(partitions):
         progress.facts += list(intent.get("facts", []))
-        progress.apply(list(intent.get("done", [])), intent.get("cursors", {}))
+        progress.apply(
+            list(intent.get("done", [])), intent.get("cursors", {}), intent.get("pages", {})
+        )
         progress.spooled = max(progress.spooled, int(intent.get("spooled") or 0))
         progress.repaired += int(intent.get("repaired") or 0)
         progress.dropped += int(intent.get("dropped") or 0)
@@ -353,6 +403,7 @@ async def run_units(
     flush_seconds: float = FLUSH_SECONDS,
     pace: Pace | None = None,
     spool: bool = False,
+    weight: Weight | None = None,
 ) -> PipelineResult:
     """Run ``units`` (skipping those done in an earlier attempt) and commit their rows.
 
@@ -366,7 +417,9 @@ async def run_units(
     without it. ``outcomes``: the facts of each commit's answers and their recorder (see the
     module doc). ``spool``: each answer (or page) is written to the task's spool as it
     arrives, and a worker goes on once it is there, not once it is committed (``flush_rows``
-    then only bounds memory); a resume commits what the spool holds before anything else."""
+    then only bounds memory); a resume commits what the spool holds before anything else.
+    ``weight``: a unit's estimated requests, its share of the task's progress (1 each
+    without it; see the module doc)."""
     del flush_seconds  # commits follow each other as fast as they go (see the module doc)
     strict = flush_rows <= 1  # each worker waits until its answers are committed
     state = rt.store.load_state(run.id)
@@ -380,6 +433,7 @@ async def run_units(
         progress.facts = []
         rt.store.save_state(run.id, progress.doc())
     run.record.rows_written = progress.rows_written
+    weights = {u.id: max(1.0, float(weight(u))) if weight else 1.0 for u in units}
     result = PipelineResult(unavailable=list(progress.unavailable))
     pending: list[_Entry] = []
     pending_rows = 0
@@ -407,6 +461,10 @@ async def run_units(
             if e.cursor is not None:
                 cursors.setdefault(e.unit.id, {})[e.cursor[0]] = e.cursor[1]
         facts = [f for e in batch for f in e.facts]
+        pages: dict[str, int] = {}
+        for e in batch:
+            if not e.final:
+                pages[e.unit.id] = pages.get(e.unit.id, 0) + 1
         spooled = max((e.spooled for e in batch if e.spooled is not None), default=None)
         repaired = sum(e.repaired for e in batch)
         dropped = sum(e.dropped for e in batch)
@@ -418,7 +476,7 @@ async def run_units(
             tag = f"task{run.id}.{progress.seq}"
             partitions = await _shielded(run, rt.lake.partition_paths, dataset, rows)
             intent = {"tag": tag, "partitions": partitions, "done": newly_done,
-                      "cursors": cursors, "facts": facts, "spooled": spooled,
+                      "cursors": cursors, "pages": pages, "facts": facts, "spooled": spooled,
                       "repaired": repaired, "dropped": dropped}  # fmt: skip
             rt.store.save_state(run.id, progress.doc(intent))
             async with lake_turn:
@@ -435,13 +493,18 @@ async def run_units(
             x for e in batch for x in e.unavailable if classify(x.reason) != NOT_COMPLETE
         ]  # fmt: skip
         progress.facts += facts  # recorded by the recorder, in the same state as the units
-        progress.apply(newly_done, cursors)
+        units_of = {e.unit.id for e in batch if e.unit.id in weights}
+        before = sum(progress.credit(u, weights[u]) for u in units_of)
+        progress.apply(newly_done, cursors, pages)
+        gained = sum(progress.credit(u, weights[u]) for u in units_of) - before
+        if progress.work is not None:
+            progress.work = (progress.work[0] + gained, progress.work[1])
         progress.repaired += repaired
         progress.dropped += dropped
         if spooled is not None:
             progress.spooled = max(progress.spooled, spooled)
         rt.store.save_state(run.id, progress.doc())
-        run.save()
+        run.advance(gained, save=True)  # the record says what the state says
         if spooled is not None:  # committed, and the state says so: no longer needed
             rt.store.spool_drop(run.id, spooled)
         if facts:
@@ -564,7 +627,7 @@ async def run_units(
         except VendorError as exc:
             _record_unit_error(run, result, unit, str(exc))
             await enqueue(_Entry.of(unit, Fetched(None, error=str(exc)), outcomes))
-            run.advance(1, f"{_describe(unit)}: failed")
+            run.note(f"{_describe(unit)}: failed")
             return True
         if paging.stopped:  # cut short by a stop: its pages are enqueued with their
             result.requests += fetched.requests  # cursors; the rest is asked on resume
@@ -572,9 +635,11 @@ async def run_units(
         _record_fetched(run, result, unit, fetched)
         rows = fetched.frame.height if fetched.frame is not None else 0
         await enqueue(_Entry.of(unit, fetched, outcomes))
-        run.advance(1, f"{_describe(unit)}: {rows} rows")
+        run.note(f"{_describe(unit)}: {rows} rows")  # its commit moves the progress
         return True
 
+    done_work, total_work = progress.start_work(weights)
+    run.begin(total_work, done_work, label=f"{run.record.kind} {dataset}")
     # Answers a killed run had spooled and not committed: committed first, as received.
     held = rt.store.spool_list(run.id)
     rt.store.spool_drop(run.id, progress.spooled)  # committed already (the state says so)
@@ -586,7 +651,6 @@ async def run_units(
             result.unavailable += entry.unavailable
             result.answered += entry.answered
     todo = [u for u in units if u.id not in progress.done]
-    run.begin(len(units), len(units) - len(todo), label=f"{run.record.kind} {dataset}")
     for unit in todo:
         queue.put_nowait(unit)
     committing = asyncio.create_task(committer())

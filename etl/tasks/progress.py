@@ -41,7 +41,7 @@ class ProgressUI:
         if self.on_request is not None:
             self.on_request(vendor, method, path)
 
-    def start(self, total: int, label: str, completed: int = 0) -> None:
+    def start(self, total: float, label: str, completed: float = 0) -> None:
         if not self.enabled:
             return
         if self._progress is None:
@@ -65,11 +65,10 @@ class ProgressUI:
                 transient=False,
             )
             self._progress.start()
-        self._task = self._progress.add_task(
-            label, total=total or None, completed=completed, note=""
-        )
+        self._task = self._progress.add_task(label, total=total or None, note="")
+        self._progress.update(self._task, completed=completed)  # work may be fractional
 
-    def update(self, completed: int, message: str | None = None) -> None:
+    def update(self, completed: float, message: str | None = None) -> None:
         if self._progress is None or self._task is None:
             return
         if message:

@@ -39,8 +39,10 @@ class TaskRun:
         self.ui = ui
         self.stop_reason: Literal["cancel", "signal"] | None = None
         self._last_save = 0.0
-        self._units_total = 0
-        self._units_done = 0
+        # The progress, in the caller's units of work (the pipeline: estimated requests); the
+        # record's ``progress`` and the bar both show done / total.
+        self._work_total = 0.0
+        self._work_done = 0.0
         self._rate_note = False
         self._journal: int | None = None  # the request journal's file descriptor
         ui.on_rate_wait = self.rate_wait
@@ -53,26 +55,41 @@ class TaskRun:
     # -- progress --------------------------------------------------------------------------
 
     def begin(
-        self, units: int, units_done: int = 0, *, total_count: int | None = None, label: str = ""
+        self,
+        work: float,
+        work_done: float = 0,
+        *,
+        total_count: int | None = None,
+        label: str = "",
     ) -> None:
-        self._units_total = max(units, 0)
-        self._units_done = units_done
+        """Start counting: ``work`` in all (units, or what the caller weighs them by),
+        ``work_done`` of it already done (by an earlier run of the task)."""
+        self._work_total = max(float(work), 0.0)
+        self._work_done = float(work_done)
         if total_count is not None:
             self.record.total_count = total_count
-        self.ui.start(self._units_total, label or self.record.kind, completed=units_done)
+        self.ui.start(self._work_total, label or self.record.kind, completed=self._work_done)
         self._refresh(force=True)
 
-    def advance(self, units: int = 1, message: str | None = None) -> None:
-        self._units_done += units
+    def advance(self, work: float = 1, message: str | None = None, *, save: bool = False) -> None:
+        """``work`` more done; ``save``: write the record now (a commit's state says it)."""
+        self._work_done += work
         if message:
             self.record.message = message
-        self.ui.update(self._units_done, message)
-        self._refresh()
+        self.ui.update(self._work_done, message)
+        self._refresh(force=save)
 
     def note(self, message: str) -> None:
         self.record.message = message or None
-        self.ui.update(self._units_done, message)
+        self.ui.update(self._work_done, message)
         self._refresh()
+
+    def complete(self) -> None:
+        """The task ended with nothing left to do: 100 %, on the record and the bar (a
+        unit that failed counts nothing until then)."""
+        self._work_done = max(self._work_done, self._work_total)
+        self.ui.update(self._work_done)
+        self.record.progress = 1.0
 
     def rate_wait(self, vendor: str, seconds: float) -> None:
         """Say (record and progress bar) that nothing goes out because of ``vendor``'s rate
@@ -89,8 +106,8 @@ class TaskRun:
         self._refresh()
 
     def _refresh(self, force: bool = False) -> None:
-        if self._units_total:
-            self.record.progress = round(min(self._units_done / self._units_total, 1.0), 4)
+        if self._work_total:
+            self.record.progress = round(min(self._work_done / self._work_total, 1.0), 4)
         now = time.monotonic()
         if force or now - self._last_save >= SAVE_EVERY:
             self._last_save = now
@@ -193,7 +210,7 @@ def open_run(
             record.status = "interrupted"
         else:
             record.status = "completed"
-            record.progress = 1.0
+            run.complete()
     except Interrupted as exc:
         record.status = "interrupted"
         record.error_message = exc.bare_message
