@@ -21,6 +21,10 @@ Design, and why:
 - At start the store is made to match ``jobs/``: jobs whose files are gone are removed, jobs
   whose schedule changed are rescheduled from now, unchanged jobs keep their next fire time
   (that is what lets a missed run be caught up). SIGHUP does the same while running.
+- **What it decided is on stderr**: at start, each job's next run, and for a cron job whose
+  stored fire times passed while the scheduler was down, how many and which one run catches
+  them up; after each run, its exit code and the next run as the store now holds it (so a log
+  reader, or a test, knows no further catch-up is coming).
 - **Record jobs** (``action = "record"``) fire at the start of each session window
   (:mod:`etl.scheduler.session`), and at once when the scheduler starts inside one; the run
   records until the window ends and exits, so the recorder stops without the scheduler.
@@ -41,6 +45,7 @@ from etl.config import Settings
 from etl.dataroot import DataRoot
 from etl.errors import EtlError, TaskConflict
 from etl.locks import FileLock
+from etl.scheduler.cron import JobTrigger
 from etl.scheduler.load import JobSet
 from etl.timefmt import iso_utc
 
@@ -117,8 +122,7 @@ def fire(
         CHILDREN.procs.pop(name, None)
         if code == 130:
             CHILDREN.interrupted += 1
-    say(f"job {name}: exit {code}")
-    return code
+    return code  # said with the next run by _Listener, once the store has moved on
 
 
 def _kwargs(name: str, jobs: JobSet, settings: Settings, config: Path | None) -> dict[str, Any]:
@@ -186,14 +190,80 @@ def close(sched: Any) -> None:
     sched.shutdown(wait=True)
 
 
-def _on_event(event: Any) -> None:
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+def _when(at: dt.datetime | None) -> str:
+    return iso_utc(at, "seconds") if at is not None else "none (no fire time ahead)"
 
-    if event.code == EVENT_JOB_MISSED:
-        say(f"job {event.job_id}: the run due {event.scheduled_run_time} was later than its "
-            "grace_seconds; skipped")  # fmt: skip
-    elif event.code == EVENT_JOB_MAX_INSTANCES:
-        say(f"job {event.job_id}: still running at its next fire time; that run is skipped")
+
+def _missed(trigger: JobTrigger, first: dt.datetime | None, now: dt.datetime) -> list[dt.datetime]:
+    """The fire times from the stored next run ``first`` to ``now``: what APScheduler will find
+    due (``Job._get_run_times``) and, with ``coalesce``, run once at the last of them."""
+    out: list[dt.datetime] = []
+    at = first
+    while at is not None and at <= now:
+        out.append(at)
+        at = trigger.get_next_fire_time(at, now)
+    return out
+
+
+def _report_start(sched: Any, now: dt.datetime) -> None:
+    """Each job's next run, or the fire times it missed while the scheduler was down.
+
+    Called while the scheduler is still paused: once it resumes, the store holds the next run
+    after the catch-up and the missed fire times cannot be told any more. Record jobs are left
+    out of the count: at start their next run is set to the window they are in (sync_store),
+    which is not a missed fire time.
+    """
+    for job in sched.get_jobs():
+        cron = isinstance(job.trigger, JobTrigger)
+        missed = _missed(job.trigger, job.next_run_time, now) if cron else []
+        if not missed:
+            say(f"job {job.id}: next run {_when(job.next_run_time)}")
+            continue
+        first, last = _when(missed[0]), _when(missed[-1])
+        span = f"{first} to {last}" if len(missed) > 1 else first
+        noun = "fire time" if len(missed) == 1 else "fire times"
+        say(f"job {job.id}: {len(missed)} {noun} missed while the scheduler was down ({span}); "
+            f"coalesced into one catch-up run, due {last}")  # fmt: skip
+
+
+class _Listener:
+    """Says what APScheduler decided: skipped runs, and after each run the next one.
+
+    The next run is read from the job store itself, not through the scheduler: ``shutdown``
+    holds the scheduler's store lock while it waits for the runs, and a run's end is reported
+    from the run's thread, so asking the scheduler then would deadlock.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def __call__(self, event: Any) -> None:
+        from apscheduler.events import (
+            EVENT_JOB_ERROR,
+            EVENT_JOB_EXECUTED,
+            EVENT_JOB_MAX_INSTANCES,
+            EVENT_JOB_MISSED,
+        )
+
+        name, due = event.job_id, _when(getattr(event, "scheduled_run_time", None))
+        if event.code == EVENT_JOB_MISSED:
+            say(f"job {name}: the run due {due} was later than its grace_seconds; skipped")
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            say(f"job {name}: still running at its next fire time; that run is skipped")
+        elif event.code == EVENT_JOB_EXECUTED and event.retval != -1:  # -1: stopping, not run
+            say(f"job {name}: exit {event.retval} (run due {due}); next run {self.next_run(name)}")
+        elif event.code == EVENT_JOB_ERROR:
+            say(f"job {name}: the run due {due} could not start: {event.exception}; "
+                f"next run {self.next_run(name)}")  # fmt: skip
+
+    def next_run(self, name: str) -> str:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            job = self.store.lookup_job(name)
+        except SQLAlchemyError as exc:  # the store is the truth; say why it is not known
+            return f"unknown ({type(exc).__name__}: {exc})"
+        return _when(job.next_run_time) if job is not None else "none (job removed)"
 
 
 def _handlers(stop: threading.Event, reload: threading.Event) -> dict[int, Any]:
@@ -225,7 +295,12 @@ def serve(
     The exit code is 130 when a run was interrupted by the stop (its task is resumable),
     else 0.
     """
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+    from apscheduler.events import (
+        EVENT_JOB_ERROR,
+        EVENT_JOB_EXECUTED,
+        EVENT_JOB_MAX_INSTANCES,
+        EVENT_JOB_MISSED,
+    )
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -244,20 +319,21 @@ def serve(
     previous = _handlers(stop, reload)
     started = dt.datetime.now(dt.UTC)
     try:
+        store = SQLAlchemyJobStore(url=f"sqlite:///{store_path}")
         sched = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store_path}")},
+            jobstores={"default": store},
             executors={"default": ThreadPoolExecutor(MAX_PARALLEL_RUNS)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=dt.UTC,
         )
-        sched.add_listener(_on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        events = EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+        sched.add_listener(_Listener(store), events)
         sched.start(paused=True)  # match the store to jobs/ before anything fires
         counts = sync_store(sched, jobs, settings, config)
-        sched.resume()
         changes = ", ".join(f"{v} {k}" for k, v in counts.items())
         say(f"started: {len(jobs.jobs)} jobs from {jobs.folder} ({changes}); store {store_path}")
-        for job in sched.get_jobs():
-            say(f"job {job.id}: next run {job.next_run_time}")
+        _report_start(sched, dt.datetime.now(dt.UTC))
+        sched.resume()
         while not stop.wait(0.2):
             if reload.is_set():
                 reload.clear()
@@ -295,4 +371,6 @@ def _reload(
         return None
     counts = sync_store(sched, jobs, settings, config)
     say("reloaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for job in sched.get_jobs():
+        say(f"job {job.id}: next run {_when(job.next_run_time)}")
     return jobs

@@ -95,6 +95,23 @@ class Scheduler:
 
         wait_for("the scheduler to start", ready, timeout)
 
+    def wait_line(self, text: str, timeout: float = 30.0) -> str:
+        """The first stderr line containing ``text``, once it is there (the scheduler's log is
+        how it says what it decided); fails at once if the scheduler exits first."""
+        found: list[str] = []
+
+        def seen() -> bool:
+            found.extend(ln for ln in list(self.lines) if text in ln)
+            if not found and self.proc.poll() is not None:
+                self._reader.join(5)  # its last lines
+                found.extend(ln for ln in self.lines if text in ln)
+                if not found:
+                    raise AssertionError(f"scheduler exited {self.proc.returncode}: {self.stderr}")
+            return bool(found)
+
+        wait_for(repr(text), seen, timeout)
+        return found[0]
+
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()  # SIGTERM, as systemd stops it

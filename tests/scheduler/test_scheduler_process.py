@@ -5,8 +5,10 @@ itself; SIGTERM mid-run leaves an interrupted task that ``etl tasks resume`` com
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from etl.tasks.records import TaskRecord
+from etl.timefmt import iso_utc
 from tests.conftest import ETL, etl_env
 from tests.scheduler._helpers import (
     Scheduler,
@@ -55,34 +58,49 @@ def test_a_job_fires_runs_and_records_and_a_second_scheduler_refuses(tmp_path: P
     assert "job tick: running" in first.stderr
 
 
+def _at(epoch: float) -> str:
+    """An instant as the scheduler's log writes it."""
+    return iso_utc(dt.datetime.fromtimestamp(epoch, dt.UTC), "seconds")
+
+
 def test_a_run_missed_while_down_is_caught_up_exactly_once(tmp_path: Path) -> None:
     jobs, data = tmp_path / "jobs", tmp_path / "data"
-    # Three fire times: F1 while the scheduler runs, F2 and F3 while it is down; the next
-    # ones come a minute later, after the test.
-    second, f1 = seconds_from_now(6)
-    cron = f"{second},{(second + 6) % 60},{(second + 7) % 60} * * * * *"
-    write_job(jobs, "catchup", COMPACT, cron, "grace_seconds = 60")
-    sched = Scheduler(jobs, data)
+    jobs.mkdir()
+    first = Scheduler(jobs, data)
     try:
-        sched.wait_started()
-        assert time.time() < f1, "the scheduler started too slowly for this test's schedule"
-        wait_for("the F1 run", lambda: len(job_tasks(data, "catchup")) == 1, timeout=20)
-        wait_for("its end", lambda: job_tasks(data, "catchup")[0].finished, timeout=20)
+        first.wait_started()
+        # Three fire times: F1 while the scheduler runs, F2 and F3 while it is down; the next
+        # one after them is F1 + 60 s. The job comes by a reload, which takes milliseconds
+        # where a start takes seconds on a loaded machine, so F1 can be near.
+        second, f1 = seconds_from_now(3)
+        cron = f"{second},{(second + 6) % 60},{(second + 7) % 60} * * * * *"
+        write_job(jobs, "catchup", COMPACT, cron, "grace_seconds = 60")
+        first.proc.send_signal(signal.SIGHUP)
+        first.wait_line("reloaded: 1 added")
+        assert time.time() < f1, "reloaded too slowly for this test's schedule"
+        ran = first.wait_line("job catchup: exit")
     finally:
-        sched.stop()
+        first.stop()
     assert time.time() < f1 + 6, "stopped after F2: the test cannot tell a catch-up from F2"
-    time.sleep(max(0.0, f1 + 8 - time.time()))  # F2 and F3 pass while it is down
+    assert ran.endswith(f"exit 0 (run due {_at(f1)}); next run {_at(f1 + 6)}"), first.stderr
+    wait_for("F2 and F3 to pass while it is down", lambda: time.time() > f1 + 7, timeout=10)
 
     again = Scheduler(jobs, data)
     try:
         again.wait_started()
-        wait_for("the catch-up run", lambda: len(job_tasks(data, "catchup")) >= 2, timeout=20)
-        time.sleep(4)  # room for a second catch-up run, which must not come
+        # said once the runs APScheduler submitted for the missed fire times have all ended
+        caught_up = again.wait_line("job catchup: exit")
     finally:
         again.stop()
     tasks = job_tasks(data, "catchup")
     assert len(tasks) == 2, [(r.id, r.created_at) for r in tasks]  # F1, then F2+F3 once
-    assert "1 kept" in again.stderr  # the stored job was kept: its missed fire time too
+    assert "1 kept" in again.stderr  # the stored job was kept: its missed fire times too
+    missed = f"2 fire times missed while the scheduler was down ({_at(f1 + 6)} to {_at(f1 + 7)})"
+    assert missed in again.stderr
+    # one run, for F3, and the store's next run is then a minute on: F2 and F3 are settled
+    assert caught_up.endswith(f"exit 0 (run due {_at(f1 + 7)}); next run {_at(f1 + 60)}"), (
+        again.stderr
+    )
 
 
 def _span(record: TaskRecord) -> tuple[str, str]:
