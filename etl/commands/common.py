@@ -21,6 +21,7 @@ from etl import __version__
 from etl.commands import logs
 from etl.commands.logs import log_traceback, set_log_options, setup_logging
 from etl.errors import BadInputError, EtlError, exit_code_for
+from etl.tasks.items import counted
 
 if TYPE_CHECKING:
     from etl.tasks.records import TaskRecord
@@ -220,7 +221,8 @@ def _left_behind(record: TaskRecord) -> None:
     result = record.result or {}
     for item in (result.get("left_reasons") or [])[:5]:
         typer.echo(
-            f"  left {item['state']}: {item['slots']:,} slots of {item['symbols']} symbols"
+            f"  left {item['state']}: {counted(item['slots'], 'slot')} of "
+            f"{counted(item['symbols'], 'symbol')}"
             + (f": {item['reason']}" if item.get("reason") else ""),
             err=True,
         )

@@ -20,6 +20,7 @@ from etl.commands.common import (
 )
 from etl.errors import BadInputError
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
+from etl.tasks.items import counted
 
 __all__ = ["calendar_app", "catalog_app", "instruments_app", "register"]
 
@@ -147,7 +148,8 @@ def backfill_command(
             out.document(
                 doc,
                 lambda: typer.echo(
-                    f"plan: {doc['requests']} requests in {doc['calls']} calls{bars}; "
+                    f"plan: {counted(doc['requests'], 'request')} in "
+                    f"{counted(doc['calls'], 'call')}{bars}; "
                     f"~{doc['seconds_at_rate_limit']} s at {doc['rate_limit_per_second']}/s; "
                     "nothing fetched"
                 ),

@@ -21,6 +21,7 @@ from etl.commands.common import (
 )
 from etl.errors import BadInputError
 from etl.names import parse_dataset, parse_freq, parse_market, parse_range, parse_symbols
+from etl.tasks.items import counted
 
 if TYPE_CHECKING:
     from etl.tasks.expected import Selection
@@ -136,7 +137,8 @@ def fill_command(
             out.document(
                 doc,
                 lambda: typer.echo(
-                    f"plan: {doc['requests']} requests in {doc['calls']} calls for "
+                    f"plan: {counted(doc['requests'], 'request')} in "
+                    f"{counted(doc['calls'], 'call')} for "
                     f"{doc['rows_expected']:,} slots; ~{doc['seconds_at_rate_limit']} s at "
                     f"{doc['rate_limit_per_second']}/s; {doc['unfillable']:,} slots unfillable"
                 ),

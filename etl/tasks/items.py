@@ -35,6 +35,7 @@ __all__ = [
     "NOT_REACHED",
     "ItemCounts",
     "actionable",
+    "counted",
 ]
 
 CATEGORIES: Final = ("done", "partly_done", "failed", "unavailable", "not_reached")
@@ -180,3 +181,8 @@ def count_items(noun: str, items: dict[str, Item]) -> ItemCounts:
         else:
             counts.add("done", next(iter(item.left), None))
     return counts
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 request``, ``2,000 requests``: how every summary line counts."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -22,7 +22,7 @@ from etl.dataroot import DataRoot
 from etl.errors import BadInputError
 from etl.fsutil import atomic_write_bytes
 from etl.locks import FileLock, file_lock, pid_alive, try_lock
-from etl.tasks.items import ItemCounts
+from etl.tasks.items import ItemCounts, counted
 from etl.timefmt import iso_utc
 from etl.vendors.redact import redact_tree
 
@@ -97,9 +97,9 @@ class TaskRecord:
         counts = self.counts()
         # A record written before items were counted says what it has.
         body = f"{self.success_count}/{self.total_count} ok" if counts is None else counts.text()
-        tail = f"{self.rows_written:,} rows written, {self.requests:,} requests"
+        tail = f"{counted(self.rows_written, 'row')} written, {counted(self.requests, 'request')}"
         if self.error_count:
-            tail += f", {self.error_count} errors"
+            tail += f", {counted(self.error_count, 'error')}"
         return f"{head}: {self.status}, {body}; {tail}"
 
     def add_error(

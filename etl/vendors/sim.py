@@ -69,6 +69,18 @@ class SimAdapter(VendorAdapter):
 
     name: ClassVar[str] = "sim"
     title: ClassVar[str] = "Synthetic market (offline, deterministic)"
+    _asked: int = 0  # calls answered: the requests of a vendor that has no wire
+
+    def _ask(self, what: str) -> None:
+        """Count one call as one request, and tell the task as an HTTP vendor's client does:
+        a first run on sim says how many requests it made, as its ``--dry-run`` planned them
+        (regression: every sim task said "0 requests")."""
+        self._asked += 1
+        if self.context.on_request is not None:
+            self.context.on_request("GET", f"/sim/{what}")
+
+    def requests_sent(self) -> int:
+        return self._asked
 
     @property
     def seed(self) -> int:
@@ -128,6 +140,7 @@ class SimAdapter(VendorAdapter):
     async def instruments(self, market: str | None = None) -> pa.Table:
         if market is not None:
             market = parse_market(market)
+        self._ask("instruments")
         found = instruments(self._now(), seed=self.seed, market=market)
         rows = [
             {
@@ -151,6 +164,7 @@ class SimAdapter(VendorAdapter):
         market = parse_market(market)
         if start > end:
             raise BadInputError(f"start {start} is after end {end}")
+        self._ask("calendar")
         found = sessions(market, start, end)
         every = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D") + 1)
         is_open = np.isin(every, found.days)
@@ -177,6 +191,7 @@ class SimAdapter(VendorAdapter):
         f = parse_freq(freq).name
         if start > end:
             raise BadInputError(f"start {start} is after end {end}")
+        self._ask(f"klines/{f}")
         now, seed = self._now(), self.seed
         known: list[Instrument] = []
         failures: list[Failure] = []
@@ -246,6 +261,7 @@ class SimAdapter(VendorAdapter):
         the call fails."""
         if dataset not in STATEMENT_DATASETS:
             raise CapabilityError(f"{self.name} does not serve {dataset}")
+        self._ask(dataset)
         now, seed = self._now(), self.seed
         wanted = list(dict.fromkeys(symbols))
         known = [s for s in wanted if universe(seed).visible(s, now) is not None]
@@ -264,6 +280,7 @@ class SimAdapter(VendorAdapter):
         """The synthetic corporate actions of the known symbols with ex-dates in
         ``[start, end]`` that have happened by now: both the event's (forward) factor and the
         cumulative backward factor since listing. Unknown symbols are left out."""
+        self._ask("adj_factors")
         now, seed = self._now(), self.seed
         rows = []
         for symbol in dict.fromkeys(symbols):
@@ -281,6 +298,7 @@ class SimAdapter(VendorAdapter):
         return pa.Table.from_pylist(rows, schema=target_schema("adj_factors"))
 
     async def future_varieties(self) -> pa.Table:
+        self._ask("future_varieties")
         rows = [
             {"variety": v.code, "exchange": v.exchange, "name": v.name, "vendor": self.name}
             for v in VARIETIES
@@ -290,6 +308,7 @@ class SimAdapter(VendorAdapter):
     async def main_contracts(self) -> pa.Table:
         """Today's main contract of every variety already trading; ``trade_date`` is today
         in Asia/Shanghai if it is a session, else the latest session before."""
+        self._ask("main_contracts")
         today = local_today("SH", self._now())
         recent = sessions("SH", today - dt.timedelta(days=30), today).days
         if len(recent) == 0:

@@ -56,3 +56,19 @@ def test_a_healthy_backfill_says_every_symbol_done(tmp_path: Path) -> None:
     doc = json.loads(done.stdout)
     assert doc["items"]["done"] == doc["success_count"] == 2, doc
     assert doc["items"]["why"] == {}
+
+
+def test_sim_counts_the_calls_it_answers_as_requests(tmp_path: Path) -> None:
+    """Regression: every sim task said "0 requests" (sim has no wire), while its --dry-run
+    planned some. Each call sim answers is a request, as the plan counts it."""
+    plan = etl(tmp_path, *klines("backfill", "2024-01-02", "2024-02-01", "--dry-run", "--json"))
+    assert plan.returncode == 0, plan.stderr
+    planned = json.loads(plan.stdout)["requests"]
+    done = etl(tmp_path, *klines("backfill", "2024-01-02", "2024-02-01"))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(etl(tmp_path, "tasks", "show", "1", "--json").stdout)
+    assert doc["requests"] == planned > 0, (doc["requests"], planned)
+    noun = "request" if planned == 1 else "requests"
+    assert f", {planned} {noun}" in done.stdout.splitlines()[0], done.stdout
+    again = etl(tmp_path, *klines("backfill", "2024-01-02", "2024-02-01", "--json"))
+    assert json.loads(again.stdout)["requests"] == 0  # all stored: nothing asked
