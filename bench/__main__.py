@@ -10,6 +10,7 @@ ALL = [
     "ingest", "ingest_json", "query", "detect", "layout",
     "amazingdata_rate", "infoway_rate", "infoway_cli", "stocktv_rate", "mdapi_rate", "serve",
     "fastread", "digest", "record", "detect_memory", "backfill_commits", "startup",
+    "atomic_write",
 ]  # fmt: skip
 
 

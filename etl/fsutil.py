@@ -7,6 +7,13 @@ and the short window between them is documented in the README.
 
 Every stage writes files this way (the lake, task records, the governor's state, caches), so
 the module sits beside :mod:`etl.errors` rather than inside one of them.
+
+A replacement is written under a temporary sibling name, ``.<name>.<pid>-<random>.tmp``, and
+renamed over the file. A writer killed mid-write leaves that sibling behind; the pid in its
+name lets a later write of the same file know it is dead and remove it (see
+:func:`_sweep_dead`), so kills leave no litter that grows. Nothing reads the siblings as
+data: every listing of the lake, the tasks and the state picks names by their suffix
+(``.parquet``, ``.json``, ``.arrow``), which a ``.tmp`` never has.
 """
 
 from __future__ import annotations
@@ -16,12 +23,17 @@ import ctypes
 import errno
 import glob
 import os
+import re
+import secrets
 import shutil
-import uuid
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
+
+from etl.locks import pid_alive
 
 __all__ = [
     "atomic_leftovers",
@@ -34,6 +46,17 @@ __all__ = [
 
 _AT_FDCWD: Final = -100
 _RENAME_EXCHANGE: Final = 2
+
+# `.<name>.<pid>-<8 hex>.tmp`, and a library's side file beside it (DuckDB's `.wal`). The
+# middle part has no dot, so a name parses one way: another file's sibling never passes
+# for this one's (`.a.b.1-…tmp` is `a.b`'s, never `a`'s).
+_SIBLING: Final = re.compile(r"\.(.+)\.(\d+)-[0-9a-f]{8}\.tmp(?:\.[A-Za-z0-9_]+)?")
+# A folder's listing is reused for at least this long, and for at least this many times
+# what taking it cost: a folder of 10,000 entries (a data root's tasks/) takes ~5 ms to
+# list, once per half second at most; a small one ~10 us, once per second.
+_RELIST_MIN_SECONDS: Final = 1.0
+_RELIST_COST_FACTOR: Final = 100.0
+_FOLDERS_KEPT: Final = 1024
 
 
 def _load_renameat2() -> Any:
@@ -59,13 +82,84 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _Listing:
+    """The temporary siblings one folder held when it was last listed, by the file they
+    replace: names only, so its size is that of the leftovers, not of the folder."""
+
+    __slots__ = ("cost", "siblings", "taken")
+
+    def __init__(self, folder: Path) -> None:
+        start = time.monotonic()
+        names = os.listdir(folder)  # noqa: PTH208 - names only, the cheapest listing
+        self.siblings: dict[str, list[tuple[int, str]]] = {}
+        for name in names:
+            if name[0] == "." and ".tmp" in name and (found := _SIBLING.fullmatch(name)):
+                self.siblings.setdefault(found[1], []).append((int(found[2]), name))
+        self.taken = time.monotonic()
+        self.cost = self.taken - start
+
+    def stale(self, now: float) -> bool:
+        return now - self.taken > max(_RELIST_MIN_SECONDS, _RELIST_COST_FACTOR * self.cost)
+
+
+_listings: dict[Path, _Listing] = {}
+_listings_lock = threading.Lock()
+# A child forked while another thread lists a folder would inherit the lock taken, for ever.
+os.register_at_fork(
+    before=_listings_lock.acquire,
+    after_in_parent=_listings_lock.release,
+    after_in_child=_listings_lock.release,
+)
+
+
+def _sweep_dead(path: Path) -> None:
+    """Remove the temporary siblings of ``path`` whose writer is dead (killed mid-write), and
+    the side files a library left beside them; never a live writer's, never another file's.
+
+    Cheap enough for every write: the folder's listing is reused while it costs under 1% of
+    the time (see ``_RELIST_*``), and a write of a path without leftovers then costs a dict
+    lookup. A sibling that appeared since the listing waits for the next one. Writers of one
+    data root share a pid namespace (the task records' liveness rests on that too)."""
+    folder = path.parent
+    now = time.monotonic()
+    with _listings_lock:
+        listing = _listings.get(folder)
+        if listing is None or listing.stale(now):
+            if len(_listings) >= _FOLDERS_KEPT:
+                _listings.clear()
+            try:
+                listing = _listings[folder] = _Listing(folder)
+            except OSError:
+                return
+        found = listing.siblings.get(path.name)
+        if not found:
+            return
+        keep = []
+        for pid, name in found:
+            if pid_alive(pid):
+                keep.append((pid, name))
+            else:
+                (folder / name).unlink(missing_ok=True)
+        if keep:
+            listing.siblings[path.name] = keep
+        else:
+            del listing.siblings[path.name]
+
+
+def _temporary(path: Path) -> Path:
+    """A new temporary sibling of ``path``, named after this process (see the module doc)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data``: write a temporary sibling, fsync, rename over. Readers
     see the old content or the new, never a part. ``durable=False`` skips the fsyncs, for
     soft state rewritten many times a second (the rate governor's counts): still never torn,
-    but a power cut may bring back an older version."""
+    but a power cut may bring back an older version. What a killed writer of ``path`` left
+    is removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    _sweep_dead(path)
+    tmp = _temporary(path)
     try:
         with tmp.open("wb") as handle:
             handle.write(data)
@@ -83,8 +177,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
 
 def atomic_leftovers(path: Path) -> list[Path]:
     """The temporary siblings of ``path`` that writers killed mid-write left (the names
-    :func:`atomic_write_bytes` and :func:`atomic_target` give). Only the caller knows that
-    no live writer owns one (it holds the lock every writer of ``path`` takes)."""
+    :func:`atomic_write_bytes` and :func:`atomic_target` give, and those older versions gave
+    without a pid). Only the caller knows that no live writer owns one (it holds the lock
+    every writer of ``path`` takes)."""
     if not path.parent.is_dir():
         return []
     return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
@@ -98,9 +193,11 @@ def atomic_target(
     block ends without an error it replaces ``path`` in one rename, else it is removed.
     ``leftovers``: suffixes of side files the library may leave beside it (``".wal"``).
     ``durable``: the written file is fsynced before the rename and the folder after it, so
-    a power cut leaves the old file or the whole new one."""
+    a power cut leaves the old file or the whole new one. What a killed writer of ``path``
+    left (with its ``leftovers``) is removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    _sweep_dead(path)
+    tmp = _temporary(path)
     try:
         yield tmp
         if durable:
