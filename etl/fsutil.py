@@ -138,8 +138,9 @@ def _sweep_dead(path: Path) -> None:
         for pid, name in found:
             if pid_alive(pid):
                 keep.append((pid, name))
-            else:
-                (folder / name).unlink(missing_ok=True)
+            else:  # best effort: litter that cannot go (a sticky folder) never fails a write
+                with contextlib.suppress(OSError):
+                    (folder / name).unlink()
         if keep:
             listing.siblings[path.name] = keep
         else:
