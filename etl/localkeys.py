@@ -105,6 +105,9 @@ def load_key(env: Mapping[str, str], data_root: Path, *, create: bool = True) ->
 def _create(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # The name is this process's: one found there was left by a killed process that had the
+    # same pid before (nothing alive can own it), and would make the exclusive create fail.
+    tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n")
