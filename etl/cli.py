@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
+from typer._click.exceptions import ClickException  # typer's own click: what it raises
 from typer.core import TyperCommand, TyperGroup
 
 from etl import __version__
@@ -173,12 +175,51 @@ class LazyGroup(TyperGroup):
             return _Listed(name=cmd_name, help=text, short_help=text)
         return load_command(cmd_name)
 
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        argv = list(args)
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except ClickException as exc:
+            _usage_error_document(exc, argv)
+            raise
+        ctx.meta[_ARGV] = argv
+        return ctx
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClickException as exc:  # a subcommand's own arguments did not parse
+            _usage_error_document(exc, ctx.meta.get(_ARGV, ()))
+            raise
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True  # the command list comes from the table: nothing imported
         try:
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+_ARGV: Final = "etl.argv"
+
+
+def _usage_error_document(exc: ClickException, argv: Iterable[str]) -> None:
+    """With ``--json``, a usage error (an unknown option, a value of the wrong type) prints
+    the same error document as every other refusal, so that a script reading stdout gets one
+    document whatever went wrong; click itself only writes the usage text to stderr."""
+    args = list(argv)
+    if "--" in args:
+        args = args[: args.index("--")]
+    if "--json" not in args:
+        return
+    doc = {
+        "error": {"type": type(exc).__name__, "message": exc.format_message()},
+        "exit_code": exc.exit_code,
+    }
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 _VERBOSE_HELP: Final = "More log lines on stderr: -v info, -vv debug."

@@ -117,6 +117,28 @@ def test_bad_input_with_json_prints_an_error_document(data_root: Path) -> None:
     assert doc["error"]["type"] == "BadInputError"
 
 
+@pytest.mark.parametrize(
+    ("args", "error_type"),
+    [
+        (["backfill", "--vendor", "sim", "--no-such-option"], "NoSuchOption"),
+        (["tasks", "show", "not-a-number"], "BadParameter"),  # a nested group's argument
+        (["sql"], "MissingParameter"),
+        (["no-such-command"], "UsageError"),
+    ],
+)
+def test_usage_error_with_json_prints_an_error_document(
+    data_root: Path, args: list[str], error_type: str
+) -> None:
+    """Errors that the argument parser finds are refusals like any other: with ``--json``
+    stdout holds one error document (the usage text stays on stderr), and nothing is written."""
+    proc = etl(data_root, *args, "--json", check=2)
+    doc = one_json(proc)
+    assert isinstance(doc, dict) and doc["exit_code"] == 2
+    assert doc["error"]["type"] == error_type and doc["error"]["message"]
+    assert "Usage:" in proc.stderr
+    assert not any(data_root.iterdir())
+
+
 def test_backfill_then_query_every_way(data_root: Path) -> None:
     proc = etl(
         data_root,
