@@ -57,6 +57,7 @@ class VendorSettings:
     username: str | None = None
     password: Secret | None = None
     rate: float | None = None  # requests per second; None = the plan's documented limit
+    rate_from: str | None = None  # where ``rate`` was set (``etl vendors`` says so)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -147,6 +148,13 @@ def load_settings(
             return value if value not in (None, "") else section.get(key)
 
         api_key, password = pick("api_key"), pick("password")
+        rate_var = prefix + "RATE"
+        rate_from = (
+            rate_var
+            if env.get(rate_var) not in (None, "")
+            else f"{config_path.name if config_path else 'etl.toml'} [vendors.{name}] rate"
+        )
+        rate = _rate(pick("rate"), rate_from)
         vendors[name] = VendorSettings(
             name=name,
             base_url=pick("base_url"),
@@ -154,7 +162,8 @@ def load_settings(
             api_key=Secret(str(api_key)) if api_key else None,
             username=pick("username"),
             password=Secret(str(password)) if password else None,
-            rate=_rate(pick("rate"), f"{prefix}RATE"),
+            rate=rate,
+            rate_from=rate_from if rate is not None else None,
             extra={k: v for k, v in section.items() if k not in _KNOWN_KEYS},
         )
     for name in toml_vendors:

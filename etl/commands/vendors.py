@@ -56,7 +56,9 @@ def _describe(rt: Runtime) -> list[dict[str, Any]]:
                     "per_minute": caps.rate.per_minute,
                     "in_flight": caps.rate.in_flight,
                     "scope": caps.rate.scope,
-                    "from": "ETL_" + name.upper() + "_RATE" if vs.rate else "plan default",
+                    "from": (vs.rate_from or f"ETL_{name.upper()}_RATE")
+                    if vs.rate
+                    else "plan default",
                 },
                 "datasets": datasets,
             }

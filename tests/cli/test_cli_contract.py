@@ -213,6 +213,35 @@ def test_vendors_lists_sim_configured(data_root: Path) -> None:
     assert set(check) == {"success", "message", "response_time"}
 
 
+def test_vendors_says_where_each_rate_comes_from(data_root: Path, tmp_path: Path) -> None:
+    """A rate from etl.toml is reported as such, and an environment variable overrides it:
+    the precedence of docs/contract.md "Configuration", as `etl vendors` shows it."""
+    config = tmp_path / "etl.toml"
+    config.write_text("[vendors.stocktv]\nrate = 2.5\n[vendors.mdapi]\nrate = 4\n")
+
+    def rates(*extra: str, **env: str) -> dict[str, dict[str, object]]:
+        proc = subprocess.run(
+            [*ETL, "vendors", "--json", "--config", str(config), *extra],
+            capture_output=True,
+            text=True,
+            env=etl_env(data_root, **env),
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        docs = json.loads(proc.stdout)
+        return {d["vendor"]: d["rate_limit"] for d in docs}
+
+    got = rates(ETL_MDAPI_RATE="0.5")
+    assert got["stocktv"]["per_second"] == 2.5
+    assert got["stocktv"]["from"] == "etl.toml [vendors.stocktv] rate"
+    assert got["mdapi"]["per_second"] == 0.5 and got["mdapi"]["from"] == "ETL_MDAPI_RATE"
+    assert got["amazingdata"]["from"] == "plan default"
+
+    config.write_text('[vendors.stocktv]\nrate = "fast"\n')
+    proc = etl(data_root, "vendors", "--config", str(config), check=3)
+    assert "etl.toml [vendors.stocktv] rate must be a number" in proc.stderr
+
+
 def test_compact_and_catalog_rebuild(data_root: Path) -> None:
     for start, end in (("2024-01-02", "2024-01-05"), ("2024-01-08", "2024-01-12")):
         etl(
