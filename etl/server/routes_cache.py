@@ -23,7 +23,7 @@ from etl.server.envelope import ApiError, bad_param, ok
 from etl.server.launch import start_worker
 from etl.tasks.cache import BOARDS, CacheRequest
 from etl.tasks.detect import detect
-from etl.tasks.detect_task import detect_missing
+from etl.tasks.detect_task import detect_missing_all
 from etl.tasks.expected import Selection, market_symbols
 from etl.tasks.fill import plan_only
 from etl.tasks.records import TaskRecord, TaskStore
@@ -84,30 +84,6 @@ def _selections(ctx: ServerContext, req: CacheRequest) -> list[Selection]:
     return out
 
 
-def _merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Detect documents of several markets as one (counts added, days merged)."""
-    out = dict(docs[-1])
-    for name in ("total_count", "complete_count", "missing_count", "error_count",
-                 "expected_rows", "present_rows"):  # fmt: skip
-        out[name] = sum(d[name] for d in docs)
-    daily: dict[str, dict[str, int]] = {}
-    for doc in docs:
-        for day, stats in doc["daily_stats"].items():
-            into = daily.setdefault(day, {})
-            for key, value in stats.items():
-                into[key] = into.get(key, 0) + value
-    out["daily_stats"] = dict(sorted(daily.items()))
-    states: dict[str, int] = {}
-    for doc in docs:
-        for key, value in (doc.get("states") or {}).items():
-            states[key] = states.get(key, 0) + value
-    out["states"] = states
-    out["missing_codes"] = [c for d in docs for c in d["missing_codes"]]
-    out["gaps"] = [g for d in docs for g in d["gaps"]]
-    out["task_ids"] = [d["task_id"] for d in docs]
-    return out
-
-
 def _empty_detect(req: CacheRequest, note: str) -> dict[str, Any]:
     return {
         "task_id": None, "status": "completed", "dataset": "klines", "freq": req.freq,
@@ -137,7 +113,12 @@ async def detect_all(request: Request, user: Admin) -> dict[str, Any]:
             sels = _selections(ctx, req)
         except BadInputError as exc:  # nothing known yet: an empty document that says so
             return _empty_detect(req, str(exc))
-        return _merge([detect_missing(rt, sel)[1] for sel in sels])
+        params = {
+            "dataset": "klines", "freq": req.freq, "market": None,
+            "markets": [s.market for s in sels], "symbols": [], "start": req.start.isoformat(),
+            "end": req.end.isoformat(), "security_type": req.board,
+        }  # fmt: skip
+        return detect_missing_all(rt, sels, params)[1]
 
     return ok(await run_in_threadpool(run))
 
