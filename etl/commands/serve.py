@@ -84,11 +84,11 @@ def serve_command(
                 doc = {"url": url + "/", "base_url": url + "/api/v1", "pid": os.getpid()}
                 sys.stdout.write(json.dumps(doc) + "\n")
                 sys.stdout.flush()
+                out.as_json = False  # the ready line is the one document: no error one after
             else:
                 typer.echo(f"etl serve: {url}/ (API at {url}/api/v1); Ctrl-C stops", err=True)
 
         serve(ctx, sock, ready=ready, access_log=access_log)
-        out.as_json = False  # the ready line was the one document
 
 
 def _read_password(confirm: bool) -> str:

@@ -1,5 +1,5 @@
 """Running the server: a socket bound first (so ``--port 0`` can say which port it got), then
-uvicorn on it until SIGTERM or Ctrl-C."""
+uvicorn on it until SIGTERM or Ctrl-C, either of which ends it with exit 0."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl.server.context import ServerContext
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 __all__ = ["bind", "serve"]
 
@@ -47,7 +50,7 @@ def serve(
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _stopping_server()(config)
 
     original = server.startup
 
@@ -58,6 +61,22 @@ def serve(
     server.startup = startup  # type: ignore[method-assign]
     server.run(sockets=[sock])
     sys.stderr.flush()
+
+
+def _stopping_server() -> type[Any]:
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        """A uvicorn server for which SIGTERM and SIGINT are the normal way to stop: it shuts
+        down and ``etl serve`` exits 0. uvicorn re-raises a signal it caught once it has
+        shut down, so the process died of SIGTERM (143) or ended in KeyboardInterrupt (130,
+        "interrupted", which is for tasks left resumable; a server leaves none)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)  # a second Ctrl-C still forces the exit
+            self._captured_signals.clear()
+
+    return StoppingServer
 
 
 def utc_now() -> dt.datetime:
