@@ -15,6 +15,8 @@ from etl.server.context import ServerContext
 if TYPE_CHECKING:
     from types import FrameType
 
+    import uvicorn
+
 __all__ = ["bind", "serve"]
 
 log = logging.getLogger("etl.server")
@@ -63,7 +65,7 @@ def serve(
     sys.stderr.flush()
 
 
-def _stopping_server() -> type[Any]:
+def _stopping_server() -> type[uvicorn.Server]:
     import uvicorn
 
     class StoppingServer(uvicorn.Server):
