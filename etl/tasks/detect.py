@@ -16,7 +16,8 @@ skip test, the coverage page) ask for them with ``keep_slots``.
 When no stored file and no gap-ledger file can hold a row of the judged symbols (their
 footers' statistics leave them all out: a new symbol, a fresh data root), every expected slot
 is absent and ``missing``; the report is then built from the expectation alone, without
-DuckDB (0.1 s to import; a fill-missing runs detect on the way to its first request).
+DuckDB (0.1 s to import). fill-missing checks the same condition first
+(:func:`~etl.tasks.expected.nothing_stored`) and then plans without detect at all.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from etl.dataroot import DataRoot
-from etl.lake.parquet_io import may_hold
 from etl.tasks.expected import (
+    SLOT_BUDGET,
     STATEMENT_DATASETS,
     Expectation,
     Selection,
     build_expectation,
     expected_per_day,
+    ledger_files,
+    nothing_stored,
     stored_files,
 )
 from etl.timefmt import iso_utc
@@ -45,12 +47,11 @@ from etl.timefmt import iso_utc
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["DetectReport", "detect", "find_slots"]
+__all__ = ["DetectReport", "all_absent", "detect", "find_slots"]
 
 STATES = ("missing", "confirmed_empty", "failed", "unfillable")
 TO_FETCH = ("missing", "failed", "unfillable")  # states that keep a symbol incomplete
 MAX_GAPS_IN_DOCUMENT = 100_000
-SLOT_BUDGET = 1_000_000  # expected slots per chunk of symbols: ~0.4 GB peak (BENCHMARKS.md)
 SLOT_COLUMNS = "symbol, market, ts, trade_date, state, reason"
 GAP_SCHEMA = pl.Schema({"symbol": pl.String(), "state": pl.String(),
                         "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
@@ -148,8 +149,7 @@ def _files(root: Path, sel: Selection) -> list[Path]:
 
 
 def _ledger_files(root: Path, sel: Selection) -> list[Path]:
-    folder = DataRoot(root).partition_of("gap_ledger", dataset=sel.dataset, freq=sel.slot_freq)
-    return sorted(folder.glob("*.parquet"))
+    return ledger_files(root, sel)
 
 
 def _listing(files: list[Path]) -> str:
@@ -367,14 +367,25 @@ def detect(
         con.close()
 
 
+def all_absent(root: Path, sel: Selection, now: dt.datetime) -> DetectReport:
+    """The report :func:`detect` (with ``keep_slots``) gives when nothing is stored for the
+    selection's judged symbols and the ledger knows nothing of them (every expected slot
+    absent and ``missing``), built from the expectation alone: a fill that planned on that
+    condition reports its ``before`` with it after its run, when the lake holds what the run
+    wrote."""
+    exp = build_expectation(root, sel, now)
+    folded = _Folded(keep_slots=True)
+    if exp.judged.height:
+        _fold_all_absent(exp, folded)
+    return _report(sel, exp, folded, stored=0)
+
+
 def _nothing_stored(root: Path, sel: Selection, exp: Expectation) -> bool:
-    """Whether no stored file and no ledger file of the range can hold a row of the judged
-    symbols, for an expectation small enough (one chunk) to be built as rows."""
+    """:func:`~etl.tasks.expected.nothing_stored` for the judged symbols, for an expectation
+    small enough (one chunk) to be built as rows."""
     if exp.judged.height == 0 or _expected_slots(exp) > SLOT_BUDGET:
         return False
-    symbols = exp.judged["symbol"].to_list()
-    files = [*_files(root, sel), *_ledger_files(root, sel)]
-    return not any(may_hold(f, "symbol", symbols) for f in files)
+    return nothing_stored(root, sel, exp.judged["symbol"].to_list())
 
 
 def _expected_slots(exp: Expectation) -> int:

@@ -36,7 +36,7 @@ from etl.calendars.markets import (
 from etl.calendars.store import keep_sessions_in
 from etl.dataroot import DataRoot
 from etl.errors import BadInputError
-from etl.lake.parquet_io import read_columns
+from etl.lake.parquet_io import may_hold, read_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -50,12 +50,15 @@ __all__ = [
     "expected_days",
     "expected_per_day",
     "judge",
+    "ledger_files",
     "market_symbols",
+    "nothing_stored",
     "statement_deadline",
     "stored_files",
 ]
 
 STATEMENT_DATASETS = ("balance_sheet", "income", "cash_flow")
+SLOT_BUDGET = 1_000_000  # expected slots per chunk of symbols: ~0.4 GB peak (BENCHMARKS.md)
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,21 @@ def stored_files(root: Path, sel: Selection) -> list[Path]:
             folder = layout.partition_of(sel.dataset, year=year)
         files += sorted(folder.glob("*.parquet"))
     return files
+
+
+def ledger_files(root: Path, sel: Selection) -> list[Path]:
+    """The gap ledger's Parquet files for ``sel``'s dataset and frequency."""
+    folder = DataRoot(root).partition_of("gap_ledger", dataset=sel.dataset, freq=sel.slot_freq)
+    return sorted(folder.glob("*.parquet"))
+
+
+def nothing_stored(root: Path, sel: Selection, symbols: list[str]) -> bool:
+    """Whether no stored file and no gap-ledger file of ``sel`` can hold a row of
+    ``symbols`` (their footers' statistics leave them all out: a new symbol, a fresh data
+    root): then every expected slot of them is absent and ``missing``, known without reading
+    a row (detect's and fill-missing's fast path)."""
+    files = [*stored_files(root, sel), *ledger_files(root, sel)]
+    return bool(symbols) and not any(may_hold(f, "symbol", symbols) for f in files)
 
 
 def statement_deadline(period: dt.date) -> dt.date:
@@ -336,9 +354,11 @@ def build_expectation(root: Path, sel: Selection, now: dt.datetime) -> Expectati
 def _grid_frame(grids: dict[str, BarGrid]) -> pl.DataFrame:
     import polars as pl
 
+    # typed even when a grid is empty (a range of closed days): an untyped empty column
+    # cannot be joined on (regression: detect's all-absent path failed on a weekend)
     parts = [
         pl.DataFrame({
-            "profile": [profile] * len(grid),
+            "profile": pl.Series([profile] * len(grid), dtype=pl.String),
             "ts": pl.Series(grid.ts).cast(pl.Datetime("us", "UTC")),
             "trade_date": pl.Series(grid.trade_date.astype("datetime64[D]")).cast(pl.Date),
         })

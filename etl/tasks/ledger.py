@@ -17,11 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-import polars as pl
-
 from etl.tasks.expected import Selection
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from etl.lake import Lake  # the lake is handed in; its writer loads when it first writes
 
 __all__ = ["outcome_states", "record_states"]
@@ -40,6 +40,8 @@ def record_states(
     now: dt.datetime,
 ) -> int:
     """Write ledger rows for ``slots`` (symbol, ts, trade_date, state, reason)."""
+    import polars as pl  # with the slots, which are polars: a fill imports this module early
+
     if slots.height == 0:
         return 0
     rows = slots.select(
@@ -64,6 +66,8 @@ def outcome_states(absent: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     ``events``: symbol, start, end (inclusive dates), state, reason: what each fetch said.
     Slots no event covers are left out (nothing new is known about them).
     """
+    import polars as pl  # with the frames, after the first answer
+
     if absent.height == 0 or events.height == 0:
         return absent.head(0).with_columns(
             pl.lit(None, dtype=pl.String).alias("state"),

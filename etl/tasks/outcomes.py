@@ -13,11 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import polars as pl
-
-from etl.tasks.detect import find_slots
 from etl.tasks.expected import Selection, build_expectation
-from etl.tasks.ledger import outcome_states, record_states
 from etl.tasks.pipeline import Fetched, Outcomes, Unit
 from etl.tasks.runtime import Runtime
 
@@ -61,6 +57,12 @@ def record_facts(rt: Runtime, vendor: str, sel: Selection, task_id: int, facts: 
     events = [(s, day(a), day(b), state, why) for s, a, b, state, why in facts if a and b]
     if not events:
         return
+    # with the first answer: polars and detect are not needed before the first request
+    import polars as pl
+
+    from etl.tasks.detect import find_slots
+    from etl.tasks.ledger import outcome_states, record_states
+
     frame = pl.DataFrame(
         events,
         schema={
