@@ -2,7 +2,8 @@
 
 ``code`` equals the HTTP status. 400 names the bad parameter (``参数错误: <param>``), 401 is a
 missing, bad or expired token, 403 a signed-in account that may not do this, 404 an unknown
-path or a code the lake does not know, 429 too many wrong passwords, 500 anything unexpected:
+path, a method a path does not answer (the document has no 405) or a code the lake does not
+know, 429 too many wrong passwords, 500 anything unexpected:
 its message never carries a traceback or an exception's text (the log has the traceback).
 """
 
@@ -77,8 +78,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        messages = {404: MSG_NOT_FOUND, 405: "Method Not Allowed"}
-        return reply(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+        if exc.status_code in (404, 405):  # the document has no 405: no such method, no resource
+            allow = (exc.headers or {}).get("Allow")
+            return reply(404, MSG_NOT_FOUND, {"Allow": allow} if allow else None)
+        return reply(exc.status_code, str(exc.detail))
 
     @app.exception_handler(EtlError)
     async def _etl(request: Request, exc: EtlError) -> JSONResponse:

@@ -244,6 +244,12 @@ def test_unknown_paths_and_codes_are_404_and_never_paths(
     assert list(known_and_unknown) == [SYMBOL] and known_and_unknown[SYMBOL] == []
     info = _get(server, "/base/codes/..%2F..%2Fetc/info", headers)
     assert info.status_code == 404
+    # a method a path does not answer: the document's 404, never a 405 it does not have
+    for method, path in (("POST", "/auth/me"), ("GET", "/auth/login"), ("DELETE", "/stock/kline"),
+                         ("PUT", "/cache/tasks")):  # fmt: skip
+        answer = httpx.request(method, server.base_url + path, headers=headers)
+        assert answer.status_code == 404, (method, path)
+        assert answer.json() == {"code": 404, "message": "Not Found", "data": None}
 
 
 def test_an_unexpected_failure_is_500_without_a_traceback(
