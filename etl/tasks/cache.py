@@ -164,7 +164,8 @@ async def _execute(rt: Runtime, record: TaskRecord, req: CacheRequest) -> TaskRe
             if child is not None and child.status in ("interrupted", "cancelled"):
                 run.request_stop("cancel" if child.status == "cancelled" else "signal")
                 break
-            run.advance(1)
+            _tally(rt, run, steps)
+            run.advance(1, save=True)
         _summarise(rt, run, steps)
     return record
 
@@ -242,12 +243,15 @@ def _label(step: dict[str, Any]) -> str:
 async def _watch(
     run: TaskRun, rt: _StepRuntime, step: dict[str, Any], index: int, total: int
 ) -> None:
-    """While a step runs: its progress into the parent's, and the parent's cancel into it."""
+    """While a step runs: its progress and rows into the parent's, and the parent's cancel
+    into it."""
     forwarded = False
+    rows_before = run.record.rows_written
     while True:
         child = rt.store.created[-1] if rt.store.created else None
         if child is not None:
             run.record.progress = round((index + child.progress) / max(total, 1), 4)
+            run.record.rows_written = rows_before + child.rows_written
             note = f"step {index + 1}/{total} {_label(step)} (task {child.id})"
             run.record.message = f"{note}: {child.message}" if child.message else note
             if not forwarded and run.store.cancel_requested(run.id):
@@ -257,23 +261,28 @@ async def _watch(
         await asyncio.sleep(0.5)
 
 
+def _tally(
+    rt: Runtime, run: TaskRun, steps: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], TaskRecord]]:
+    """The records of the steps run so far, and their counts into the parent's record, so
+    that ``success_count`` and ``rows_written`` move with ``progress`` while the task runs
+    (steps skipped are not counted in ``total_count``)."""
+    done = [(s, rt.store.load(int(s["task_id"]))) for s in steps if s.get("task_id") is not None]
+    run.record.rows_written = sum(child.rows_written for _, child in done)
+    run.record.requests = sum(child.requests for _, child in done)  # its steps sent them
+    run.record.success_count = sum(
+        1 for _, child in done if child.status == "completed" and not child.error_count
+    )
+    run.record.total_count = sum(1 for s in steps if s.get("status") != "skipped")
+    return done
+
+
 def _summarise(rt: Runtime, run: TaskRun, steps: list[dict[str, Any]]) -> None:
-    rows = errors = ok = requests = 0
-    for step in steps:
-        if step.get("task_id") is None:
-            continue
-        child = rt.store.load(int(step["task_id"]))
-        rows += child.rows_written
-        requests += child.requests
+    errors = 0
+    for step, child in _tally(rt, run, steps):
         errors += child.error_count
-        if child.status == "completed" and not child.error_count:
-            ok += 1
-        elif child.status == "completed":
+        if child.status == "completed" and child.error_count:
             run.error(None, None, None, f"{_label(step)}: task {child.id} had errors")
         elif child.status == "failed":
             run.error(None, None, None, f"{_label(step)}: task {child.id} failed")
-    run.record.rows_written = rows
-    run.record.requests = requests  # its steps' tasks sent them
-    run.record.success_count = ok
-    run.record.total_count = sum(1 for s in steps if s.get("status") != "skipped")
     run.record.result = {"steps": steps, "step_errors": errors}
