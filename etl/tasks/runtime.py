@@ -80,17 +80,23 @@ class Runtime:
         return ui
 
     def check_configured(self, vendor: str) -> None:
-        """Exit 3 early, naming the variable, when a vendor's credentials are missing."""
+        """Exit 3 early, naming the variables, when a vendor's credentials are missing: every
+        missing one at once, so that a user setting them is not refused once per variable."""
         from etl.vendors import adapter_class
 
         cls = adapter_class(vendor)
         vs = self.settings.vendor(vendor)
-        for name in cls.required_settings:
-            if not getattr(vs, name, None):
-                raise ConfigError(
-                    f"{vendor} needs {name.replace('_', ' ')}: set ETL_{vendor.upper()}_"
-                    f"{name.upper()} (or [vendors.{vendor}] {name} in etl.toml)"
-                )
+        missing = [name for name in cls.required_settings if not getattr(vs, name, None)]
+        if missing:
+
+            def both(words: list[str]) -> str:
+                return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0]
+
+            raise ConfigError(
+                f"{vendor} needs {both([m.replace('_', ' ') for m in missing])}: set "
+                f"{both([f'ETL_{vendor.upper()}_{m.upper()}' for m in missing])} (or "
+                f"{both([f'[vendors.{vendor}] {m}' for m in missing])} in etl.toml)"
+            )
 
     def adapter(self, vendor: str) -> VendorAdapter:
         from etl.vendors import adapter_class

@@ -294,3 +294,20 @@ def test_missing_credentials_exit_3_and_leave_no_task(data_root: Path) -> None:
     assert "ETL_INFOWAY_API_KEY" in proc.stderr
     assert not (data_root / "tasks").exists() or not list((data_root / "tasks").glob("*.json"))
     assert not (data_root / "lake" / "klines").exists()
+
+
+def test_missing_login_names_every_variable_at_once(data_root: Path) -> None:
+    """AmazingData needs a user name and a password: one refusal names both (it named the
+    user name, and once that was set, refused again for the password)."""
+    args = ["backfill", "--vendor", "amazingdata", "--dataset", "klines", "--freq", "1d"]
+    args += ["--symbols", "600000.SH", *RANGE, "--json"]
+    both = etl(data_root, *args, check=3)
+    message = one_json(both)["error"]["message"]  # type: ignore[index]
+    assert "ETL_AMAZINGDATA_USERNAME and ETL_AMAZINGDATA_PASSWORD" in message
+    assert message in both.stderr
+    one = subprocess.run(
+        [*ETL, *args], capture_output=True, text=True, timeout=120,
+        env=etl_env(data_root, ETL_AMAZINGDATA_USERNAME="someone"),
+    )  # fmt: skip
+    assert one.returncode == 3
+    assert "set ETL_AMAZINGDATA_PASSWORD (or" in one.stderr and "USERNAME" not in one.stderr

@@ -70,10 +70,12 @@ def test_a_vendor_without_credentials_is_warned_before_any_run(tmp_path: Path) -
         capture_output=True, text=True, env=etl_env(data), timeout=60,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    needs = "amazingdata needs username: set ETL_AMAZINGDATA_USERNAME"
+    needs = (
+        "amazingdata needs username and password: set ETL_AMAZINGDATA_USERNAME and "
+        "ETL_AMAZINGDATA_PASSWORD (or [vendors.amazingdata] username and "
+        "[vendors.amazingdata] password in etl.toml)"
+    )
     assert listed.stderr.splitlines() == [
-        f"warning: job alone: {needs} (or [vendors.amazingdata] username in etl.toml); "
-        "its runs will exit 3",
-        f"warning: job chain: {needs} (or [vendors.amazingdata] username in etl.toml); "
-        "its runs will skip it",
+        f"warning: job alone: {needs}; its runs will exit 3",
+        f"warning: job chain: {needs}; its runs will skip it",
     ]
