@@ -267,13 +267,22 @@ def _symbols_for_market(listing: dict[str, dict[str, Any]], sel: Selection) -> l
 def market_symbols(root: Path, sel: Selection, vendor: str = "V") -> list[str]:
     """The instruments of ``sel.market`` listed at some point of the range (from the lake);
     none is bad input naming the sync to run (with ``vendor``, when the caller knows it)."""
-    symbols = _symbols_for_market(_listing(root), sel)
-    if not symbols:
+    listing = _listing(root)
+    symbols = _symbols_for_market(listing, sel)
+    if symbols:
+        return symbols
+    known = sum(1 for meta in listing.values() if meta["market"] == sel.market)
+    if known:  # e.g. a vendor whose list is today's (AmazingData): no contract of the past
         raise BadInputError(
-            f"no instruments known for market {sel.market}: run "
-            f"`etl instruments sync --vendor {vendor} --market {sel.market}` first"
+            f"none of the {known} instruments known for market {sel.market} was listed "
+            f"between {sel.start} and {sel.end}: sync the market's instruments from a vendor "
+            f"that lists those of that time (`etl instruments sync --vendor {vendor} "
+            f"--market {sel.market}`), or choose a later range"
         )
-    return symbols
+    raise BadInputError(
+        f"no instruments known for market {sel.market}: run "
+        f"`etl instruments sync --vendor {vendor} --market {sel.market}` first"
+    )
 
 
 def judge(root: Path, sel: Selection) -> tuple[list[Judged], list[dict[str, str]]]:
