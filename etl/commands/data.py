@@ -45,7 +45,10 @@ def instruments_sync(
     from etl.tasks.sync import sync_instruments
 
     with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
+        from etl.tasks import engine
+
         mkt = parse_market(market) if market else None
+        engine.check(rt, engine.TaskSpec.instruments(vendor, mkt))  # exit 2 or 3: no write
         ensure_catalog(rt.root, now=rt.clock())
         record = run_async(sync_instruments(rt, vendor, mkt))
         emit_task(out, record)
@@ -67,8 +70,11 @@ def calendar_sync(
     from etl.tasks.sync import sync_calendar
 
     with runtime(data_dir, config, json_out, config_id=config_id) as (rt, out):
+        from etl.tasks import engine
+
         mkt = parse_market(market)
         first, last = parse_range(start, end)
+        engine.check(rt, engine.TaskSpec.calendar(vendor, mkt, first, last))  # before writes
         ensure_catalog(rt.root, now=rt.clock())
         record = run_async(sync_calendar(rt, vendor, mkt, first, last))
         emit_task(out, record)
@@ -155,6 +161,7 @@ def backfill_command(
                 ),
             )
             return
+        rt.check_configured(vendor)  # exit 3 before the catalog is made
         with catalog_after(rt):
             record = run_async(backfill(rt, req))
         emit_task(out, record)

@@ -144,6 +144,9 @@ def fill_command(
                 ),
             )
             return
+        from etl.tasks import engine
+
+        engine.check(rt, engine.TaskSpec.fill(vendor, sel, recheck=recheck))  # 2 or 3: no write
         with catalog_after(rt):
             record = run_async(fill_missing(rt, vendor, sel, recheck=recheck))
         emit_task(out, record)

@@ -311,3 +311,28 @@ def test_missing_login_names_every_variable_at_once(data_root: Path) -> None:
     )  # fmt: skip
     assert one.returncode == 3
     assert "set ETL_AMAZINGDATA_PASSWORD (or" in one.stderr and "USERNAME" not in one.stderr
+
+
+SEL = ["--dataset", "klines", "--freq", "1d", "--symbols", "AAPL.US", *RANGE]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["instruments", "sync", "--vendor", "nope"], 2),
+        (["calendar", "sync", "--vendor", "nope", "--market", "SH", *RANGE], 2),
+        (["calendar", "sync", "--vendor", "stocktv", "--market", "SH", *RANGE], 2),
+        (["fill-missing", "--vendor", "nope", *SEL], 2),
+        (["instruments", "sync", "--vendor", "infoway", "--market", "SH"], 3),
+        (["calendar", "sync", "--vendor", "infoway", "--market", "SH", *RANGE], 3),
+        (["backfill", "--vendor", "infoway", *SEL], 3),
+        (["fill-missing", "--vendor", "infoway", *SEL], 3),
+    ],
+)
+def test_refused_vendor_commands_write_nothing(data_root: Path, args: list[str], code: int) -> None:
+    """An unknown vendor, one that does not serve the request (exit 2) or one without its
+    key (exit 3) is refused before anything is written: the syncs and fill-missing made the
+    catalog and the lake's folders first, so a data root that was empty no longer was."""
+    proc = etl(data_root, *args, "--json", check=code)
+    assert one_json(proc)["exit_code"] == code  # type: ignore[index]
+    assert sorted(p.name for p in data_root.iterdir()) == []
