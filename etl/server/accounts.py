@@ -131,6 +131,8 @@ class UserStore:
         return account
 
     def remove(self, username: str) -> None:
+        if self.find(username) is None:  # exit 2 before the lock file is made: nothing written
+            raise BadInputError(f"no user {username!r} (see etl users list)")
         with file_lock(self.layout.server_users_lock, timeout=30):
             accounts = self.all()
             kept = [a for a in accounts if a.username != username]

@@ -318,3 +318,15 @@ def test_secrets_appear_in_no_answer_log_or_file(served: tuple[Served, dict[str,
 
 def _admin(server: Served) -> dict[str, str]:
     return server.login("admin", ADMIN_PASSWORD)
+
+
+def test_removing_an_unknown_user_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    """A refusal (exit 2) writes nothing: `users remove` made the accounts' lock file first."""
+    root = tmp_path / "data"
+    root.mkdir()
+    done = subprocess.run(
+        [*ETL, "users", "remove", "nobody"], env=serve_env(root, tmp_path / "cfg"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "no user 'nobody'" in done.stderr
+    assert list(root.iterdir()) == []
