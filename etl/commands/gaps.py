@@ -25,6 +25,7 @@ from etl.tasks.items import counted
 
 if TYPE_CHECKING:
     from etl.tasks.expected import Selection
+    from etl.tasks.runtime import Runtime
 
 __all__ = ["register"]
 
@@ -34,6 +35,15 @@ SymbolsOpt = Annotated[str | None, typer.Option("--symbols", help="Comma list or
 MarketOpt = Annotated[str | None, typer.Option("--market", help="Every instrument of a market.")]
 StartOpt = Annotated[str, typer.Option("--start", help="First trade date, YYYY-MM-DD.")]
 EndOpt = Annotated[str, typer.Option("--end", help="Last trade date (inclusive).")]
+
+
+def check_market(rt: Runtime, sel: Selection, vendor: str = "V") -> None:
+    """A market's selection needs the market's instruments in the lake: without them, exit 2
+    before the catalog or a task record is made (a refusal writes nothing)."""
+    if sel.market and not sel.symbols:
+        from etl.tasks.expected import market_symbols
+
+        market_symbols(rt.root, sel, vendor)
 
 
 def selection(
@@ -80,6 +90,7 @@ def detect_command(
 
     with runtime(data_dir, config, json_out) as (rt, out):
         sel = selection(dataset, freq, symbols, market, start, end)
+        check_market(rt, sel)
         ensure_catalog(rt.root, now=rt.clock())
         _record, doc = detect_missing(rt, sel)
 
@@ -147,6 +158,7 @@ def fill_command(
         from etl.tasks import engine
 
         engine.check(rt, engine.TaskSpec.fill(vendor, sel, recheck=recheck))  # 2 or 3: no write
+        check_market(rt, sel, vendor)
         with catalog_after(rt):
             record = run_async(fill_missing(rt, vendor, sel, recheck=recheck))
         emit_task(out, record)

@@ -336,3 +336,15 @@ def test_refused_vendor_commands_write_nothing(data_root: Path, args: list[str],
     proc = etl(data_root, *args, "--json", check=code)
     assert one_json(proc)["exit_code"] == code  # type: ignore[index]
     assert sorted(p.name for p in data_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["detect-missing"], ["fill-missing", "--vendor", "sim"]])
+def test_a_market_without_instruments_is_refused_writing_nothing(
+    data_root: Path, command: list[str]
+) -> None:
+    """--market needs the market's instruments: exit 2 naming the sync, with no task record,
+    catalog or lake folder made first (detect-missing and fill-missing made all three)."""
+    proc = etl(data_root, *command, "--dataset", "klines", "--freq", "1d", "--market", "US",
+               *RANGE, "--json", check=2)  # fmt: skip
+    assert "etl instruments sync" in one_json(proc)["error"]["message"]  # type: ignore[index]
+    assert list(data_root.iterdir()) == []
