@@ -161,6 +161,7 @@ class TaskRun:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 if loop is not None:
+                    previous[sig] = _loop_handler(loop, sig)
                     loop.add_signal_handler(sig, self.request_stop)
                 else:
                     previous[sig] = signal.signal(sig, lambda *_: self.request_stop())
@@ -173,9 +174,29 @@ class TaskRun:
             for sig in installed:
                 if loop is not None:
                     with suppress(Exception):
-                        loop.remove_signal_handler(sig)
+                        _restore_loop_handler(loop, sig, previous[sig])
                 else:
                     signal.signal(sig, previous[sig])
+
+
+def _loop_handler(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> Any:
+    """The handler ``loop`` has for ``sig`` (an ``asyncio.Handle``), or None. asyncio has no
+    public way to ask; its Unix loops keep them in ``_signal_handlers``."""
+    handlers = getattr(loop, "_signal_handlers", None)
+    return handlers.get(sig) if isinstance(handlers, dict) else None
+
+
+def _restore_loop_handler(
+    loop: asyncio.AbstractEventLoop, sig: signal.Signals, handle: Any
+) -> None:
+    """Put back the handler a task's block replaced: a recorder's stop outlives the repair
+    task it runs (regression: removing the handler reset SIGTERM to the default between the
+    repair's end and the recorder's new handler, and a SIGTERM then killed `etl record`)."""
+    callback = getattr(handle, "_callback", None)
+    if handle is not None and callback is not None and not handle.cancelled():
+        loop.add_signal_handler(sig, callback, *getattr(handle, "_args", ()))
+    else:
+        loop.remove_signal_handler(sig)
 
 
 @contextmanager
