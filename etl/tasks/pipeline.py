@@ -579,7 +579,7 @@ async def run_units(
         check = page_check
 
         async def on_page(symbol: str, table: pa.Table, cursor: int) -> bool:
-            frame, issues = check(unit, table)
+            frame, issues = _checked(run, check, unit, table)
             page = Fetched(frame, issues)
             _record_fetched(run, result, unit, page)
             turn.set()
@@ -620,6 +620,12 @@ async def run_units(
         paging = paging_for(unit)
         try:
             fetched = await fetch(unit, paging)
+        except KeyboardInterrupt:
+            # Raised by polars while the fetcher validated an answer (see _checked): the
+            # run's stop request. Left here it would leave the event loop past every
+            # handler, and the task's record and document with it. The unit is asked again.
+            run.request_stop()
+            return False
         except (AuthError, ConfigError, QuotaExhausted) as exc:
             fatal.append(exc)
             _record_unit_error(run, result, unit, str(exc))
@@ -697,6 +703,22 @@ async def _shielded(run: TaskRun, func: Callable[..., _T], *args: Any, **kwargs:
     while True:
         try:
             return await asyncio.to_thread(func, *args, **kwargs)
+        except KeyboardInterrupt:
+            run.request_stop()
+
+
+def _checked(
+    run: TaskRun, check: PageCheck, unit: Unit, table: pa.Table
+) -> tuple[pl.DataFrame, list[Issue]]:
+    """``check(unit, table)``, seen through. polars turns a Ctrl-C that lands during a query
+    into KeyboardInterrupt in the thread running it, here the event loop's: raised out of a
+    worker task, it left the loop past the run's handlers, and ``--json`` printed an error
+    instead of the task's document (seen in the full test run: the SIGINT case of
+    test_backfill_stop). The page is validated again (a pure function) and the Ctrl-C is the
+    run's stop request, as anywhere else."""
+    while True:
+        try:
+            return check(unit, table)
         except KeyboardInterrupt:
             run.request_stop()
 

@@ -226,3 +226,48 @@ def test_a_ctrl_c_inside_a_commit_thread_is_the_runs_stop_not_an_escape(rt: Runt
     assert interrupted and done.status == "interrupted"
     assert 0 < len(fetch.asked) < len(DAYS)  # stopped at the next safe point, not at once
     assert done.rows_written == lake_rows(rt) > 0  # the interrupted commit went through
+
+
+class _PolarsCtrlC:
+    """A page check that raises KeyboardInterrupt on its first call, as polars does when a
+    Ctrl-C lands during its query (it raises in the thread that runs it: the event loop's)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, unit: Unit, table: Any) -> tuple[pl.DataFrame, list[Issue]]:
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyboardInterrupt
+        checked = validate_klines(table, freq="1m", start=unit.start, end=unit.end, now=NOW)
+        return checked.frame, checked.issues
+
+
+def test_a_ctrl_c_polars_raises_in_a_page_check_is_the_runs_stop_request(rt: Runtime) -> None:
+    """Regression: the KeyboardInterrupt left the event loop from the worker task, past the
+    run's handlers; the task never said it was interrupted. Now the page is checked again
+    and committed, and the run stops (interrupted) before asking for the next unit."""
+
+    async def paged(unit: Unit, paging: Paging) -> Fetched:
+        batch = await rt.adapter("sim").klines(list(unit.symbols), "1m", unit.start, unit.end)
+        assert paging.on_page is not None
+        await paging.on_page(unit.symbols[0], batch.table, 1)
+        return Fetched(None, requests=1)
+
+    record = new_task(rt)
+    check = _PolarsCtrlC()
+
+    async def go() -> Any:
+        with open_run(rt.store, record, clock=rt.clock, ui=rt.ui()) as task:
+            return await run_units(
+                rt, task, "klines", UNITS, paged, concurrency=1, flush_rows=1, page_check=check
+            )
+
+    try:
+        result = asyncio.run(go())
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt left the run past its handlers")
+    saved = rt.store.load(record.id)
+    assert saved.status == "interrupted", saved.status
+    assert check.calls == 2  # the interrupted check was run again, for the same page
+    assert saved.rows_written == 240 and result.units_done == 0  # that page, in the lake
