@@ -445,7 +445,8 @@ def _items(
 ) -> ItemCounts:
     """Each symbol asked for (or the one snapshot or dataset) in its category: finished
     when every unit holding it is done, started when rows of it were committed by any run
-    or a unit of it is done, with the reasons the vendor left ranges out of reach."""
+    (or, while unfinished, a unit of it is done), with the reasons the vendor left ranges
+    out of reach."""
     if not req.symbols:
         finished = all(u.id in result.done for u in units)
         one = Item(finished, bool(result.done), errors or bool(result.failed_symbols))
@@ -461,9 +462,13 @@ def _items(
     for symbol in dict.fromkeys(req.symbols):
         ids = held.get(symbol, [])
         done = [i for i in ids if i in result.done]
+        finished = len(done) == len(ids)
         items[symbol] = Item(
-            finished=len(done) == len(ids),
-            started=symbol in result.touched or bool(done),
+            finished=finished,
+            # a finished symbol is partly done only if rows of it were stored: one the
+            # vendor left wholly out of reach is unavailable (regression: "1 partly done
+            # (beyond depth 1); 0 rows written")
+            started=symbol in result.touched or (bool(done) and not finished),
             failed=symbol in result.failed_symbols,
             left=tuple(left.get(symbol, ())),
         )

@@ -312,9 +312,11 @@ def _items(
         done = [i for i in ids if i in result.done]
         filled = sum(b.values()) > sum(a.values())
         found = a.get("unfillable", 0) > b.get("unfillable", 0)
+        finished = len(done) == len(ids)
         items[symbol] = Item(
-            finished=len(done) == len(ids),
-            started=filled or bool(done),
+            finished=finished,
+            started=filled or (bool(done) and not finished),  # out of reach, nothing stored:
+            # unavailable, not partly done
             failed=symbol in result.failed_symbols,
             left=tuple(why.get(symbol, ())) if found else (),
         )

@@ -6,6 +6,7 @@ exits 0 (nothing a rerun would change); a vendor that does not serve an item exi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -72,3 +73,27 @@ def test_sim_counts_the_calls_it_answers_as_requests(tmp_path: Path) -> None:
     assert f", {planned} {noun}" in done.stdout.splitlines()[0], done.stdout
     again = etl(tmp_path, *klines("backfill", "2024-01-02", "2024-02-01", "--json"))
     assert json.loads(again.stdout)["requests"] == 0  # all stored: nothing asked
+
+
+def test_a_range_wholly_beyond_the_vendors_answer_is_unavailable(tmp_path: Path) -> None:
+    """Regression: nothing stored, every bar older than what the vendor's answer reaches
+    (Infoway: the latest 500 1d bars), and the line said "partly done (beyond depth);
+    0 rows written". The item is unavailable, on the vendor's answer (requests made)."""
+    from etl.emulators.testing import running
+
+    now = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
+    with running("infoway", now=now) as server:
+        env = etl_env(tmp_path, ETL_INFOWAY_BASE_URL=server.base_url,
+                      ETL_INFOWAY_API_KEY="items-key-1")  # fmt: skip
+        for command in ("backfill", "fill-missing"):
+            args = [command, "--vendor", "infoway", "--dataset", "klines", "--freq", "1d",
+                    "--symbols", SYMBOLS, "--start", "2024-01-02", "--end", "2024-06-28",
+                    "--json"]  # fmt: skip
+            done = subprocess.run(
+                [*ETL, *args], capture_output=True, text=True, env=env, timeout=120
+            )
+            assert done.returncode == 0, done.stderr
+            doc = json.loads(done.stdout)
+            assert doc["rows_written"] == 0 and doc["requests"] > 0, doc
+            assert doc["items"]["unavailable"] == 2, (command, doc["items"])
+            assert doc["items"]["why"] == {"unavailable": {"beyond depth": 2}}
