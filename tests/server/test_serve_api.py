@@ -59,13 +59,19 @@ def _get(server: Served, path: str, headers: dict[str, str] | None = None, **kw:
     return httpx.get(server.base_url + path, headers=headers, **kw)
 
 
-def test_without_an_account_the_server_says_how_to_add_one(tmp_path: Path) -> None:
+def _etl_on_empty_root(tmp_path: Path, *args: str) -> tuple[Path, Any]:
+    """``etl ARGS`` on a new, empty data root: (the root, the finished process)."""
     root = tmp_path / "data"
     root.mkdir()
     done = subprocess.run(
-        [*ETL, "serve", "--port", "0"], env=serve_env(root, tmp_path / "cfg"),
+        [*ETL, *args], env=serve_env(root, tmp_path / "cfg"),
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+    return root, done
+
+
+def test_without_an_account_the_server_says_how_to_add_one(tmp_path: Path) -> None:
+    _, done = _etl_on_empty_root(tmp_path, "serve", "--port", "0")
     assert done.returncode == 3
     assert "etl users add" in done.stderr
 
@@ -322,11 +328,6 @@ def _admin(server: Served) -> dict[str, str]:
 
 def test_removing_an_unknown_user_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     """A refusal (exit 2) writes nothing: `users remove` made the accounts' lock file first."""
-    root = tmp_path / "data"
-    root.mkdir()
-    done = subprocess.run(
-        [*ETL, "users", "remove", "nobody"], env=serve_env(root, tmp_path / "cfg"),
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    root, done = _etl_on_empty_root(tmp_path, "users", "remove", "nobody")
     assert done.returncode == 2 and "no user 'nobody'" in done.stderr
     assert list(root.iterdir()) == []
